@@ -1,0 +1,167 @@
+"""The storage contract: one :class:`Backend` object, chosen by ``SCIM_BACKEND``, stores users and groups.
+
+A backend knows storage and nothing of HTTP, Flask or marshmallow. It receives validated SCIM
+documents and a :class:`~scim_service.query.ast.ListQuery`, and returns the dataclasses of
+:mod:`scim_service.model`. The product rules that must hold under concurrency are the backend's to
+enforce atomically, because only the store can: userName uniqueness per tenant, the seat limit and
+optimistic versions. Everything else (reactivation, PATCH, projection) lives in the lifecycle.
+
+Shared rules for every method:
+
+* ``tenant`` scopes the call. A resource of another tenant does not exist for it (``NotFound``), never
+  matches a filter, and cannot be made a group member (``InvalidValue``).
+* A soft-deleted user (``deleted=True``) is invisible to every method unless the method takes
+  ``include_deleted`` and it is set: get answers ``NotFound``, lists skip it, it is in no group.
+  It still holds its userName (a create with that name raises ``UniquenessConflict`` naming it) and,
+  under ``SeatPolicy.ALL``, its seat.
+* ``expected_version``, when given, must equal the stored version or the call raises
+  ``VersionMismatch`` and writes nothing. Every write gives the resource a new version.
+* A method that raises has written nothing.
+* ``Unavailable`` when the store cannot be reached; never a driver exception.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any, ClassVar
+
+from scim_service.model import Capabilities, GroupChanges, GroupRecord, Member, Page, Tenant, UserRecord
+from scim_service.query.ast import ListQuery
+
+
+class Backend(abc.ABC):
+    """Abstract storage of the users and groups of every tenant.
+
+    Subclasses set :attr:`name` (the value of ``SCIM_BACKEND`` that selects them) and
+    :attr:`capabilities`, implement :meth:`from_config` and every abstract method, and register the
+    class through the ``scim_register_backends`` hook of a plugin in the ``scim_service``
+    entry-point group.
+    """
+
+    name: ClassVar[str]
+    capabilities: ClassVar[Capabilities] = Capabilities()
+
+    # -- life of the backend -------------------------------------------------------------------
+
+    @classmethod
+    @abc.abstractmethod
+    def from_config(cls, config: Mapping[str, Any]) -> Backend:
+        """Build the backend from the service settings (the ``SCIM_*`` keys of the app config)."""
+
+    def migrate(self) -> None:  # noqa: B027 - optional hook, a no-op by default
+        """Create or upgrade the store's schema in place (``scim-service db upgrade`` calls it)."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook, a no-op by default
+        """Release connections and pools. The backend is not used afterwards."""
+
+    # -- users ---------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def create_user(self, tenant: Tenant, data: Mapping[str, Any]) -> UserRecord:
+        """Store a new user and return it with a fresh id, ``created``, ``last_modified`` and version.
+
+        Atomically with the insert:
+
+        * ``UniquenessConflict(existing_id=...)`` if a record of the tenant (active, inactive or
+          soft-deleted) has the same ``userName`` compared case-insensitively, or, when
+          ``tenant.match_policy`` is ``EMAIL``, the same primary email (case-insensitively; the
+          primary email is the ``emails`` value marked primary, else the first one).
+        * ``SeatLimitReached`` if the new record holds a seat (:func:`~scim_service.model.holds_seat`)
+          and the tenant already has ``tenant.max_seats`` seat-holding records.
+
+        Two concurrent calls with the same userName: exactly one succeeds.
+        """
+
+    @abc.abstractmethod
+    def get_user(
+        self, tenant: Tenant, user_id: str, *, include_groups: bool = True, include_deleted: bool = False
+    ) -> UserRecord:
+        """Return the user, with ``groups`` filled when ``include_groups``. ``NotFound`` otherwise."""
+
+    @abc.abstractmethod
+    def replace_user(
+        self,
+        tenant: Tenant,
+        user_id: str,
+        data: Mapping[str, Any],
+        *,
+        expected_version: str | None = None,
+        undelete: bool = False,
+    ) -> UserRecord:
+        """Replace the user's attributes with ``data`` (the whole document) and return the result.
+
+        ``undelete`` lets the call reach a soft-deleted record and makes it visible again (the
+        reactivation of the product rules); without it a soft-deleted user is ``NotFound``.
+        Raises ``UniquenessConflict`` if the new userName (or primary email, under the email match
+        policy) belongs to another record, ``SeatLimitReached`` if the record did not hold a seat
+        and now would while the tenant is full, ``VersionMismatch`` as described in the module.
+        Group memberships are kept.
+        """
+
+    @abc.abstractmethod
+    def delete_user(self, tenant: Tenant, user_id: str, *, hard: bool, expected_version: str | None = None) -> None:
+        """Delete the user: ``hard`` removes the record and its memberships; otherwise a soft delete
+        keeps the record with ``active`` false and ``deleted`` true, and removes its memberships.
+        ``NotFound`` if the user is absent or already soft-deleted."""
+
+    @abc.abstractmethod
+    def list_users(self, tenant: Tenant, query: ListQuery) -> Page[UserRecord]:
+        """Return the users matching ``query.filter`` (soft-deleted users never match), sorted by
+        ``query.sort_by`` (ties and unsorted lists in a stable order, missing values last when
+        ascending), the page at ``query.start_index`` (1-based) of at most ``query.count`` resources,
+        and ``total_results``, the exact number of matches. Filtering, sorting and paging run in the
+        store. With ``query.cursor`` set (and the ``cursor`` capability), page by cursor instead and
+        return ``next_cursor``; an unknown cursor raises ``InvalidCursor``."""
+
+    @abc.abstractmethod
+    def count_seats(self, tenant: Tenant) -> int:
+        """The number of records of the tenant that hold a seat under ``tenant.seat_policy``."""
+
+    @abc.abstractmethod
+    def remove_inactive_users(self, tenant: Tenant, *, inactive_since: datetime | None = None) -> list[str]:
+        """Hard-delete every inactive or soft-deleted user of the tenant (last modified before
+        ``inactive_since`` when given) with their memberships; return their ids."""
+
+    # -- groups --------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def create_group(self, tenant: Tenant, data: Mapping[str, Any], members: Sequence[Member]) -> GroupRecord:
+        """Store a new group with these members. ``InvalidValue`` if a member is not a visible
+        user of the tenant (or a group, with the ``nested_groups`` capability)."""
+
+    @abc.abstractmethod
+    def get_group(self, tenant: Tenant, group_id: str, *, include_members: bool = True) -> GroupRecord:
+        """Return the group; ``members`` is None unless ``include_members``. ``NotFound`` otherwise."""
+
+    @abc.abstractmethod
+    def replace_group(
+        self,
+        tenant: Tenant,
+        group_id: str,
+        data: Mapping[str, Any],
+        members: Sequence[Member],
+        *,
+        expected_version: str | None = None,
+    ) -> GroupRecord:
+        """Replace the group's attributes and its whole member list (PUT). Errors as for create."""
+
+    @abc.abstractmethod
+    def patch_group(
+        self, tenant: Tenant, group_id: str, changes: GroupChanges, *, expected_version: str | None = None
+    ) -> GroupRecord:
+        """Apply one PATCH atomically: new attributes if ``changes.data``, then membership deltas.
+
+        The cost must follow the size of the change, not of the group. Adding a present member and
+        removing an absent one are no-ops, not errors. ``InvalidValue`` if an added member is not a
+        visible user of the tenant. Returns the group with its members.
+        """
+
+    @abc.abstractmethod
+    def delete_group(self, tenant: Tenant, group_id: str, *, expected_version: str | None = None) -> None:
+        """Remove the group and its memberships (the member users are untouched)."""
+
+    @abc.abstractmethod
+    def list_groups(self, tenant: Tenant, query: ListQuery) -> Page[GroupRecord]:
+        """As :meth:`list_users`, for groups; ``members`` read only when ``query.include_members``."""
