@@ -1,0 +1,473 @@
+"""Validation of incoming User and Group documents (POST and PUT bodies), built from the definitions.
+
+The marshmallow schemas are generated from :mod:`scim_service.schemas.definitions`: each SCIM type maps
+to one field class, complex attributes to nested schemas and multi-valued ones to lists, so an extension
+schema added to a resource type is validated the same way without new code here.
+
+Loading happens in two steps:
+
+1. *canonicalisation*: attribute names are matched case-insensitively (RFC 7643 §2.1) and rewritten in
+   their canonical case; unknown attributes and unknown schema URNs are dropped and reported in
+   ``ignored``; readOnly attributes (``id``, ``meta``, ``groups``, ``manager.displayName``) are dropped
+   silently, as RFC 7643 §2.2 tells a service provider to ignore them; null values mean "unassigned"
+   (RFC 7643 §2.5) and are dropped.
+2. *validation* with marshmallow: types, required attributes, xsd:dateTime values, at most one
+   ``primary`` value per multi-valued attribute. Every problem is gathered into one readable detail of
+   an :class:`~scim_service.errors.InvalidValue`.
+
+``password`` (writeOnly) is validated and then dropped: this service never stores passwords, since
+identity providers own authentication; the value does not reach the backend.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import marshmallow as ma
+from marshmallow.exceptions import SCHEMA
+
+from scim_service.errors import InvalidSyntax, InvalidValue
+from scim_service.model import Member
+from scim_service.schemas.definitions import (
+    COMMON_ATTRIBUTES,
+    GROUP_RESOURCE,
+    USER_RESOURCE,
+    Attribute,
+    ResourceTypeDef,
+    split_urn_path,
+)
+
+MEMBER_TYPES = ("User", "Group")
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """A validated resource document.
+
+    ``data`` is the canonical SCIM document without ``schemas`` and readOnly attributes: attribute names
+    in canonical case, extension attributes under their schema URN. ``ignored`` names what was dropped
+    because this server does not know it (attribute names as sent, unknown schema URNs).
+    """
+
+    data: dict[str, Any]
+    ignored: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class LoadedGroup:
+    """A validated Group document: ``data`` holds displayName/externalId, ``members`` the deduplicated members."""
+
+    data: dict[str, Any]
+    members: tuple[Member, ...] = ()
+    ignored: tuple[str, ...] = ()
+
+
+# --- Fields: one per SCIM type ---------------------------------------------------------------------------
+
+
+def _json_kind(value: object) -> str:
+    """How the JSON value looks, for error messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, int | float):
+        return f"the number {value}"
+    if isinstance(value, str):
+        return f'the string "{value}"' if len(value) <= 40 else "a string"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+class _ScimField(ma.fields.Field):
+    """A field that refuses values of the wrong JSON type with a message saying what was expected."""
+
+    expected = "a value"
+    default_error_messages = {
+        "required": "is required but missing",
+        "null": "must not be null",
+        "type": "expected {expected}, got {got}",
+        "empty": "is required and must not be empty",
+    }
+
+    def _wrong_type(self, value: object) -> ma.ValidationError:
+        return self.make_error("type", expected=self.expected, got=_json_kind(value))
+
+
+class ScimString(_ScimField):
+    """A SCIM ``string`` (or ``reference``): a JSON string; non-blank when the attribute is required."""
+
+    expected = "a string"
+
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> str:
+        if not isinstance(value, str):
+            raise self._wrong_type(value)
+        if self.required and not value.strip():
+            raise self.make_error("empty")
+        return value
+
+
+class ScimBoolean(_ScimField):
+    """A SCIM ``boolean``: true/false, or the strings "true"/"false" in any case (Entra ID sends those)."""
+
+    expected = "a boolean (true or false)"
+
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+            return value.strip().lower() == "true"
+        raise self._wrong_type(value)
+
+
+class ScimInteger(_ScimField):
+    """A SCIM ``integer``: a JSON number without a fractional part."""
+
+    expected = "an integer"
+
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self._wrong_type(value)
+        return value
+
+
+class ScimDecimal(_ScimField):
+    """A SCIM ``decimal``: any JSON number."""
+
+    expected = "a number"
+
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> int | float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self._wrong_type(value)
+        return value
+
+
+# xsd:dateTime (RFC 7643 §2.3.5): a date, "T", a time with optional fraction, optional zone.
+_XSD_DATETIME = re.compile(r"^-?\d{4,}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})?$")
+
+
+class ScimDateTime(_ScimField):
+    """A SCIM ``dateTime``: an xsd:dateTime string such as 2024-05-01T12:00:00Z, kept as sent."""
+
+    expected = "a date and time in ISO 8601 form (xsd:dateTime), such as 2024-05-01T12:00:00Z"
+
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> str:
+        if not isinstance(value, str) or not _XSD_DATETIME.match(value):
+            raise self._wrong_type(value)
+        try:
+            datetime.fromisoformat(value)  # rejects impossible dates such as month 13
+        except ValueError:
+            raise self._wrong_type(value) from None
+        return value
+
+
+class ScimBinary(_ScimField):
+    """A SCIM ``binary``: a base64-encoded string, kept as sent."""
+
+    expected = "a base64-encoded string"
+
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> str:
+        if not isinstance(value, str):
+            raise self._wrong_type(value)
+        try:
+            base64.b64decode("".join(value.split()), validate=True)
+        except (binascii.Error, ValueError):
+            raise self._wrong_type(value) from None
+        return value
+
+
+class ScimComplex(ma.fields.Nested):
+    """A single-valued SCIM ``complex`` attribute: a JSON object of sub-attributes."""
+
+    default_error_messages = {
+        "required": "is required but missing",
+        "null": "must not be null",
+        "type": "expected an object with sub-attributes, got {got}",
+    }
+
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> Any:
+        if not isinstance(value, dict):
+            raise self.make_error("type", got=_json_kind(value))
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+class ScimMultiValued(ma.fields.List):
+    """A multi-valued attribute: a JSON array; at most one complex value may have ``primary: true``."""
+
+    default_error_messages = {
+        "required": "is required but missing",
+        "null": "must not be null",
+        "type": "expected an array of values, got {got}",
+        "primary": "{count} values have primary set to true; at most one may",
+    }
+
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> Any:
+        if not isinstance(value, list):
+            raise self.make_error("type", got=_json_kind(value))
+        result = super()._deserialize(value, attr, data, **kwargs)
+        # RFC 7643 §2.4: the primary attribute value "true" may appear no more than once.
+        count = sum(1 for item in result if isinstance(item, dict) and item.get("primary") is True)
+        if count > 1:
+            raise self.make_error("primary", count=count)
+        return result
+
+
+_SIMPLE_FIELDS: dict[str, type[_ScimField]] = {
+    "string": ScimString,
+    "reference": ScimString,
+    "boolean": ScimBoolean,
+    "integer": ScimInteger,
+    "decimal": ScimDecimal,
+    "dateTime": ScimDateTime,
+    "binary": ScimBinary,
+}
+
+
+def _writable(attributes: tuple[Attribute, ...]) -> tuple[Attribute, ...]:
+    """The attributes a client may send (readOnly ones are dropped before validation)."""
+    return tuple(a for a in attributes if a.mutability != "readOnly")
+
+
+def _field_for(attribute: Attribute, *, in_list: bool = False) -> ma.fields.Field:
+    """The marshmallow field that validates ``attribute`` (one value of it when ``in_list``)."""
+    if attribute.multi_valued and not in_list:
+        return ScimMultiValued(_field_for(attribute, in_list=True), required=attribute.required)
+    required = attribute.required and not in_list
+    if attribute.type == "complex":
+        return ScimComplex(_schema_class(attribute.name, _writable(attribute.sub_attributes)), required=required)
+    return _SIMPLE_FIELDS[attribute.type](required=required)
+
+
+@functools.cache
+def _schema_class(name: str, attributes: tuple[Attribute, ...]) -> type[ma.Schema]:
+    """A marshmallow schema with one field per attribute (unknown keys are an error: they were removed)."""
+    fields = {attribute.name: _field_for(attribute) for attribute in attributes}
+    return ma.Schema.from_dict(fields, name=f"Scim{name[:1].upper()}{name[1:]}Schema")
+
+
+@functools.cache
+def _resource_schema(resource: ResourceTypeDef) -> type[ma.Schema]:
+    """The marshmallow schema of a whole resource: common and core attributes, each extension by URN."""
+    fields: dict[str, ma.fields.Field] = {
+        attribute.name: _field_for(attribute) for attribute in _writable(COMMON_ATTRIBUTES + resource.schema.attributes)
+    }
+    for index, (extension, required) in enumerate(resource.extensions):
+        # marshmallow reads dots in a field name as nesting, and URNs hold "2.0": keep the URN as the data key.
+        fields[_extension_field(index)] = ScimComplex(
+            _schema_class(extension.name, _writable(extension.attributes)), required=required, data_key=extension.id
+        )
+    return ma.Schema.from_dict(fields, name=f"Scim{resource.name}ResourceSchema")
+
+
+def _extension_field(index: int) -> str:
+    return f"extension_{index}"
+
+
+# --- Canonicalisation ------------------------------------------------------------------------------------
+
+
+def _find(attributes: tuple[Attribute, ...], name: str) -> Attribute | None:
+    lowered = name.lower()
+    return next((a for a in attributes if a.name.lower() == lowered), None)
+
+
+def _canonical_value(attribute: Attribute, value: Any, path: str, ignored: list[str]) -> Any:
+    """``value`` with the sub-attribute names of a complex attribute in canonical case."""
+    if attribute.type != "complex":
+        return value
+    if attribute.multi_valued and isinstance(value, list):
+        return [_canonical_object(attribute.sub_attributes, item, path, ignored) for item in value]
+    if not attribute.multi_valued:
+        return _canonical_object(attribute.sub_attributes, value, path, ignored)
+    return value  # the wrong shape: left for the validation to report
+
+
+def _canonical_object(attributes: tuple[Attribute, ...], value: Any, path: str, ignored: list[str]) -> Any:
+    """A JSON object with its keys matched to ``attributes``: canonical case, unknown keys out."""
+    if not isinstance(value, dict):
+        return value
+    result: dict[str, Any] = {}
+    for key, item in value.items():
+        attribute = _find(attributes, str(key))
+        if attribute is None:
+            ignored.append(_join(path, str(key)))
+            continue
+        if attribute.mutability == "readOnly" or item is None:
+            continue
+        result[attribute.name] = _canonical_value(attribute, item, _join(path, attribute.name), ignored)
+    return result
+
+
+def _schemas_of(resource: ResourceTypeDef, payload: Mapping[str, Any], ignored: list[str]) -> None:
+    """Check the ``schemas`` attribute (RFC 7643 §3): present and naming the resource's core schema."""
+    key = next((k for k in payload if isinstance(k, str) and k.lower() == "schemas"), None)
+    core = resource.schema.id
+    if key is None:
+        raise InvalidValue(f"The 'schemas' attribute is missing: a {resource.name} must list {core}.")
+    schemas = payload[key]
+    if not isinstance(schemas, list) or not all(isinstance(s, str) for s in schemas):
+        raise InvalidValue(f"The 'schemas' attribute must be an array of schema URNs, got {_json_kind(schemas)}.")
+    lowered = [s.lower() for s in schemas]
+    if core.lower() not in lowered:
+        raise InvalidValue(f"The 'schemas' attribute does not contain {core}, the core schema of a {resource.name}.")
+    known = {schema.id.lower() for schema in resource.schemas}
+    ignored.extend(urn for urn in schemas if urn.lower() not in known)
+
+
+def _canonicalise(resource: ResourceTypeDef, payload: Mapping[str, Any], ignored: list[str]) -> dict[str, Any]:
+    """The payload with canonical names, extension attributes gathered under their URN, unknowns out."""
+    top = COMMON_ATTRIBUTES + resource.schema.attributes
+    result: dict[str, Any] = {}
+    extensions: dict[str, dict[str, Any]] = {}
+    for key, value in payload.items():
+        if not isinstance(key, str) or key.lower() == "schemas":
+            continue
+        extension = resource.extension(key)
+        if extension is not None:
+            if value is None:
+                continue
+            if not isinstance(value, dict):
+                raise InvalidValue(
+                    f"Attribute '{extension.id}': expected an object of {extension.name} attributes, "
+                    f"got {_json_kind(value)}."
+                )
+            canonical = _canonical_object(extension.attributes, value, extension.id, ignored)
+            extensions.setdefault(extension.id, {}).update(canonical)
+            continue
+        urn, rest = split_urn_path(key, resource)
+        if urn is not None and rest and "." not in rest:
+            # A fully qualified attribute name such as "urn:...:enterprise:2.0:User:department".
+            if urn == resource.schema.id:
+                canonical = _canonical_object(top, {rest: value}, "", ignored)
+                result.update(canonical)
+            else:
+                ext = resource.extension(urn)
+                assert ext is not None  # split_urn_path only returns the resource's schemas
+                canonical = _canonical_object(ext.attributes, {rest: value}, ext.id, ignored)
+                extensions.setdefault(ext.id, {}).update(canonical)
+            continue
+        result.update(_canonical_object(top, {key: value}, "", ignored))
+    result.update(extensions)
+    return result
+
+
+# --- Errors ----------------------------------------------------------------------------------------------
+
+
+def _flatten(messages: Any, path: str = "") -> list[str]:
+    """marshmallow's nested error messages as ``"Attribute 'emails[1].value': expected a string"`` lines."""
+    if isinstance(messages, dict):
+        lines: list[str] = []
+        for key, nested in messages.items():
+            if isinstance(key, int):
+                sub = f"{path}[{key}]"
+            elif key == SCHEMA:  # errors of the object as a whole
+                sub = path
+            else:
+                sub = _join(path, str(key))
+            lines += _flatten(nested, sub)
+        return lines
+    if isinstance(messages, list):
+        lines = []
+        for message in messages:
+            lines += _flatten(message, path) if isinstance(message, dict | list) else [_line(path, str(message))]
+        return lines
+    return [_line(path, str(messages))]
+
+
+def _join(path: str, name: str) -> str:
+    """The SCIM path of ``name`` inside ``path``: ``urn:...:User:department``, ``name.givenName``."""
+    if not path:
+        return name
+    if split_urn_path(path)[1] == "":
+        return f"{path}:{name}"
+    return f"{path}.{name}"
+
+
+def _line(path: str, message: str) -> str:
+    return f"Attribute '{path}': {message}" if path else message
+
+
+def _prune(data: dict[str, Any]) -> dict[str, Any]:
+    """Drop empty arrays and objects: RFC 7643 §2.5 treats them as unassigned."""
+    pruned: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            value = _prune(value)
+        if value in ({}, [], None):
+            continue
+        pruned[key] = value
+    return pruned
+
+
+# --- Public API ------------------------------------------------------------------------------------------
+
+
+def load_resource(resource: ResourceTypeDef, payload: object) -> Loaded:
+    """Validate and normalise a POST/PUT body for ``resource``; see the module docstring for the rules.
+
+    Raises :class:`~scim_service.errors.InvalidSyntax` when the body is not a JSON object and
+    :class:`~scim_service.errors.InvalidValue` for a missing or wrong ``schemas``, a missing required
+    attribute or a value of the wrong type.
+    """
+    if not isinstance(payload, dict):
+        raise InvalidSyntax(
+            f"The request body must be a JSON object (a {resource.name} resource), got {_json_kind(payload)}."
+        )
+    ignored: list[str] = []
+    _schemas_of(resource, payload, ignored)
+    canonical = _canonicalise(resource, payload, ignored)
+    try:
+        data = _resource_schema(resource)().load(canonical)
+    except ma.ValidationError as error:
+        detail = "; ".join(_flatten(error.messages))
+        raise InvalidValue(f"Invalid {resource.name}: {detail}.") from None
+    for index, (extension, _required) in enumerate(resource.extensions):
+        if _extension_field(index) in data:
+            data[extension.id] = data.pop(_extension_field(index))
+    # writeOnly attributes (the password) are never stored: the service does no authentication itself.
+    for attribute in resource.schema.attributes:
+        if attribute.mutability == "writeOnly":
+            data.pop(attribute.name, None)
+    data = _prune(data)
+    if resource.schema.attribute("active") is not None:
+        data.setdefault("active", True)
+    return Loaded(data=data, ignored=tuple(dict.fromkeys(ignored)))  # each name once, in order
+
+
+def load_user(payload: object) -> Loaded:
+    """Validate a User body (POST /Users, PUT /Users/{id}); ``active`` defaults to true."""
+    return load_resource(USER_RESOURCE, payload)
+
+
+def load_group(payload: object) -> LoadedGroup:
+    """Validate a Group body (POST /Groups, PUT /Groups/{id}).
+
+    Members are deduplicated by ``value`` (the first occurrence wins), their ``type`` defaults to
+    ``User`` and must be ``User`` or ``Group`` (any case); ``$ref`` is ignored since the id says it all.
+    """
+    loaded = load_resource(GROUP_RESOURCE, payload)
+    data = dict(loaded.data)
+    members: dict[str, Member] = {}
+    for index, item in enumerate(data.pop("members", [])):
+        value = item.get("value")
+        if not value or not value.strip():
+            raise InvalidValue(f"Invalid Group: Attribute 'members[{index}].value': is required (the member's id).")
+        given = item.get("type") or "User"
+        member_type = next((t for t in MEMBER_TYPES if t.lower() == given.lower()), None)
+        if member_type is None:
+            raise InvalidValue(
+                f"Invalid Group: Attribute 'members[{index}].type': expected User or Group, got \"{given}\"."
+            )
+        members.setdefault(value, Member(value=value, type=member_type, display=item.get("display")))
+    return LoadedGroup(data=data, members=tuple(members.values()), ignored=loaded.ignored)
