@@ -1,0 +1,36 @@
+# The README's two commands are `make install` and `make test`; `make run` serves the API.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+
+.PHONY: install test lint format run bench clean
+
+install: ## create .venv and install the project with its backends, test and dev tools
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[postgres,ldap,test,dev]'
+	@echo "installed: $(BIN)/scim-service, $(BIN)/gunicorn, $(BIN)/pytest" >&2
+
+test: ## the whole suite (unit, API, real-server integration)
+	$(BIN)/pytest -q
+
+lint: ## format check and lint
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+
+format:
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+run: ## serve the API on the embedded SQLite default (creates or migrates the schema first)
+	$(BIN)/scim-service db upgrade
+	$(BIN)/gunicorn -b $(HOST):$(PORT) --workers 2 wsgi:app
+
+bench: ## benchmarks, reported as ratios measured in one run
+	$(BIN)/python -m benchmarks
+
+clean:
+	rm -rf build dist *.egg-info .pytest_cache .ruff_cache

@@ -1,0 +1,253 @@
+"""/Users, /Groups and /Me: parse at the edge, hand to the lifecycle, render and project the answer."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Response, request
+
+from scim_service.api.blueprint import (
+    LIST_SCHEMA,
+    bp,
+    dispatch,
+    if_match,
+    if_none_match,
+    json_body,
+    principal,
+    scim_response,
+    state,
+)
+from scim_service.api.blueprint import base_url as scim_base_url
+from scim_service.errors import InvalidSyntax, NotImplementedByServer
+from scim_service.model import GroupRecord, Page, UserRecord
+from scim_service.query.params import ListRequest, parse_list_params, parse_search_request
+from scim_service.schemas.definitions import GROUP_RESOURCE, USER_RESOURCE, ResourceTypeDef
+from scim_service.schemas.projection import includes, project
+from scim_service.schemas.render import etag, render_group, render_user
+from scim_service.schemas.resources import load_group, load_user
+
+Record = UserRecord | GroupRecord
+
+
+@dataclass(frozen=True)
+class Kind:
+    """What differs between /Users and /Groups for the shared handlers below."""
+
+    resource: ResourceTypeDef
+    render: Callable[[Any, str], dict[str, Any]]
+    relation: str  # the attribute the backend may skip reading: a user's groups, a group's members
+
+
+USERS = Kind(USER_RESOURCE, render_user, "groups")
+GROUPS = Kind(GROUP_RESOURCE, render_group, "members")
+
+
+def _list_request(kind: Kind, args: Any = None) -> ListRequest:
+    config = state().config
+    return parse_list_params(
+        request.args if args is None else args,
+        kind.resource,
+        default_count=config["SCIM_DEFAULT_PAGE_SIZE"],
+        max_count=min(config["SCIM_MAX_PAGE_SIZE"], state().backend.capabilities.max_results),
+    )
+
+
+def _wants_relation(kind: Kind, req: ListRequest) -> bool:
+    return includes(kind.resource, req.attributes, req.excluded_attributes, kind.relation)
+
+
+def _one(kind: Kind, record: Record, status: int = 200) -> Response:
+    """A single resource with its ETag, projected by the request's attributes parameters."""
+    req = _list_request(kind)
+    document = kind.render(record, scim_base_url())
+    headers = {"ETag": etag(record.version)}
+    if status == 201:
+        headers["Location"] = document["meta"]["location"]
+    projected = project(document, kind.resource, req.attributes, req.excluded_attributes)
+    return scim_response(projected, status, headers)
+
+
+def _page(kind: Kind, page: Page[Any], req: ListRequest) -> Response:
+    base = scim_base_url()
+    resources = [
+        project(kind.render(r, base), kind.resource, req.attributes, req.excluded_attributes) for r in page.resources
+    ]
+    body: dict[str, Any] = {
+        "schemas": [LIST_SCHEMA],
+        "totalResults": page.total_results,
+        "itemsPerPage": len(resources),
+        "startIndex": page.start_index,
+        "Resources": resources,
+    }
+    if page.next_cursor:
+        body["nextCursor"] = page.next_cursor
+    return scim_response(body)
+
+
+# -- users ----------------------------------------------------------------------------------------------
+
+
+def _list_users(req: ListRequest | None = None) -> Response:
+    req = req or _list_request(USERS)
+    query = _with_relation(req, USERS)
+    return _page(USERS, state().lifecycle.list_users(principal().tenant, query), req)
+
+
+def _create_user() -> Response:
+    loaded = load_user(json_body())
+    user, created = state().lifecycle.create_user(principal().tenant, loaded.data)
+    if not created:
+        user = state().lifecycle.get_user(principal().tenant, user.id)
+    return _one(USERS, user, 201 if created else 200)
+
+
+def _get_user(user_id: str) -> Response:
+    req = _list_request(USERS)
+    user = state().lifecycle.get_user(principal().tenant, user_id, include_groups=_wants_relation(USERS, req))
+    if if_none_match() == user.version:
+        return scim_response(None, 304, {"ETag": etag(user.version)})
+    return _one(USERS, user)
+
+
+def _replace_user(user_id: str) -> Response:
+    loaded = load_user(json_body())
+    user = state().lifecycle.replace_user(principal().tenant, user_id, loaded.data, if_match=if_match())
+    return _one(USERS, user)
+
+
+def _patch_user(user_id: str) -> Response:
+    body = _json_object()
+    user = state().lifecycle.patch_user(principal().tenant, user_id, body, if_match=if_match())
+    return _one(USERS, user)
+
+
+def _delete_user(user_id: str) -> Response:
+    state().lifecycle.delete_user(principal().tenant, user_id, if_match=if_match())
+    return scim_response(None, 204)
+
+
+# -- groups ---------------------------------------------------------------------------------------------
+
+
+def _list_groups(req: ListRequest | None = None) -> Response:
+    req = req or _list_request(GROUPS)
+    query = _with_relation(req, GROUPS)
+    return _page(GROUPS, state().lifecycle.list_groups(principal().tenant, query), req)
+
+
+def _create_group() -> Response:
+    loaded = load_group(json_body())
+    group = state().lifecycle.create_group(principal().tenant, loaded.data, loaded.members)
+    return _one(GROUPS, group, 201)
+
+
+def _get_group(group_id: str) -> Response:
+    req = _list_request(GROUPS)
+    group = state().lifecycle.get_group(principal().tenant, group_id, include_members=_wants_relation(GROUPS, req))
+    if if_none_match() == group.version:
+        return scim_response(None, 304, {"ETag": etag(group.version)})
+    return _one(GROUPS, group)
+
+
+def _replace_group(group_id: str) -> Response:
+    loaded = load_group(json_body())
+    group = state().lifecycle.replace_group(
+        principal().tenant, group_id, loaded.data, loaded.members, if_match=if_match()
+    )
+    return _one(GROUPS, group)
+
+
+def _patch_group(group_id: str) -> Response:
+    group = state().lifecycle.patch_group(principal().tenant, group_id, _json_object(), if_match=if_match())
+    return _one(GROUPS, group)
+
+
+def _delete_group(group_id: str) -> Response:
+    state().lifecycle.delete_group(principal().tenant, group_id, if_match=if_match())
+    return scim_response(None, 204)
+
+
+# -- shared ---------------------------------------------------------------------------------------------
+
+
+def _with_relation(req: ListRequest, kind: Kind) -> Any:
+    from dataclasses import replace
+
+    wanted = _wants_relation(kind, req)
+    if kind is USERS:
+        return replace(req.query, include_groups=wanted)
+    return replace(req.query, include_members=wanted)
+
+
+def _json_object() -> dict[str, Any]:
+    body = json_body()
+    if not isinstance(body, dict):
+        raise InvalidSyntax("The request body must be a JSON object.")
+    return body
+
+
+def _search(kind: Kind) -> Response:
+    config = state().config
+    req = parse_search_request(
+        _json_object(),
+        kind.resource,
+        default_count=config["SCIM_DEFAULT_PAGE_SIZE"],
+        max_count=min(config["SCIM_MAX_PAGE_SIZE"], state().backend.capabilities.max_results),
+    )
+    return _list_users(req) if kind is USERS else _list_groups(req)
+
+
+@bp.route("/Users", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+def users() -> Response:
+    return dispatch({"GET": _list_users, "POST": _create_user})
+
+
+@bp.route("/Users/.search", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+def users_search() -> Response:
+    return dispatch({"POST": lambda: _search(USERS)})
+
+
+@bp.route("/Users/<user_id>", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+def user(user_id: str) -> Response:
+    return dispatch(
+        {"GET": _get_user, "PUT": _replace_user, "PATCH": _patch_user, "DELETE": _delete_user}, user_id=user_id
+    )
+
+
+@bp.route("/Groups", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+def groups() -> Response:
+    return dispatch({"GET": _list_groups, "POST": _create_group})
+
+
+@bp.route("/Groups/.search", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+def groups_search() -> Response:
+    return dispatch({"POST": lambda: _search(GROUPS)})
+
+
+@bp.route("/Groups/<group_id>", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+def group(group_id: str) -> Response:
+    return dispatch(
+        {"GET": _get_group, "PUT": _replace_group, "PATCH": _patch_group, "DELETE": _delete_group},
+        group_id=group_id,
+    )
+
+
+@bp.route("/Me", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+def me() -> Response:
+    """RFC 7644 §3.11: served when the authentication names a user, otherwise 501."""
+    user_id = principal().user_id
+    if user_id is None:
+        raise NotImplementedByServer("/Me is not available: the bearer token names an organization, not a user.")
+    return dispatch({"GET": _get_user}, user_id=user_id)
+
+
+@bp.route("/Bulk", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+def bulk() -> Response:
+    """RFC 7644 §3.7: bulk is not supported yet and ServiceProviderConfig says so."""
+
+    def refuse() -> Response:
+        raise NotImplementedByServer("Bulk operations are not supported by this server (see /ServiceProviderConfig).")
+
+    return dispatch({"POST": refuse})

@@ -1,0 +1,33 @@
+"""``create_app``: the standalone service, built from the same parts a host app embeds.
+
+The only place that reads ``SCIM_*`` environment variables.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+
+from scim_service import config as settings
+from scim_service.extension import ScimService
+
+
+def create_app(config: Mapping[str, Any] | None = None, *, environ: Mapping[str, str] | None = None) -> Flask:
+    """Build the standalone app: defaults, then ``SCIM_*`` environment variables, then ``config``."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = settings.defaults()
+    values.update(settings.from_environ(env))
+    values.update(config or {})
+    instance_path = values.get("SCIM_INSTANCE_PATH")
+    app = Flask("scim_service", instance_path=str(instance_path) if instance_path else None)
+    app.config.update(values)
+    logging.basicConfig(
+        level=str(values.get("SCIM_LOG_LEVEL") or "INFO").upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    ScimService(app)
+    return app

@@ -1,0 +1,138 @@
+"""Every ``SCIM_*`` setting in one table: name, type, default and meaning.
+
+The extension reads these keys from ``app.config`` only; :func:`from_environ` is what the standalone
+app (``create_app``) and the CLI use to take them from environment variables. A test checks that
+each setting here is documented in ``docs/configuration.md``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+
+def _bool(text: str) -> bool:
+    value = text.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError(f"expected true or false, got {text!r}")
+
+
+def _choice(*allowed: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        value = text.strip().lower()
+        if value not in allowed:
+            raise ValueError(f"expected one of {', '.join(allowed)}, got {text!r}")
+        return value
+
+    return parse
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _base_path(text: str) -> str:
+    path = "/" + text.strip().strip("/")
+    return "" if path == "/" else path
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One configuration key: its parser from an environment string, its default and its meaning."""
+
+    name: str
+    parse: Callable[[str], Any]
+    default: Any
+    help: str
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "SCIM_DATABASE_URL",
+        str,
+        None,
+        "SQLAlchemy URL of the service database (organizations, tokens, provisioning log, and users and "
+        "groups with the sql backend). Unset: a SQLite file scim.db in the instance folder.",
+    ),
+    Setting(
+        "SCIM_INSTANCE_PATH",
+        str,
+        None,
+        "Folder of the default SQLite database (standalone app only). Unset: Flask's instance folder.",
+    ),
+    Setting("SCIM_BASE_PATH", _base_path, "/scim/v2", "URL prefix under which every SCIM endpoint is served."),
+    Setting("SCIM_BACKEND", str, "sql", "Name of the storage backend plugin that stores users and groups."),
+    Setting(
+        "SCIM_USER_DELETE",
+        _choice("soft", "deactivate", "hard"),
+        "soft",
+        "What DELETE /Users/{id} does: soft (kept inactive, gone to SCIM), deactivate (stays visible, "
+        "inactive) or hard (removed).",
+    ),
+    Setting("SCIM_DEFAULT_PAGE_SIZE", _positive_int, 100, "Page size of a list request that gives no count."),
+    Setting("SCIM_MAX_PAGE_SIZE", _positive_int, 1000, "Largest page a list request may ask for (advertised)."),
+    Setting("SCIM_MAX_BODY_BYTES", _positive_int, 1_048_576, "Largest request body accepted; larger gets 413."),
+    Setting(
+        "SCIM_PROVISIONING_LOG",
+        _bool,
+        True,
+        "Record every SCIM request (tenant, token, method, path, resource, status, error) in the service database.",
+    ),
+    Setting(
+        "SCIM_TOKEN_TOUCH_SECONDS",
+        int,
+        60,
+        "A token's 'last used' time is written at most this often, to keep writes off the hot path.",
+    ),
+    Setting("SCIM_DB_POOL_SIZE", _positive_int, 5, "Connections kept per process for a server database."),
+    Setting("SCIM_DB_POOL_TIMEOUT", _positive_int, 10, "Seconds a request waits for a free database connection."),
+    Setting("SCIM_LOG_LEVEL", str, "INFO", "Level of the service's own log on stderr (DEBUG, INFO, WARNING, ERROR)."),
+)
+
+SETTINGS_BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
+
+
+class ConfigError(ValueError):
+    """A setting has a value that cannot be used; the message names the setting."""
+
+
+def defaults() -> dict[str, Any]:
+    """The default of every setting (``SCIM_DATABASE_URL`` stays None until the app knows its folder)."""
+    return {s.name: s.default for s in SETTINGS}
+
+
+def from_environ(environ: Mapping[str, str]) -> dict[str, Any]:
+    """Parse the ``SCIM_*`` variables present in ``environ``; other ``SCIM_*`` keys pass through as
+    strings (plugins such as the LDAP backend define their own)."""
+    out: dict[str, Any] = {}
+    for key, raw in environ.items():
+        if not key.startswith("SCIM_") or key.startswith("SCIM_TEST_"):
+            continue
+        setting = SETTINGS_BY_NAME.get(key)
+        if setting is None:
+            out[key] = raw
+            continue
+        try:
+            out[key] = setting.parse(raw)
+        except ValueError as exc:
+            raise ConfigError(f"{key}: {exc}") from exc
+    return out
+
+
+def validate(config: Mapping[str, Any]) -> None:
+    """Check the values an embedding host put in ``app.config`` (they may be typed or strings)."""
+    for setting in SETTINGS:
+        value = config.get(setting.name)
+        if value is None or not isinstance(value, str) or setting.parse is str:
+            continue
+        try:
+            setting.parse(value)
+        except ValueError as exc:
+            raise ConfigError(f"{setting.name}: {exc}") from exc

@@ -1,0 +1,257 @@
+"""The product rules of the user and group lifecycle, between the schemas and the backend.
+
+Knows SCIM and the product page's rules (reactivation on a matching POST, 409 on an active match,
+deactivation keeps everything, the three delete policies, PATCH applied atomically, ETag
+preconditions) but nothing of HTTP or of storage. The rules that need atomicity in the store
+(uniqueness, seats, versions) are enforced by the backend; this layer decides what to ask it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
+
+import pluggy
+
+from scim_service import patch
+from scim_service.backend import Backend
+from scim_service.errors import NotFound, UniquenessConflict, VersionMismatch
+from scim_service.model import (
+    ENTERPRISE_SCHEMA,
+    GROUP_SCHEMA,
+    USER_SCHEMA,
+    DeletePolicy,
+    GroupChanges,
+    GroupRecord,
+    Member,
+    Page,
+    Tenant,
+    UserRecord,
+)
+from scim_service.query.ast import ListQuery
+from scim_service.schemas.resources import load_group, load_user
+
+# A write that lost an optimistic race without an If-Match from the client is simply retried.
+_RETRIES = 5
+
+R = TypeVar("R")
+
+
+class Lifecycle:
+    """The operations the API calls; each one is a single product-level action on one tenant."""
+
+    def __init__(self, backend: Backend, pm: pluggy.PluginManager, delete_policy: DeletePolicy) -> None:
+        self.backend = backend
+        self.hook = pm.hook
+        self.delete_policy = delete_policy
+
+    # -- users ---------------------------------------------------------------------------------
+
+    def create_user(self, tenant: Tenant, data: Mapping[str, Any]) -> tuple[UserRecord, bool]:
+        """POST /Users. Returns the user and True when created, False when an inactive or soft-deleted
+        user matching it (userName, or primary email under the email match policy) was reactivated in
+        place with the posted attributes. An active match raises ``UniquenessConflict`` (409)."""
+        for _ in range(_RETRIES):
+            try:
+                user = self.backend.create_user(tenant, data)
+            except UniquenessConflict as conflict:
+                if conflict.existing_id is None:
+                    raise
+                try:
+                    existing = self.backend.get_user(
+                        tenant, conflict.existing_id, include_groups=False, include_deleted=True
+                    )
+                except NotFound:
+                    continue  # the holder was removed meanwhile: try the create again
+                if existing.active:
+                    raise UniquenessConflict(_conflict_detail(tenant, existing, data)) from None
+                try:
+                    user = self.backend.replace_user(
+                        tenant, existing.id, data, expected_version=existing.version, undelete=True
+                    )
+                except VersionMismatch:
+                    continue
+                self.hook.scim_user_updated(tenant=tenant, user=user)
+                if user.active:
+                    self.hook.scim_user_reactivated(tenant=tenant, user=user)
+                return user, False
+            else:
+                self.hook.scim_user_created(tenant=tenant, user=user)
+                return user, True
+        raise UniquenessConflict("The user changed concurrently while it was being matched; retry the request.")
+
+    def get_user(self, tenant: Tenant, user_id: str, *, include_groups: bool = True) -> UserRecord:
+        """GET /Users/{id}: soft-deleted users are not found."""
+        return self.backend.get_user(tenant, user_id, include_groups=include_groups)
+
+    def list_users(self, tenant: Tenant, query: ListQuery) -> Page[UserRecord]:
+        """GET /Users and POST /Users/.search."""
+        return self.backend.list_users(tenant, query)
+
+    def replace_user(
+        self, tenant: Tenant, user_id: str, data: Mapping[str, Any], *, if_match: str | None = None
+    ) -> UserRecord:
+        """PUT /Users/{id}: the whole document is replaced; memberships are kept."""
+        return self._update_user(tenant, user_id, lambda _current: data, if_match)
+
+    def patch_user(
+        self, tenant: Tenant, user_id: str, body: Mapping[str, Any], *, if_match: str | None = None
+    ) -> UserRecord:
+        """PATCH /Users/{id}: every operation applies or none (the document is patched, validated whole,
+        then written once)."""
+
+        def patched(current: UserRecord) -> Mapping[str, Any]:
+            document = patch.apply_user_patch(dict(current.data), body)
+            return load_user(_with_schemas(document, USER_SCHEMA)).data
+
+        return self._update_user(tenant, user_id, patched, if_match)
+
+    def delete_user(self, tenant: Tenant, user_id: str, *, if_match: str | None = None) -> None:
+        """DELETE /Users/{id} under the configured policy (soft by default)."""
+        if self.delete_policy is DeletePolicy.DEACTIVATE:
+            self._update_user(tenant, user_id, lambda current: {**current.data, "active": False}, if_match)
+            return
+        hard = self.delete_policy is DeletePolicy.HARD
+
+        def delete() -> UserRecord:
+            current = self.backend.get_user(tenant, user_id, include_groups=False)
+            _check_if_match(current.version, if_match)
+            self.backend.delete_user(tenant, user_id, hard=hard, expected_version=current.version)
+            return current
+
+        current = _retry(delete, if_match)
+        if current.active:
+            self.hook.scim_user_deactivated(tenant=tenant, user=current)
+        self.hook.scim_user_deleted(tenant=tenant, user_id=user_id, hard=hard)
+
+    def _update_user(
+        self,
+        tenant: Tenant,
+        user_id: str,
+        new_data: Callable[[UserRecord], Mapping[str, Any]],
+        if_match: str | None,
+    ) -> UserRecord:
+        def write() -> tuple[UserRecord, UserRecord]:
+            current = self.backend.get_user(tenant, user_id, include_groups=False)
+            _check_if_match(current.version, if_match)
+            updated = self.backend.replace_user(tenant, user_id, new_data(current), expected_version=current.version)
+            return current, updated
+
+        before, after = _retry(write, if_match)
+        after = self.backend.get_user(tenant, user_id)  # with its groups, as the response shows them
+        self.hook.scim_user_updated(tenant=tenant, user=after)
+        if before.active and not after.active:
+            self.hook.scim_user_deactivated(tenant=tenant, user=after)
+        elif after.active and not before.active:
+            self.hook.scim_user_reactivated(tenant=tenant, user=after)
+        return after
+
+    # -- groups --------------------------------------------------------------------------------
+
+    def create_group(self, tenant: Tenant, data: Mapping[str, Any], members: Sequence[Member]) -> GroupRecord:
+        """POST /Groups."""
+        group = self.backend.create_group(tenant, data, members)
+        self.hook.scim_group_changed(tenant=tenant, group=group, group_id=group.id, action="created")
+        if members:
+            self.hook.scim_members_changed(tenant=tenant, group_id=group.id, added=tuple(members), removed=())
+        return group
+
+    def get_group(self, tenant: Tenant, group_id: str, *, include_members: bool = True) -> GroupRecord:
+        """GET /Groups/{id}."""
+        return self.backend.get_group(tenant, group_id, include_members=include_members)
+
+    def list_groups(self, tenant: Tenant, query: ListQuery) -> Page[GroupRecord]:
+        """GET /Groups and POST /Groups/.search."""
+        return self.backend.list_groups(tenant, query)
+
+    def replace_group(
+        self,
+        tenant: Tenant,
+        group_id: str,
+        data: Mapping[str, Any],
+        members: Sequence[Member],
+        *,
+        if_match: str | None = None,
+    ) -> GroupRecord:
+        """PUT /Groups/{id}: attributes and the whole member list are replaced."""
+
+        def write() -> GroupRecord:
+            current = self.backend.get_group(tenant, group_id, include_members=False)
+            _check_if_match(current.version, if_match)
+            return self.backend.replace_group(tenant, group_id, data, members, expected_version=current.version)
+
+        group = _retry(write, if_match)
+        self.hook.scim_group_changed(tenant=tenant, group=group, group_id=group_id, action="updated")
+        return group
+
+    def patch_group(
+        self, tenant: Tenant, group_id: str, body: Mapping[str, Any], *, if_match: str | None = None
+    ) -> GroupRecord:
+        """PATCH /Groups/{id}: attribute changes and membership deltas in one atomic backend call.
+        The members are never read to compute the change."""
+
+        def write() -> tuple[GroupRecord, GroupChanges]:
+            current = self.backend.get_group(tenant, group_id, include_members=False)
+            _check_if_match(current.version, if_match)
+            changes = patch.apply_group_patch(dict(current.data), body)
+            if changes.data is not None:
+                loaded = load_group(_with_schemas(changes.data, GROUP_SCHEMA))
+                changes = GroupChanges(
+                    data=loaded.data, add=changes.add, remove=changes.remove, clear_members=changes.clear_members
+                )
+            group = self.backend.patch_group(tenant, group_id, changes, expected_version=current.version)
+            return group, changes
+
+        group, changes = _retry(write, if_match)
+        self.hook.scim_group_changed(tenant=tenant, group=group, group_id=group_id, action="updated")
+        if changes.add or changes.remove:
+            self.hook.scim_members_changed(tenant=tenant, group_id=group_id, added=changes.add, removed=changes.remove)
+        return group
+
+    def delete_group(self, tenant: Tenant, group_id: str, *, if_match: str | None = None) -> None:
+        """DELETE /Groups/{id}: the group is really removed; its members are untouched."""
+
+        def delete() -> None:
+            current = self.backend.get_group(tenant, group_id, include_members=False)
+            _check_if_match(current.version, if_match)
+            self.backend.delete_group(tenant, group_id, expected_version=current.version)
+
+        _retry(delete, if_match)
+        self.hook.scim_group_changed(tenant=tenant, group=None, group_id=group_id, action="deleted")
+
+
+def _check_if_match(version: str, if_match: str | None) -> None:
+    """RFC 7644 §3.14: a stale If-Match fails with 412; ``*`` matches any existing version."""
+    if if_match is None or if_match == "*":
+        return
+    if version != if_match:
+        raise VersionMismatch()
+
+
+def _retry(action: Callable[[], R], if_match: str | None) -> R:
+    """Run a read-check-write; when another writer slipped in between, re-read and retry, unless
+    the client pinned a version with If-Match (then the mismatch is the client's 412)."""
+    for _ in range(_RETRIES - 1):
+        try:
+            return action()
+        except VersionMismatch:
+            if if_match is not None and if_match != "*":
+                raise
+    return action()
+
+
+def _with_schemas(document: Mapping[str, Any], core: str) -> dict[str, Any]:
+    schemas = [core]
+    if ENTERPRISE_SCHEMA in document:
+        schemas.append(ENTERPRISE_SCHEMA)
+    return {"schemas": schemas, **document}
+
+
+def _conflict_detail(tenant: Tenant, existing: UserRecord, data: Mapping[str, Any]) -> str:
+    user_name = str(data.get("userName", ""))
+    if existing.user_name.lower() == user_name.lower():
+        return f"A user with userName '{user_name}' already exists in this organization."
+    return (
+        "A user with the same primary email already exists in this organization; "
+        "update that user with PUT or PATCH instead of creating a duplicate."
+    )

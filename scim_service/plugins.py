@@ -1,0 +1,80 @@
+"""The plugin manager: one per app, never a module global, and the choice of the backend.
+
+Built-in and third-party plugins load alike from the ``scim_service`` entry-point group. The
+built-in bearer-token authentication is registered first so that every other plugin's
+``scim_authenticate`` runs before it (pluggy calls the last registered implementation first).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import pluggy
+
+from scim_service import hookspecs
+from scim_service.backend import Backend
+from scim_service.errors import ScimError
+
+
+class PluginError(RuntimeError):
+    """A configuration problem with plugins or the backend choice, reported at start-up."""
+
+
+def make_plugin_manager(
+    extra_plugins: Iterable[object] = (),
+    *,
+    builtin_plugins: Iterable[object] = (),
+    load_entry_points: bool = True,
+) -> pluggy.PluginManager:
+    """Build a fresh plugin manager with the hook specs, the built-ins, entry points and extras.
+
+    ``builtin_plugins`` (the bearer-token authentication) are registered first and ``extra_plugins``
+    (a host app's auth or event handlers) last, so the host's ``scim_authenticate`` runs first.
+    ``check_pending`` makes a misspelled ``scim_`` hook fail here.
+    """
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    for plugin in builtin_plugins:
+        pm.register(plugin)
+    if load_entry_points:
+        pm.load_setuptools_entrypoints(hookspecs.PROJECT)
+    for plugin in extra_plugins:
+        if pm.is_registered(plugin):
+            continue
+        pm.register(plugin)
+    pm.check_pending()
+    return pm
+
+
+def installed_backends(pm: pluggy.PluginManager) -> dict[str, type[Backend]]:
+    """All Backend classes the plugins declare, by name. Two classes with one name is an error."""
+    found: dict[str, type[Backend]] = {}
+    for classes in pm.hook.scim_register_backends():
+        for cls in classes or ():
+            if not (isinstance(cls, type) and issubclass(cls, Backend)):
+                raise PluginError(f"scim_register_backends returned {cls!r}, which is not a Backend subclass")
+            other = found.get(cls.name)
+            if other is not None and other is not cls:
+                raise PluginError(
+                    f"two installed plugins declare a backend named {cls.name!r}: "
+                    f"{other.__module__}.{other.__qualname__} and {cls.__module__}.{cls.__qualname__}"
+                )
+            found[cls.name] = cls
+    return found
+
+
+def build_backend(pm: pluggy.PluginManager, config: Mapping[str, Any]) -> Backend:
+    """Instantiate the backend named by ``SCIM_BACKEND`` (default ``sql``) from the config."""
+    name = str(config.get("SCIM_BACKEND") or "sql")
+    backends = installed_backends(pm)
+    cls = backends.get(name)
+    if cls is None:
+        known = ", ".join(sorted(backends)) or "none"
+        raise PluginError(f"SCIM_BACKEND={name!r} is not an installed backend (installed: {known})")
+    try:
+        return cls.from_config(config)
+    except ScimError:
+        raise
+    except (KeyError, ValueError, TypeError) as exc:
+        raise PluginError(f"backend {name!r} could not be configured: {exc}") from exc
