@@ -18,21 +18,21 @@ GROUP_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Group"
 ENTERPRISE_SCHEMA = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 
 
-class SeatPolicy(str, enum.Enum):
+class SeatPolicy(enum.StrEnum):
     """Which user records of an organization hold a seat."""
 
     ALL = "all"  # every stored record, active or not (the default: free seats by removing inactive users)
     ACTIVE = "active"  # only active, not deleted users; deactivation frees the seat
 
 
-class MatchPolicy(str, enum.Enum):
+class MatchPolicy(enum.StrEnum):
     """Which attributes make a POST /Users match an existing user (for 409 or reactivation)."""
 
     EMAIL = "email"  # userName (case-insensitive) or primary email (the default)
     USERNAME = "username"  # userName only, as RFC 7643 has it
 
 
-class DeletePolicy(str, enum.Enum):
+class DeletePolicy(enum.StrEnum):
     """What DELETE /Users/{id} does (setting ``SCIM_USER_DELETE``)."""
 
     SOFT = "soft"  # kept with active=false, gone to SCIM until a POST reactivates it

@@ -32,7 +32,7 @@ def test_create_returns_201_location_meta_and_etag(scim):
 def test_requests_in_plain_json_are_accepted(scim):
     response = scim.client.post(
         "/scim/v2/Users",
-        data='{"schemas": ["%s"], "userName": "bob"}' % USER_SCHEMA,
+        data=f'{{"schemas": ["{USER_SCHEMA}"], "userName": "bob"}}',
         headers=scim.headers({"Content-Type": "application/json"}),
     )
     assert response.status_code == 201
@@ -61,7 +61,9 @@ def test_put_replaces_and_etags_guard_writes(scim):
     assert scim.get(path, headers={"If-None-Match": first}).status_code == 200
 
     assert_scim_error(scim.put(path, user("alice"), headers={"If-Match": first}), 412)
-    assert_scim_error(scim.patch(path, [{"op": "replace", "path": "title", "value": "x"}], headers={"If-Match": first}), 412)
+    assert_scim_error(
+        scim.patch(path, [{"op": "replace", "path": "title", "value": "x"}], headers={"If-Match": first}), 412
+    )
     assert_scim_error(scim.delete(path, headers={"If-Match": first}), 412)
     assert scim.get(path).get_json()["displayName"] == "Alice"
 
@@ -116,7 +118,9 @@ def test_attributes_projection(scim):
 def test_patch_replaces_simple_attributes_and_active(scim):
     alice = scim.create_user("alice", title="Engineer")
     path = f"/Users/{alice['id']}"
-    body = scim.patch(path, [{"op": "Replace", "path": "title", "value": "Lead"}, {"op": "replace", "value": {"active": "False"}}])
+    body = scim.patch(
+        path, [{"op": "Replace", "path": "title", "value": "Lead"}, {"op": "replace", "value": {"active": "False"}}]
+    )
     assert body.status_code == 200
     assert body.get_json()["title"] == "Lead" and body.get_json()["active"] is False
 
@@ -152,22 +156,24 @@ def test_group_put_replaces_members(scim):
     [
         ("not json", "invalidSyntax"),
         ("[1, 2]", "invalidSyntax"),
-        ('{"schemas": ["%s"]}' % USER_SCHEMA, "invalidValue"),
-        ('{"schemas": ["%s"], "userName": 42}' % USER_SCHEMA, "invalidValue"),
-        ('{"schemas": ["%s"], "userName": "x", "emails": "x@y"}' % USER_SCHEMA, "invalidValue"),
-        ('{"schemas": ["%s"], "userName": "x", "active": "maybe"}' % USER_SCHEMA, "invalidValue"),
+        (f'{{"schemas": ["{USER_SCHEMA}"]}}', "invalidValue"),
+        (f'{{"schemas": ["{USER_SCHEMA}"], "userName": 42}}', "invalidValue"),
+        (f'{{"schemas": ["{USER_SCHEMA}"], "userName": "x", "emails": "x@y"}}', "invalidValue"),
+        (f'{{"schemas": ["{USER_SCHEMA}"], "userName": "x", "active": "maybe"}}', "invalidValue"),
         ('{"userName": "x"}', "invalidValue"),
     ],
 )
 def test_bad_user_bodies_get_400_and_write_nothing(scim, body, scim_type):
-    response = scim.client.post("/scim/v2/Users", data=body, headers=scim.headers({"Content-Type": "application/scim+json"}))
+    response = scim.client.post(
+        "/scim/v2/Users", data=body, headers=scim.headers({"Content-Type": "application/scim+json"})
+    )
     assert_scim_error(response, 400, scim_type)
     assert scim.get("/Users").get_json()["totalResults"] == 0
 
 
 def test_bad_filters_and_paths(scim):
     alice = scim.create_user("alice", title="Engineer")
-    assert_scim_error(scim.get("/Users", query_string={"filter": 'userName eq'}), 400, "invalidFilter")
+    assert_scim_error(scim.get("/Users", query_string={"filter": "userName eq"}), 400, "invalidFilter")
     assert_scim_error(scim.get("/Users", query_string={"filter": 'nosuch eq "x"'}), 400, "invalidFilter")
     path = f"/Users/{alice['id']}"
     bad_patches = [
@@ -175,12 +181,17 @@ def test_bad_filters_and_paths(scim):
         ([{"op": "replace", "path": "nosuch", "value": "x"}], "invalidPath"),
         ([{"op": "replace", "path": "emails[type eq", "value": "x"}], "invalidPath"),
         ([{"op": "remove"}], "noTarget"),
-        ([{"op": "replace", "path": "title", "value": "ok"}, {"op": "replace", "path": "active", "value": "maybe"}], "invalidValue"),
+        (
+            [{"op": "replace", "path": "title", "value": "ok"}, {"op": "replace", "path": "active", "value": "maybe"}],
+            "invalidValue",
+        ),
     ]
     for operations, scim_type in bad_patches:
         assert_scim_error(scim.patch(path, operations), 400, scim_type)
     assert scim.get(path).get_json()["title"] == "Engineer"  # every failed PATCH left it as it was
-    bad_op = scim.request("PATCH", path, {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [{"op": "move"}]})
+    bad_op = scim.request(
+        "PATCH", path, {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [{"op": "move"}]}
+    )
     assert_scim_error(bad_op, 400)
 
 

@@ -121,7 +121,7 @@ def test_cross_process_race_on_one_username(live):
     with ThreadPoolExecutor(max_workers=16) as pool:
         statuses = [s for s, _ in pool.map(lambda u: _call(u, token, "POST", body), targets)]
     assert statuses.count(201) == 1 and statuses.count(409) == 15, statuses
-    status, listed = _call(live["urls"][0] + "/Users", token)
+    _status, listed = _call(live["urls"][0] + "/Users", token)
     assert listed["totalResults"] == 1
 
 

@@ -1,0 +1,42 @@
+"""The built-in authentication: ``Authorization: Bearer <token>`` checked against the token store.
+
+Registered first among the plugins, so a host app's own ``scim_authenticate`` is asked before it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from scim_service.errors import Unauthorized
+from scim_service.hookspecs import AuthRequest, Principal, hookimpl
+from scim_service.servicedb.store import ServiceStore
+
+
+class BearerTokenAuth:
+    """The ``scim_authenticate`` plugin that maps a bearer token to its organization."""
+
+    def __init__(self, store: ServiceStore) -> None:
+        self.store = store
+
+    @hookimpl
+    def scim_authenticate(self, request: AuthRequest, config: Mapping[str, Any]) -> Principal | None:
+        """Return the token's organization as a Principal.
+
+        No Authorization header, or another scheme: None, so another plugin may know it. A bearer
+        token that is empty or unknown: ``Unauthorized``; a revoked one: ``Unauthorized`` saying so.
+        """
+        header = request.headers.get("authorization")
+        if not header:
+            return None
+        scheme, _, credentials = header.strip().partition(" ")
+        if scheme.lower() != "bearer":
+            return None
+        token = credentials.strip(" \t")
+        if not token:
+            raise Unauthorized("The Authorization header uses the Bearer scheme but carries no token")
+        found = self.store.authenticate(token)  # raises Unauthorized for a revoked token
+        if found is None:
+            raise Unauthorized("The bearer token is not valid")
+        tenant, token_id = found
+        return Principal(tenant=tenant, token_id=token_id)

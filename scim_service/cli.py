@@ -1,0 +1,472 @@
+"""The ``scim-service`` command line: database upgrades, organizations, tokens, users and the log.
+
+Every invocation builds the app with :func:`~scim_service.app.create_app` once, so the commands see
+exactly the configuration (``SCIM_*`` environment variables) the server sees. Data goes to stdout,
+progress and warnings to stderr; an expected failure prints one ``Error: ...`` line and exits non-zero.
+Plugins add commands through the ``scim_register_commands`` hook; their commands can take the app's
+state with :func:`pass_state`.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import re
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+import sqlalchemy as sa
+
+from scim_service.config import ConfigError
+from scim_service.errors import ScimError
+from scim_service.model import Tenant
+from scim_service.plugins import PluginError
+from scim_service.servicedb.migrate import upgrade_service_db
+from scim_service.servicedb.store import AdminError, LogEntry, TokenInfo
+
+if TYPE_CHECKING:
+    from scim_service.extension import ScimState
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_STATE_KEY = "scim_service.state"
+_PLUGINS_KEY = "scim_service.plugin_commands"
+
+# Failures an operator can fix; anything else is a bug and keeps its traceback.
+EXPECTED_ERRORS: tuple[type[BaseException], ...] = (
+    AdminError,
+    ScimError,
+    ConfigError,
+    PluginError,
+    sa.exc.ArgumentError,  # an unparsable SCIM_DATABASE_URL or a missing database driver
+)
+
+_DURATION_RE = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
+_DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_duration(text: str) -> timedelta:
+    """Parse a duration such as ``30d``, ``12h``, ``90m``, ``45s`` or ``2w``."""
+    match = _DURATION_RE.match(text)
+    if match is None:
+        raise ValueError(f"{text!r} is not a duration: write a number and a unit, like 30d, 12h, 90m, 45s or 2w")
+    return timedelta(**{_DURATION_UNITS[match.group(2)]: int(match.group(1))})
+
+
+class DurationType(click.ParamType):
+    """A click parameter holding a :func:`parse_duration` duration."""
+
+    name = "duration"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> timedelta:
+        """Turn the text into a timedelta or fail with a usage error."""
+        if isinstance(value, timedelta):
+            return value
+        try:
+            return parse_duration(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+def _seats_argument(value: str) -> int | None:
+    text = value.strip().lower()
+    if text in {"unlimited", "none"}:
+        return None
+    if not text.isdigit():
+        raise click.BadParameter(f"{value!r} is not a number of seats; give a whole number or 'unlimited'")
+    return int(text)
+
+
+def get_cli_state(ctx: click.Context | None = None) -> ScimState:
+    """The app state of this invocation, built with ``create_app()`` on first use and closed at exit.
+
+    A host app that runs the commands itself passes its own state as the context object
+    (``main(obj=get_state(app))``); that state is used as it is and left open.
+    """
+    root = (ctx or click.get_current_context()).find_root()
+    state = root.meta.get(_STATE_KEY)
+    if state is None and root.obj is not None:
+        state = root.meta[_STATE_KEY] = root.obj
+    if state is None:
+        # Imported here: the app pulls in Flask and every plugin, which ``--help`` does not need.
+        from scim_service.app import create_app
+        from scim_service.extension import get_state
+
+        state = get_state(create_app())
+        root.meta[_STATE_KEY] = state
+        root.call_on_close(state.close)
+    return state
+
+
+def pass_state(func: F) -> F:
+    """Decorate a command to receive the app state as its first argument (for plugin commands too)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        return func(get_cli_state(), *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _error_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "detail", None) or exc).strip()
+    line = text.splitlines()[0] if text else type(exc).__name__
+    lowered = text.lower()
+    if "no such table" in lowered or ("relation" in lowered and "does not exist" in lowered):
+        line += " (run `scim-service db upgrade` first)"
+    return line
+
+
+class ScimGroup(click.Group):
+    """The root group: turns expected errors into one line, and loads plugin commands on demand."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the command; an expected error becomes ``Error: <one line>`` and exit status 1."""
+        try:
+            return super().invoke(ctx)
+        except EXPECTED_ERRORS as exc:
+            raise click.ClickException(_error_line(exc)) from None
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        """A built-in command, or else one a plugin registers (which needs the app to be built)."""
+        command = super().get_command(ctx, cmd_name)
+        if command is None:
+            self.load_plugin_commands(ctx)
+            command = super().get_command(ctx, cmd_name)
+        return command
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        """Every command name, plugin ones included when the app can be built."""
+        try:
+            self.load_plugin_commands(ctx)
+        except Exception as exc:
+            # Help still lists the built-in commands when the app cannot be built; say why plugins are missing.
+            click.echo(f"Warning: plugin commands are not listed: {_error_line(exc)}", err=True)
+        return super().list_commands(ctx)
+
+    def load_plugin_commands(self, ctx: click.Context) -> None:
+        """Ask the plugins for their commands, once per invocation; they may not replace built-ins."""
+        root = ctx.find_root()
+        if root.meta.get(_PLUGINS_KEY):
+            return
+        root.meta[_PLUGINS_KEY] = True
+        state = get_cli_state(root)
+        builtins = {name: self.commands[name] for name in BUILTIN_COMMANDS if name in self.commands}
+        state.pm.hook.scim_register_commands(cli=self)
+        for name, command in builtins.items():
+            if self.commands.get(name) is not command:
+                click.echo(f"Warning: a plugin tried to replace the built-in command {name!r}; ignored", err=True)
+                self.commands[name] = command
+
+
+@click.group(cls=ScimGroup)
+@click.version_option(package_name="scim-service", prog_name="scim-service")
+def main() -> None:
+    """Administer scim-service: databases, organizations, tokens, users and the provisioning log.
+
+    Configuration comes from the same SCIM_* environment variables the server reads
+    (SCIM_DATABASE_URL, SCIM_BACKEND, ...).
+    """
+
+
+# -- output helpers ------------------------------------------------------------------------------
+
+
+def _when(value: datetime | None) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ") if value else "-"
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.astimezone(UTC).isoformat() if value else None
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    cells = [[str(c) for c in headers]] + [["-" if c is None else str(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    for row in cells:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
+def _json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def _info(message: str) -> None:
+    click.echo(message, err=True)
+
+
+# -- db ------------------------------------------------------------------------------------------
+
+
+@main.group()
+def db() -> None:
+    """Create or upgrade the database tables."""
+
+
+@db.command("upgrade")
+@pass_state
+def db_upgrade(state: ScimState) -> None:
+    """Create or upgrade the service tables, then the storage backend's schema."""
+    # The lines below say what was done; alembic's own INFO chatter would only repeat it.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    before, after = upgrade_service_db(state.service_engine)
+    if before == after:
+        _info(f"service tables: already at revision {after}")
+    else:
+        _info(f"service tables: upgraded from {before or 'an empty database'} to revision {after}")
+    state.backend.migrate()
+    _info(f"backend {state.backend.name!r}: schema created or upgraded")
+
+
+# -- organizations -------------------------------------------------------------------------------
+
+SEAT_CHOICE = click.Choice(["all", "active"], case_sensitive=False)
+MATCH_CHOICE = click.Choice(["email", "username"], case_sensitive=False)
+
+
+@main.group()
+def orgs() -> None:
+    """Organizations (tenants): their seats and matching policies."""
+
+
+def _org_dict(tenant: Tenant, used: int | None) -> dict[str, Any]:
+    return {
+        "name": tenant.name,
+        "id": tenant.id,
+        "seats_used": used,
+        "max_seats": tenant.max_seats,
+        "seat_policy": tenant.seat_policy.value,
+        "match_policy": tenant.match_policy.value,
+    }
+
+
+def _describe(tenant: Tenant) -> str:
+    seats = "unlimited" if tenant.max_seats is None else str(tenant.max_seats)
+    return (
+        f"{tenant.name}: maxSeats {seats}, seats counted: {tenant.seat_policy.value} users, "
+        f"matching on {tenant.match_policy.value}"
+    )
+
+
+@orgs.command("create")
+@click.argument("name")
+@click.option("--max-seats", type=click.IntRange(min=0), default=None, help="Seat limit (default: unlimited).")
+@click.option(
+    "--seats", "seat_policy", type=SEAT_CHOICE, default="all", show_default=True, help="Users holding a seat."
+)
+@click.option(
+    "--match", "match_policy", type=MATCH_CHOICE, default="email", show_default=True, help="POST /Users match."
+)
+@pass_state
+def orgs_create(state: ScimState, name: str, max_seats: int | None, seat_policy: str, match_policy: str) -> None:
+    """Create the organization NAME."""
+    tenant = state.store.create_org(name, max_seats=max_seats, seat_policy=seat_policy, match_policy=match_policy)
+    _info(f"created organization {_describe(tenant)}")
+
+
+@orgs.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_state
+def orgs_list(state: ScimState, as_json: bool) -> None:
+    """List organizations with the seats they use."""
+    rows = []
+    for tenant in state.store.list_orgs():
+        try:
+            used: int | None = state.backend.count_seats(tenant)
+        except ScimError as exc:
+            # One unreachable store must not hide the list an operator is troubleshooting with.
+            _info(f"Warning: could not count the seats of {tenant.name}: {_error_line(exc)}")
+            used = None
+        rows.append(_org_dict(tenant, used))
+    if as_json:
+        _json(rows)
+        return
+    _table(
+        ["NAME", "SEATS", "SEAT POLICY", "MATCH"],
+        [
+            [
+                r["name"],
+                f"{'?' if r['seats_used'] is None else r['seats_used']}/"
+                f"{'unlimited' if r['max_seats'] is None else r['max_seats']}",
+                r["seat_policy"],
+                r["match_policy"],
+            ]
+            for r in rows
+        ],
+    )
+
+
+@orgs.command("set-seats")
+@click.argument("name")
+@click.argument("seats")
+@pass_state
+def orgs_set_seats(state: ScimState, name: str, seats: str) -> None:
+    """Set the seat limit of NAME to SEATS (a number, or 'unlimited')."""
+    tenant = state.store.set_seats(name, _seats_argument(seats))
+    _info(f"updated organization {_describe(tenant)}")
+    if tenant.max_seats is not None:
+        used = state.backend.count_seats(tenant)
+        if used > tenant.max_seats:
+            _info(
+                f"Warning: {tenant.name} already uses {used} seats, more than {tenant.max_seats}: "
+                "new users will be refused until seats are freed"
+            )
+
+
+@orgs.command("update")
+@click.argument("name")
+@click.option("--seats", "seat_policy", type=SEAT_CHOICE, default=None, help="Users holding a seat.")
+@click.option("--match", "match_policy", type=MATCH_CHOICE, default=None, help="POST /Users match.")
+@pass_state
+def orgs_update(state: ScimState, name: str, seat_policy: str | None, match_policy: str | None) -> None:
+    """Change the seat or match policy of NAME."""
+    if seat_policy is None and match_policy is None:
+        raise click.UsageError("nothing to change: give --seats and/or --match")
+    tenant = state.store.update_org(name, seat_policy=seat_policy, match_policy=match_policy)
+    _info(f"updated organization {_describe(tenant)}")
+
+
+# -- tokens --------------------------------------------------------------------------------------
+
+
+@main.group()
+def tokens() -> None:
+    """Bearer tokens: an identity provider uses one to provision an organization."""
+
+
+def _token_dict(info: TokenInfo) -> dict[str, Any]:
+    return {
+        "id": info.id,
+        "org": info.org_name,
+        "created": _iso(info.created),
+        "last_used": _iso(info.last_used),
+        "revoked": info.revoked,
+        "revoked_at": _iso(info.revoked_at),
+        "description": info.description,
+    }
+
+
+@tokens.command("create")
+@click.argument("org")
+@click.option("--description", default=None, help="What the token is for (e.g. 'Okta production').")
+@click.option("--json", "as_json", is_flag=True, help='Print only {"id": ..., "token": ...}.')
+@pass_state
+def tokens_create(state: ScimState, org: str, description: str | None, as_json: bool) -> None:
+    """Create a bearer token for ORG and print it (it cannot be shown again)."""
+    token_id, token = state.store.create_token(org, description=description)
+    if as_json:
+        click.echo(json.dumps({"id": token_id, "token": token}))
+        return
+    click.echo(token)
+    _info(f"Created token {token_id} for {org}. Copy it now: it is shown only this once (only a hash of it is stored).")
+
+
+@tokens.command("list")
+@click.argument("org")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_state
+def tokens_list(state: ScimState, org: str, as_json: bool) -> None:
+    """List the tokens of ORG (never the tokens themselves)."""
+    infos = state.store.list_tokens(org)
+    if as_json:
+        _json([_token_dict(i) for i in infos])
+        return
+    _table(
+        ["ID", "CREATED", "LAST USED", "REVOKED", "DESCRIPTION"],
+        [[i.id, _when(i.created), _when(i.last_used), _when(i.revoked_at), i.description] for i in infos],
+    )
+
+
+@tokens.command("revoke")
+@click.argument("token_id", metavar="ID")
+@pass_state
+def tokens_revoke(state: ScimState, token_id: str) -> None:
+    """Revoke the token ID: every server process refuses it from its next request."""
+    before = state.store.get_token(token_id)
+    info = state.store.revoke_token(token_id)
+    if before.revoked:
+        _info(f"token {info.id} of {info.org_name} was already revoked at {_when(info.revoked_at)}")
+    else:
+        _info(f"revoked token {info.id} of {info.org_name}")
+
+
+# -- users ---------------------------------------------------------------------------------------
+
+
+@main.group()
+def users() -> None:
+    """Users of an organization."""
+
+
+@users.command("remove-inactive")
+@click.argument("org")
+@click.option(
+    "--inactive-for",
+    type=DurationType(),
+    default=None,
+    help="Only users inactive (last changed) for at least this long, e.g. 30d, 12h, 90m. Default: all.",
+)
+@pass_state
+def users_remove_inactive(state: ScimState, org: str, inactive_for: timedelta | None) -> None:
+    """Delete the inactive and soft-deleted users of ORG for good, freeing their seats."""
+    tenant = state.store.get_org(org)
+    started = time.monotonic()
+    since = datetime.now(UTC) - inactive_for if inactive_for is not None else None
+    removed = state.backend.remove_inactive_users(tenant, inactive_since=since)
+    scope = f"users inactive since before {_when(since)}" if since else "inactive users"
+    state.store.record(
+        LogEntry(
+            method="CLI",
+            path="users remove-inactive",
+            status=200,
+            org_id=tenant.id,
+            resource_type="User",
+            detail=f"admin removed {len(removed)} {scope}",
+            duration_ms=(time.monotonic() - started) * 1000,
+            client="scim-service cli",
+        )
+    )
+    click.echo(f"removed {len(removed)} {scope} from {tenant.name}")
+
+
+# -- provisioning log ----------------------------------------------------------------------------
+
+
+@main.command("log")
+@click.option("--org", default=None, help="Only this organization.")
+@click.option("--errors", "errors_only", is_flag=True, help="Only failed requests (status 400 and above).")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True, help="How many entries.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_state
+def log_command(state: ScimState, org: str | None, errors_only: bool, limit: int, as_json: bool) -> None:
+    """Show the newest provisioning log entries (who called, what, the outcome, the error)."""
+    entries = state.store.recent_log(org_name=org, limit=limit, errors_only=errors_only)
+    if as_json:
+        _json([e.to_dict() for e in entries])
+        return
+    if not entries:
+        _info("no log entries")
+        return
+    _table(
+        ["AT", "ORG", "STATUS", "METHOD", "PATH", "TOKEN", "MS", "DETAIL"],
+        [
+            [
+                _when(e.at),
+                e.org_name or e.org_id,
+                e.status if not e.scim_type else f"{e.status} {e.scim_type}",
+                e.method,
+                e.path,
+                e.token_id,
+                f"{e.duration_ms:.0f}",
+                e.detail,
+            ]
+            for e in entries
+        ],
+    )
+
+
+BUILTIN_COMMANDS: frozenset[str] = frozenset(main.commands)

@@ -1,0 +1,68 @@
+"""Create or upgrade the service's own tables by running its alembic migrations programmatically."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Engine
+
+from scim_service.sqlengine import make_engine, read_transaction, write_transaction
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+VERSION_TABLE = "scim_service_alembic_version"
+_PG_LOCK_KEY = 0x5C1E5E41  # an arbitrary constant naming "the service tables' migration" lock
+
+
+def alembic_config() -> Config:
+    """An alembic Config pointing at the ``scim_service/migrations`` folder (no ini file needed)."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return config
+
+
+def head_revision() -> str:
+    """The newest migration revision shipped with this version of the package."""
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    if head is None:  # pragma: no cover - the package always ships migrations
+        raise RuntimeError(f"no migrations found in {MIGRATIONS_DIR}")
+    return head
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The revision the database is at, or None when the service tables were never created."""
+    with read_transaction(engine) as conn:
+        context = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
+        return context.get_current_revision()
+
+
+def upgrade_service_db(engine_or_url: Engine | str) -> tuple[str | None, str]:
+    """Bring the service tables to the newest revision; return (revision before, revision after).
+
+    Runs in one write transaction holding a lock (SQLite's write lock, a PostgreSQL advisory lock), so
+    two processes starting together upgrade once and the second finds the work done. An URL gets a temporary engine.
+    """
+    engine = make_engine(engine_or_url) if isinstance(engine_or_url, str) else engine_or_url
+    try:
+        config = alembic_config()
+        with write_transaction(engine) as conn:
+            if conn.dialect.name == "postgresql":
+                # SQLite's write lock serialises concurrent upgrades; PostgreSQL needs an explicit lock.
+                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_PG_LOCK_KEY})")
+            before = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE}).get_current_revision()
+            config.attributes["connection"] = conn
+            command.upgrade(config, "head")
+        return before, current_revision(engine) or head_revision()
+    finally:
+        if isinstance(engine_or_url, str):
+            engine.dispose()
+
+
+def service_tables_exist(engine: Engine) -> bool:
+    """Whether the organizations table is there (a quick start-up check)."""
+    with read_transaction(engine) as conn:
+        return sa.inspect(conn).has_table("organizations")

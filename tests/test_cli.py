@@ -1,0 +1,359 @@
+"""The ``scim-service`` command line through click's CliRunner, on a real SQLite file per test."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner, Result
+from flask import Flask
+
+from scim_service.app import create_app
+from scim_service.cli import main, parse_duration, pass_state
+from scim_service.errors import Unauthorized
+from scim_service.extension import ScimService, ScimState, get_state
+from scim_service.hookspecs import hookimpl
+from scim_service.servicedb import LogEntry
+
+Invoke = Callable[..., Result]
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    return {
+        "SCIM_DATABASE_URL": f"sqlite:///{tmp_path / 'scim.db'}",
+        "SCIM_INSTANCE_PATH": str(tmp_path / "instance"),
+        "SCIM_BACKEND": "sql",
+        "SCIM_LOG_LEVEL": "WARNING",
+    }
+
+
+@pytest.fixture
+def fresh(env: dict[str, str]) -> Invoke:
+    """Run the CLI against the test's database, not yet upgraded."""
+
+    def invoke(*args: str) -> Result:
+        return CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
+
+    return invoke
+
+
+@pytest.fixture
+def cli(fresh: Invoke) -> Invoke:
+    """Run the CLI against the test's database, upgraded."""
+    result = fresh("db", "upgrade")
+    assert result.exit_code == 0, result.output
+    return fresh
+
+
+@pytest.fixture
+def state(cli: Invoke, env: dict[str, str]) -> Iterator[ScimState]:
+    """The app state a server would build from the same environment (for checking what the CLI did)."""
+    app = create_app({k: v for k, v in env.items() if k != "SCIM_LOG_LEVEL"}, environ={})
+    st = get_state(app)
+    yield st
+    st.close()
+
+
+def _fails_with(result: Result, message: str) -> None:
+    assert result.exit_code != 0
+    assert result.stdout == ""
+    assert "Traceback" not in result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("Error: ") and message in lines[0], lines[0]
+
+
+# -- db ------------------------------------------------------------------------------------------
+
+
+def test_db_upgrade(fresh: Invoke, env: dict[str, str]) -> None:
+    first = fresh("db", "upgrade")
+    assert first.exit_code == 0, first.output
+    assert first.stdout == ""
+    assert "service tables: upgraded from an empty database to revision" in first.stderr
+    assert "backend 'sql'" in first.stderr
+    path = env["SCIM_DATABASE_URL"].removeprefix("sqlite:///")
+    with sqlite3.connect(path) as raw:
+        names = {r[0] for r in raw.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert {"organizations", "tokens", "provisioning_log", "scim_service_alembic_version"} <= names
+    again = fresh("db", "upgrade")
+    assert again.exit_code == 0 and "service tables: already at revision" in again.stderr
+
+
+def test_commands_before_db_upgrade_say_what_to_do(fresh: Invoke) -> None:
+    _fails_with(fresh("orgs", "list"), "run `scim-service db upgrade` first")
+
+
+def test_bad_configuration_is_one_line(fresh: Invoke, env: dict[str, str]) -> None:
+    env["SCIM_BACKEND"] = "nosuchbackend"
+    _fails_with(fresh("orgs", "list"), "SCIM_BACKEND='nosuchbackend' is not an installed backend")
+
+
+# -- orgs ----------------------------------------------------------------------------------------
+
+
+def test_orgs_create_and_list(cli: Invoke) -> None:
+    created = cli("orgs", "create", "acme", "--max-seats", "10")
+    assert created.exit_code == 0, created.output
+    assert created.stdout == "" and "created organization acme" in created.stderr
+    assert cli("orgs", "create", "beta", "--seats", "active", "--match", "username").exit_code == 0
+
+    listed = cli("orgs", "list", "--json")
+    assert listed.exit_code == 0, listed.output
+    rows = json.loads(listed.stdout)
+    assert [r["name"] for r in rows] == ["acme", "beta"]
+    assert set(rows[0]) == {"name", "id", "seats_used", "max_seats", "seat_policy", "match_policy"}
+    assert rows[0] | {"id": None} == {
+        "name": "acme",
+        "id": None,
+        "seats_used": 0,
+        "max_seats": 10,
+        "seat_policy": "all",
+        "match_policy": "email",
+    }
+    assert rows[1]["max_seats"] is None and rows[1]["seat_policy"] == "active" and rows[1]["match_policy"] == "username"
+
+    text = cli("orgs", "list").stdout.splitlines()
+    assert text[0].split() == ["NAME", "SEATS", "SEAT", "POLICY", "MATCH"]
+    assert text[1].split() == ["acme", "0/10", "all", "email"]
+    assert text[2].split() == ["beta", "0/unlimited", "active", "username"]
+
+
+def test_orgs_errors(cli: Invoke) -> None:
+    assert cli("orgs", "create", "acme").exit_code == 0
+    _fails_with(cli("orgs", "create", "acme"), "organization 'acme' already exists")
+    _fails_with(cli("orgs", "create", "no spaces"), "invalid organization name 'no spaces'")
+    _fails_with(cli("orgs", "set-seats", "ghost", "3"), "no organization named 'ghost'")
+    _fails_with(cli("orgs", "update", "ghost", "--seats", "all"), "no organization named 'ghost'")
+    bad_choice = cli("orgs", "create", "x", "--seats", "some")
+    assert bad_choice.exit_code == 2 and "'some' is not one of" in bad_choice.stderr
+    negative = cli("orgs", "create", "x", "--max-seats", "-1")
+    assert negative.exit_code == 2 and "--max-seats" in negative.stderr
+    bad_seats = cli("orgs", "set-seats", "acme", "lots")
+    assert bad_seats.exit_code == 2 and "'lots' is not a number of seats" in bad_seats.stderr
+    nothing = cli("orgs", "update", "acme")
+    assert nothing.exit_code == 2 and "nothing to change" in nothing.stderr
+
+
+def test_orgs_set_seats_and_update(cli: Invoke, state: ScimState) -> None:
+    assert cli("orgs", "create", "acme").exit_code == 0
+    result = cli("orgs", "set-seats", "acme", "25")
+    assert result.exit_code == 0 and "maxSeats 25" in result.stderr
+    assert state.store.get_org("acme").max_seats == 25
+    assert cli("orgs", "set-seats", "acme", "unlimited").exit_code == 0
+    assert state.store.get_org("acme").max_seats is None
+    result = cli("orgs", "update", "acme", "--seats", "active", "--match", "username")
+    assert result.exit_code == 0, result.output
+    tenant = state.store.get_org("acme")
+    assert (tenant.seat_policy.value, tenant.match_policy.value) == ("active", "username")
+
+
+def test_set_seats_below_usage_warns(cli: Invoke, state: ScimState) -> None:
+    assert cli("orgs", "create", "acme").exit_code == 0
+    tenant = state.store.get_org("acme")
+    for name in ("ann", "bob"):
+        state.backend.create_user(tenant, {"userName": name, "active": True})
+    result = cli("orgs", "set-seats", "acme", "1")
+    assert result.exit_code == 0
+    assert "already uses 2 seats, more than 1" in result.stderr
+    assert json.loads(cli("orgs", "list", "--json").stdout)[0]["seats_used"] == 2
+
+
+# -- tokens --------------------------------------------------------------------------------------
+
+
+def test_tokens_create_json_is_exactly_id_and_token(cli: Invoke, state: ScimState) -> None:
+    assert cli("orgs", "create", "acme").exit_code == 0
+    result = cli("tokens", "create", "acme", "--description", "Okta", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert set(data) == {"id", "token"}
+    assert data["token"].startswith("scim_")
+    tenant, token_id = state.store.authenticate(data["token"])  # type: ignore[misc]
+    assert tenant.name == "acme" and token_id == data["id"]
+
+
+def test_tokens_create_text_warns_it_is_shown_once(cli: Invoke, state: ScimState) -> None:
+    assert cli("orgs", "create", "acme").exit_code == 0
+    result = cli("tokens", "create", "acme")
+    assert result.exit_code == 0
+    token = result.stdout.strip()
+    assert "\n" not in token and token.startswith("scim_")
+    assert "shown only this once" in result.stderr and token not in result.stderr
+    assert state.store.authenticate(token) is not None
+
+
+def test_tokens_list_and_revoke(cli: Invoke, state: ScimState) -> None:
+    assert cli("orgs", "create", "acme").exit_code == 0
+    data = json.loads(cli("tokens", "create", "acme", "--description", "Entra", "--json").stdout)
+    state.store.authenticate(data["token"])  # sets last used
+
+    listed = cli("tokens", "list", "acme", "--json")
+    assert listed.exit_code == 0
+    (row,) = json.loads(listed.stdout)
+    assert set(row) == {"id", "org", "created", "last_used", "revoked", "revoked_at", "description"}
+    assert row["id"] == data["id"] and row["description"] == "Entra" and row["revoked"] is False
+    assert row["last_used"] is not None and row["revoked_at"] is None
+    assert data["token"] not in listed.output and data["token"].removeprefix("scim_") not in listed.output
+
+    text = cli("tokens", "list", "acme")
+    assert text.stdout.splitlines()[0].split()[:3] == ["ID", "CREATED", "LAST"]
+    assert data["id"] in text.stdout and "Entra" in text.stdout and data["token"] not in text.output
+
+    revoked = cli("tokens", "revoke", data["id"])
+    assert revoked.exit_code == 0 and f"revoked token {data['id']} of acme" in revoked.stderr
+    with pytest.raises(Unauthorized, match="revoked"):
+        state.store.authenticate(data["token"])
+    assert json.loads(cli("tokens", "list", "acme", "--json").stdout)[0]["revoked"] is True
+    again = cli("tokens", "revoke", data["id"])
+    assert again.exit_code == 0 and "already revoked" in again.stderr
+
+    _fails_with(cli("tokens", "revoke", "nope"), "no token has the id 'nope'")
+    _fails_with(cli("tokens", "create", "ghost", "--json"), "no organization named 'ghost'")
+    _fails_with(cli("tokens", "list", "ghost"), "no organization named 'ghost'")
+
+
+# -- users remove-inactive -----------------------------------------------------------------------
+
+
+def test_parse_duration() -> None:
+    assert parse_duration("30d") == timedelta(days=30)
+    assert parse_duration("12h") == timedelta(hours=12)
+    assert parse_duration("90m") == timedelta(minutes=90)
+    assert parse_duration("2w") == timedelta(weeks=2)
+    for bad in ("30", "d", "1.5d", "30 days", "-3d"):
+        with pytest.raises(ValueError, match="not a duration"):
+            parse_duration(bad)
+
+
+def test_users_remove_inactive(cli: Invoke, state: ScimState) -> None:
+    assert cli("orgs", "create", "acme", "--max-seats", "3").exit_code == 0
+    tenant = state.store.get_org("acme")
+    state.backend.create_user(tenant, {"userName": "active-ann", "active": True})
+    state.backend.create_user(tenant, {"userName": "gone-bob", "active": False})
+    state.backend.create_user(tenant, {"userName": "gone-cy", "active": False})
+    assert state.backend.count_seats(tenant) == 3
+
+    # They went inactive just now: not inactive for 30 days yet.
+    recent = cli("users", "remove-inactive", "acme", "--inactive-for", "30d")
+    assert recent.exit_code == 0, recent.output
+    assert recent.stdout.startswith("removed 0 users inactive since before ")
+    assert recent.stdout.strip().endswith(" from acme")
+    assert state.backend.count_seats(tenant) == 3
+
+    result = cli("users", "remove-inactive", "acme")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == "removed 2 inactive users from acme"
+    assert state.backend.count_seats(tenant) == 1
+
+    latest, earlier = state.store.recent_log(org_name="acme")
+    assert (latest.method, latest.path, latest.status) == ("CLI", "users remove-inactive", 200)
+    assert latest.detail == "admin removed 2 inactive users" and latest.org_id == tenant.id
+    assert (earlier.detail or "").startswith("admin removed 0 users inactive since before")
+
+    bad = cli("users", "remove-inactive", "acme", "--inactive-for", "a month")
+    assert bad.exit_code == 2 and "'a month' is not a duration" in bad.stderr
+    _fails_with(cli("users", "remove-inactive", "ghost"), "no organization named 'ghost'")
+
+
+# -- log -----------------------------------------------------------------------------------------
+
+
+def test_log_shows_recent_entries(cli: Invoke, state: ScimState) -> None:
+    assert cli("orgs", "create", "acme").exit_code == 0
+    assert cli("orgs", "create", "beta").exit_code == 0
+    acme, beta = state.store.get_org("acme"), state.store.get_org("beta")
+    t0 = datetime.now(UTC) - timedelta(minutes=5)
+    state.store.record(LogEntry("POST", "/scim/v2/Users", 201, at=t0, org_id=acme.id, token_id="t1"))
+    state.store.record(
+        LogEntry(
+            "POST",
+            "/scim/v2/Users",
+            403,
+            at=t0 + timedelta(seconds=1),
+            org_id=acme.id,
+            detail="Seat limit reached: the organization uses all of its 3 seats.",
+        )
+    )
+    state.store.record(LogEntry("GET", "/scim/v2/Groups", 200, at=t0 + timedelta(seconds=2), org_id=beta.id))
+
+    as_json = cli("log", "--json")
+    assert as_json.exit_code == 0, as_json.output
+    entries = json.loads(as_json.stdout)
+    assert [e["status"] for e in entries] == [200, 403, 201]
+    assert {"at", "org_id", "org_name", "token_id", "method", "path", "status", "scim_type", "detail"} <= set(
+        entries[0]
+    )
+    assert entries[1]["org_name"] == "acme" and entries[1]["detail"].startswith("Seat limit reached")
+
+    assert [e["status"] for e in json.loads(cli("log", "--org", "acme", "--json").stdout)] == [403, 201]
+    assert [e["status"] for e in json.loads(cli("log", "--errors", "--json").stdout)] == [403]
+    assert [e["status"] for e in json.loads(cli("log", "--limit", "1", "--json").stdout)] == [200]
+
+    text = cli("log", "--org", "acme", "--errors")
+    assert text.exit_code == 0
+    lines = text.stdout.splitlines()
+    assert lines[0].split()[:4] == ["AT", "ORG", "STATUS", "METHOD"]
+    assert len(lines) == 2 and "403" in lines[1] and "Seat limit reached" in lines[1] and "acme" in lines[1]
+
+    _fails_with(cli("log", "--org", "ghost"), "no organization named 'ghost'")
+    empty = cli("log", "--org", "beta", "--errors")
+    assert empty.exit_code == 0 and empty.stdout == "" and "no log entries" in empty.stderr
+
+
+# -- plugin commands -----------------------------------------------------------------------------
+
+
+class CommandPlugin:
+    """A plugin adding a command, and trying to replace a built-in one."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    @hookimpl
+    def scim_register_commands(self, cli: click.Group) -> None:
+        self.calls += 1
+
+        @cli.command("count-orgs")
+        @pass_state
+        def count_orgs(state: ScimState) -> None:
+            """Print how many organizations there are."""
+            click.echo(str(len(state.store.list_orgs())))
+
+        @cli.command("log")
+        def hijack() -> None:
+            click.echo("hijacked")
+
+
+def test_plugins_add_commands_once_and_cannot_replace_builtins(cli: Invoke, env: dict[str, str]) -> None:
+    assert cli("orgs", "create", "acme").exit_code == 0
+    plugin = CommandPlugin()
+    app = Flask("host")
+    app.config.update({k: v for k, v in env.items() if k != "SCIM_LOG_LEVEL"})
+    ScimService(app, plugins=[plugin])
+    host_state = get_state(app)
+    builtin_log = main.commands["log"]
+    runner = CliRunner()
+    try:
+        result = runner.invoke(main, ["count-orgs"], obj=host_state, catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        assert result.stdout == "1\n"
+        assert plugin.calls == 1
+        assert "tried to replace the built-in command 'log'" in result.stderr
+        assert main.commands["log"] is builtin_log
+
+        helped = runner.invoke(main, ["--help"], obj=host_state, catch_exceptions=False)
+        assert "count-orgs" in helped.stdout
+        assert plugin.calls == 2  # once per invocation, though help both lists and looks up commands
+        log = runner.invoke(main, ["log", "--json"], obj=host_state, catch_exceptions=False)
+        assert "hijacked" not in log.stdout
+    finally:
+        main.commands.pop("count-orgs", None)
+        main.commands["log"] = builtin_log
+        host_state.close()

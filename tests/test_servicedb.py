@@ -1,0 +1,312 @@
+"""The service tables: migrations, organizations and the provisioning log, on real SQLite files."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy.engine import Engine
+
+from scim_service.model import MatchPolicy, SeatPolicy
+from scim_service.servicedb import AdminError, LogEntry, ServiceStore, upgrade_service_db
+from scim_service.servicedb.migrate import alembic_config, current_revision, head_revision, service_tables_exist
+from scim_service.servicedb.tables import LOG_DETAIL_MAX, metadata
+from scim_service.sqlengine import make_engine
+
+
+@pytest.fixture
+def db_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'service.db'}"
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    eng = make_engine(db_url)
+    upgrade_service_db(eng)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def store(engine: Engine) -> ServiceStore:
+    return ServiceStore(engine)
+
+
+# -- migrations ------------------------------------------------------------------------------------
+
+
+def test_upgrade_creates_tables_with_own_version_table(db_url: str) -> None:
+    eng = make_engine(db_url)
+    assert current_revision(eng) is None
+    assert not service_tables_exist(eng)
+    assert upgrade_service_db(eng) == (None, head_revision())
+    names = set(sa.inspect(eng).get_table_names())
+    assert {"organizations", "tokens", "provisioning_log", "scim_service_alembic_version"} <= names
+    assert "alembic_version" not in names  # would collide with other alembic environments
+    assert service_tables_exist(eng)
+    # A second run is a no-op that reports where the database already is.
+    assert upgrade_service_db(eng) == (head_revision(), head_revision())
+    eng.dispose()
+
+
+def test_upgrade_from_url_and_alongside_another_alembic_history(tmp_path: Path) -> None:
+    path = tmp_path / "shared.db"
+    with sqlite3.connect(path) as raw:
+        raw.execute("CREATE TABLE scim_sql_alembic_version (version_num VARCHAR(32) NOT NULL)")
+        raw.execute("INSERT INTO scim_sql_alembic_version VALUES ('sql0007')")
+    assert upgrade_service_db(f"sqlite:///{path}") == (None, head_revision())
+    with sqlite3.connect(path) as raw:
+        assert raw.execute("SELECT version_num FROM scim_sql_alembic_version").fetchall() == [("sql0007",)]
+        assert raw.execute("SELECT version_num FROM scim_service_alembic_version").fetchall() == [(head_revision(),)]
+
+
+def test_migrations_match_table_definitions(engine: Engine) -> None:
+    with engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        diff = compare_metadata(context, metadata)
+    diff = [d for d in diff if not (d[0] == "remove_table" and d[1].name == "scim_service_alembic_version")]
+    assert diff == []
+
+
+def test_downgrade_to_base_removes_tables(engine: Engine) -> None:
+    config = alembic_config()
+    with engine.connect() as conn:
+        conn.info["scim_write"] = True
+        with conn.begin():
+            config.attributes["connection"] = conn
+            command.downgrade(config, "base")
+    names = set(sa.inspect(engine).get_table_names())
+    assert not names & {"organizations", "tokens", "provisioning_log"}
+
+
+def test_index_on_org_and_time(engine: Engine) -> None:
+    indexes = {tuple(ix["column_names"]) for ix in sa.inspect(engine).get_indexes("provisioning_log")}
+    assert ("org_id", "at") in indexes
+
+
+# -- organizations ---------------------------------------------------------------------------------
+
+
+def test_create_get_and_list_orgs(store: ServiceStore) -> None:
+    acme = store.create_org("acme", max_seats=10)
+    beta = store.create_org("Beta.co_1-x", seat_policy="active", match_policy=MatchPolicy.USERNAME)
+    assert acme.name == "acme" and acme.max_seats == 10
+    assert acme.seat_policy is SeatPolicy.ALL and acme.match_policy is MatchPolicy.EMAIL
+    assert beta.seat_policy is SeatPolicy.ACTIVE and beta.match_policy is MatchPolicy.USERNAME
+    assert beta.max_seats is None
+    assert store.get_org("acme") == acme
+    assert store.get_org_by_id(beta.id) == beta
+    assert [t.name for t in store.list_orgs()] == ["Beta.co_1-x", "acme"]
+    assert acme.id != beta.id
+
+
+def test_duplicate_org_is_a_clear_error(store: ServiceStore) -> None:
+    store.create_org("acme")
+    with pytest.raises(AdminError, match="organization 'acme' already exists"):
+        store.create_org("acme")
+    # Names are case-sensitive slugs: a different case is a different organization.
+    assert store.create_org("ACME").name == "ACME"
+
+
+@pytest.mark.parametrize("name", ["", "a" * 65, "has space", "slash/name", "ümlaut", "semi;colon", None])
+def test_invalid_org_names(store: ServiceStore, name: str) -> None:
+    with pytest.raises(AdminError, match="invalid organization name"):
+        store.create_org(name)
+    assert store.list_orgs() == []
+
+
+def test_longest_valid_name(store: ServiceStore) -> None:
+    assert store.create_org("a" * 64).name == "a" * 64
+
+
+def test_unknown_org_is_a_clear_error(store: ServiceStore) -> None:
+    calls = [
+        lambda: store.get_org("nope"),
+        lambda: store.set_seats("nope", 3),
+        lambda: store.update_org("nope", seat_policy="active"),
+        lambda: store.create_token("nope"),
+        lambda: store.list_tokens("nope"),
+        lambda: store.recent_log(org_name="nope"),
+    ]
+    for call in calls:
+        with pytest.raises(AdminError, match="no organization named 'nope'"):
+            call()
+    with pytest.raises(AdminError, match="no organization has the id"):
+        store.get_org_by_id("00000000-0000-0000-0000-000000000000")
+
+
+def test_set_seats_and_update_policies(store: ServiceStore, engine: Engine) -> None:
+    store.create_org("acme")
+    assert store.set_seats("acme", 5).max_seats == 5
+    assert store.set_seats("acme", 0).max_seats == 0
+    updated = store.update_org("acme", seat_policy="ACTIVE")
+    assert updated.seat_policy is SeatPolicy.ACTIVE and updated.match_policy is MatchPolicy.EMAIL
+    updated = store.update_org("acme", match_policy=MatchPolicy.USERNAME)
+    assert updated.seat_policy is SeatPolicy.ACTIVE and updated.match_policy is MatchPolicy.USERNAME
+    assert store.update_org("acme") == updated  # nothing to change is not an error
+    # Another worker on the same database sees the changes.
+    other = ServiceStore(engine)
+    assert other.get_org("acme") == updated
+    assert other.set_seats("acme", None).max_seats is None
+    assert store.get_org("acme").max_seats is None
+
+
+@pytest.mark.parametrize("seats", [-1, True, 2.5, "3"])
+def test_invalid_seat_counts(store: ServiceStore, seats: object) -> None:
+    with pytest.raises(AdminError, match="max seats"):
+        store.create_org("acme", max_seats=seats)  # type: ignore[arg-type]
+    store.create_org("acme")
+    with pytest.raises(AdminError, match="max seats"):
+        store.set_seats("acme", seats)  # type: ignore[arg-type]
+
+
+def test_invalid_policies(store: ServiceStore) -> None:
+    with pytest.raises(AdminError, match="seat policy must be one of all, active"):
+        store.create_org("acme", seat_policy="some")
+    with pytest.raises(AdminError, match="match policy must be one of email, username"):
+        store.create_org("acme", match_policy="phone")
+    store.create_org("acme")
+    with pytest.raises(AdminError, match="seat policy"):
+        store.update_org("acme", seat_policy="none")
+
+
+def test_concurrent_creates_of_one_name_make_one_org(db_url: str, engine: Engine) -> None:
+    results: list[str] = []
+
+    def create() -> None:
+        worker = ServiceStore(make_engine(db_url))
+        try:
+            worker.create_org("race")
+            results.append("created")
+        except AdminError as exc:
+            results.append(str(exc))
+        finally:
+            worker.engine.dispose()
+
+    threads = [threading.Thread(target=create) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results.count("created") == 1
+    assert sorted(results) == ["created"] + ["organization 'race' already exists"] * 3
+    assert [t.name for t in ServiceStore(engine).list_orgs()] == ["race"]
+
+
+# -- provisioning log ------------------------------------------------------------------------------
+
+
+def test_record_and_read_back_the_log(store: ServiceStore) -> None:
+    acme = store.create_org("acme")
+    beta = store.create_org("beta")
+    t0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+    store.record(LogEntry("POST", "/scim/v2/Users", 201, at=t0, org_id=acme.id, token_id="tok1", duration_ms=3.5))
+    store.record(
+        LogEntry(
+            "POST",
+            "/scim/v2/Users",
+            409,
+            at=t0 + timedelta(seconds=1),
+            org_id=acme.id,
+            resource_type="User",
+            scim_type="uniqueness",
+            detail="userName taken",
+            user_agent="Okta SCIM Client 1.0.0",
+            client="203.0.113.9",
+        )
+    )
+    store.record(LogEntry("GET", "/scim/v2/Groups", 200, at=t0 + timedelta(seconds=2), org_id=beta.id))
+    store.record(LogEntry("GET", "/scim/v2/Users", 401, at=t0 + timedelta(seconds=3), detail="bad token"))
+
+    newest_first = store.recent_log()
+    assert [e.status for e in newest_first] == [401, 200, 409, 201]
+    assert [e.org_name for e in newest_first] == [None, "beta", "acme", "acme"]
+    conflict = newest_first[2]
+    assert conflict.scim_type == "uniqueness" and conflict.detail == "userName taken"
+    assert conflict.user_agent == "Okta SCIM Client 1.0.0" and conflict.client == "203.0.113.9"
+    assert conflict.at == t0 + timedelta(seconds=1) and conflict.at.tzinfo is not None
+    assert newest_first[3].token_id == "tok1" and newest_first[3].duration_ms == 3.5
+    assert all(e.id is not None for e in newest_first)
+
+    assert [e.status for e in store.recent_log(org_name="acme")] == [409, 201]
+    assert [e.status for e in store.recent_log(errors_only=True)] == [401, 409]
+    assert [e.status for e in store.recent_log(org_name="acme", errors_only=True)] == [409]
+    assert [e.status for e in store.recent_log(limit=2)] == [401, 200]
+    json.dumps([e.to_dict() for e in newest_first])  # JSON-ready for the CLI
+    with pytest.raises(AdminError, match="limit"):
+        store.recent_log(limit=0)
+
+
+def test_long_log_texts_are_cut(store: ServiceStore) -> None:
+    store.record(LogEntry("GET", "/x" * 5000, 500, detail="e" * 10_000, user_agent="u" * 2000))
+    (entry,) = store.recent_log()
+    assert len(entry.detail or "") == LOG_DETAIL_MAX and entry.detail.endswith("…")  # type: ignore[union-attr]
+    assert len(entry.path) <= 2048 and len(entry.user_agent or "") <= 512
+
+
+def test_prune_log(store: ServiceStore) -> None:
+    now = datetime.now(UTC)
+    for days in (40, 20, 1):
+        store.record(LogEntry("GET", f"/{days}", 200, at=now - timedelta(days=days)))
+    assert store.prune_log(now - timedelta(days=30)) == 1
+    assert [e.path for e in store.recent_log()] == ["/1", "/20"]
+
+
+# -- PostgreSQL ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def pg_engine() -> Iterator[Engine]:
+    """A fresh database on the PostgreSQL server named by SCIM_TEST_POSTGRES_URL."""
+    url = os.environ.get("SCIM_TEST_POSTGRES_URL")
+    if not url:
+        if os.environ.get("CI") == "true":
+            pytest.fail("SCIM_TEST_POSTGRES_URL is not set in CI")
+        pytest.skip("set SCIM_TEST_POSTGRES_URL (postgresql+psycopg://user@host:port/db) to run PostgreSQL tests")
+    name = f"scim_svc_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    eng = make_engine(str(sa.engine.make_url(url).set(database=name)))
+    yield eng
+    eng.dispose()
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'DROP DATABASE "{name}" WITH (FORCE)')
+    admin.dispose()
+
+
+@pytest.mark.postgres
+def test_postgres_migrations_and_store(pg_engine: Engine) -> None:
+    results: list[tuple[str | None, str]] = []
+    threads = [threading.Thread(target=lambda: results.append(upgrade_service_db(pg_engine))) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    # The advisory lock serialises concurrent upgrades: exactly one of them did the work.
+    assert results.count((None, head_revision())) == 1
+    assert results.count((head_revision(), head_revision())) == 2
+    with pg_engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), metadata)
+    assert [d for d in diff if not (d[0] == "remove_table" and d[1].name == "scim_service_alembic_version")] == []
+
+    store = ServiceStore(pg_engine)
+    acme = store.create_org("acme", max_seats=2)
+    with pytest.raises(AdminError, match="already exists"):
+        store.create_org("acme")
+    token_id, token = store.create_token("acme")
+    assert store.authenticate(token) == (acme, token_id)
+    store.record(LogEntry("GET", "/p" * 3000, 500, org_id=acme.id, detail="d" * 5000))
+    (entry,) = store.recent_log(org_name="acme", errors_only=True)
+    assert entry.org_name == "acme" and len(entry.path) == 2048
