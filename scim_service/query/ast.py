@@ -7,12 +7,11 @@ schemas (canonical names, types, caseExact), and backends compile it to their ow
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Union
 
 # Comparison operators of RFC 7644 §3.4.2.2, table 3 (``pr`` is its own node).
 COMPARE_OPS = frozenset({"eq", "ne", "co", "sw", "ew", "gt", "ge", "lt", "le"})
 
-Value = Union[str, int, float, bool, None]
+Value = str | int | float | bool | None
 
 
 @dataclass(frozen=True)
@@ -81,7 +80,7 @@ class ValuePath:
     filter: Filter
 
 
-Filter = Union[Compare, Present, And, Or, Not, ValuePath]
+Filter = Compare | Present | And | Or | Not | ValuePath
 
 
 @dataclass(frozen=True)
