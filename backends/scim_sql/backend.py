@@ -1,0 +1,742 @@
+"""The ``sql`` storage backend: users and groups in SQLite or PostgreSQL through SQLAlchemy Core.
+
+Atomicity: every write runs in one :func:`~scim_service.sqlengine.write_transaction`. On SQLite that
+transaction holds the database write lock from its start (``BEGIN IMMEDIATE``), so a uniqueness or
+seat check and the write that follows cannot interleave with another writer. On PostgreSQL a user
+write first locks its tenant's row in ``scim_tenant_state`` (``SELECT ... FOR UPDATE``), which
+serialises the writers of one tenant; the unique index on (tenant, lower userName) stays the last
+word either way and its violation becomes ``UniquenessConflict``.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Connection, Engine, Row
+
+from scim_service.backend import Backend
+from scim_service.errors import (
+    InvalidCursor,
+    InvalidValue,
+    NotFound,
+    ScimError,
+    SeatLimitReached,
+    Unavailable,
+    UniquenessConflict,
+    VersionMismatch,
+)
+from scim_service.model import (
+    Capabilities,
+    GroupChanges,
+    GroupRecord,
+    MatchPolicy,
+    Member,
+    Page,
+    SeatPolicy,
+    Tenant,
+    UserRecord,
+    holds_seat,
+)
+from scim_service.query.ast import ListQuery
+from scim_service.sqlengine import make_engine, read_transaction, translate_errors, write_transaction
+from scim_sql.filters import FilterCompiler, install_sqlite_functions
+from scim_sql.tables import group_members, groups, tenant_state, users
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+VERSION_TABLE = "scim_sql_alembic_version"
+MAX_TEXT = 512  # the width of the indexed text columns
+_CHUNK = 500  # ids per IN (...) list, well below every driver's parameter limit
+_MIGRATE_LOCK = 0x5C1A_5017  # pg_advisory_xact_lock key: one migrating process at a time
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _guard(fn: Callable[P, R]) -> Callable[P, R]:
+    """Let no driver exception escape a backend method: SCIM errors pass, the rest become 503/400."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            with translate_errors():
+                return fn(*args, **kwargs)
+        except ScimError:
+            raise
+        except sa.exc.DataError as exc:
+            raise InvalidValue(f"The database rejected a value: {_first_line(exc)}") from exc
+        except sa.exc.SQLAlchemyError as exc:
+            raise Unavailable(f"The sql backend's database failed: {_first_line(exc)}") from exc
+
+    return wrapper
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc)
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
+    for start in range(0, len(items), _CHUNK):
+        yield items[start : start + _CHUNK]
+
+
+def _text(data: Mapping[str, Any], key: str, *, required: bool = False) -> str | None:
+    value = data.get(key)
+    if value is None or value == "":
+        if required:
+            raise InvalidValue(f"{key} is required and must be a non-empty string")
+        return None
+    if not isinstance(value, str):
+        raise InvalidValue(f"{key} must be a string, got {type(value).__name__}")
+    if len(value) > MAX_TEXT:
+        raise InvalidValue(f"{key} is longer than the {MAX_TEXT} characters the sql backend stores")
+    return value
+
+
+def primary_email(data: Mapping[str, Any]) -> str | None:
+    """The lower-cased primary email: the ``emails`` value marked primary, else the first one."""
+    emails = data.get("emails")
+    if not isinstance(emails, list):
+        return None
+    candidates = [e for e in emails if isinstance(e, Mapping) and isinstance(e.get("value"), str) and e["value"]]
+    chosen = next((e for e in candidates if e.get("primary") is True), candidates[0] if candidates else None)
+    if chosen is None:
+        return None
+    value = str(chosen["value"]).lower()
+    if len(value) > MAX_TEXT:
+        raise InvalidValue(f"the primary email is longer than the {MAX_TEXT} characters the sql backend stores")
+    return value
+
+
+@dataclass(frozen=True)
+class _UserColumns:
+    """The indexed columns derived from a user document."""
+
+    user_name: str
+    user_name_lower: str
+    primary_email_lower: str | None
+    external_id: str | None
+    display_name: str | None
+    active: bool
+
+    @classmethod
+    def of(cls, data: Mapping[str, Any]) -> _UserColumns:
+        user_name = _text(data, "userName", required=True)
+        assert user_name is not None
+        active = data.get("active", True)
+        if not isinstance(active, bool):
+            raise InvalidValue(f"active must be a boolean, got {active!r}")
+        return cls(
+            user_name=user_name,
+            user_name_lower=user_name.lower(),
+            primary_email_lower=primary_email(data),
+            external_id=_text(data, "externalId"),
+            display_name=_text(data, "displayName"),
+            active=active,
+        )
+
+
+def _member_display(row: Row[Any]) -> str:
+    return row.display_name or row.user_name
+
+
+class SqlBackend(Backend):
+    """Users and groups of every tenant in SQL tables (SQLite or PostgreSQL).
+
+    Build it with :meth:`from_config` (``SCIM_DATABASE_URL``), or hand in an engine the host app
+    owns: ``SqlBackend(engine)``; then :meth:`close` leaves that engine alone.
+    """
+
+    name = "sql"
+    capabilities = Capabilities(filter=True, sort=True, etag=True, cursor=False, nested_groups=False, max_results=1000)
+
+    def __init__(self, engine: Engine, *, max_results: int | None = None, owns_engine: bool = False) -> None:
+        self.engine = engine
+        self._owns_engine = owns_engine
+        if max_results is not None:
+            self.capabilities = Capabilities(
+                filter=True, sort=True, etag=True, cursor=False, nested_groups=False, max_results=max_results
+            )
+        install_sqlite_functions(engine)
+        self._postgres = engine.dialect.name == "postgresql"
+        self._compilers: dict[str, FilterCompiler] = {}
+
+    # -- life of the backend -------------------------------------------------------------------
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> SqlBackend:
+        """Open ``SCIM_DATABASE_URL`` with the service's engine settings; page size from ``SCIM_MAX_PAGE_SIZE``."""
+        url = config.get("SCIM_DATABASE_URL")
+        if not url:
+            raise ValueError("SCIM_DATABASE_URL is not set: the sql backend needs a SQLAlchemy database URL")
+        max_results = int(config.get("SCIM_MAX_PAGE_SIZE") or 1000)
+        return cls(make_engine(str(url), config), max_results=max_results, owns_engine=True)
+
+    @_guard
+    def migrate(self) -> None:
+        """Upgrade the backend's tables to the newest revision of its own alembic migrations."""
+        from alembic import command
+        from alembic.config import Config
+
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+        cfg.set_main_option("version_table", VERSION_TABLE)
+        with write_transaction(self.engine) as conn:
+            if self._postgres:  # two processes migrating at once must not both create the tables
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATE_LOCK})
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+
+    def close(self) -> None:
+        """Dispose of the engine's pool if this backend created the engine."""
+        if self._owns_engine:
+            self.engine.dispose()
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _compiler(self, resource: str) -> FilterCompiler:
+        compiler = self._compilers.get(resource)
+        if compiler is None:
+            compiler = self._compilers[resource] = FilterCompiler(resource, self.engine.dialect.name)  # type: ignore[arg-type]
+        return compiler
+
+    def _lock_tenant(self, conn: Connection, tenant: Tenant) -> None:
+        # SQLite: BEGIN IMMEDIATE already serialises every writer. PostgreSQL: lock the tenant's row.
+        if not self._postgres:
+            return
+        conn.execute(
+            postgresql.insert(tenant_state).values(tenant_id=tenant.id).on_conflict_do_nothing(),
+        )
+        conn.execute(sa.select(tenant_state.c.tenant_id).where(tenant_state.c.tenant_id == tenant.id).with_for_update())
+
+    @staticmethod
+    def _check_version(expected: str | None, row: Row[Any], what: str) -> None:
+        if expected is not None and expected != str(row.version):
+            raise VersionMismatch(
+                f"The {what} is at version {row.version}, not {expected!r} as the precondition requires."
+            )
+
+    def _find_conflict(
+        self, conn: Connection, tenant: Tenant, cols: _UserColumns, exclude_id: str | None
+    ) -> UniquenessConflict | None:
+        """The conflict a write of ``cols`` would have with another record of the tenant, if any."""
+        match = [users.c.user_name_lower == cols.user_name_lower]
+        use_email = tenant.match_policy is MatchPolicy.EMAIL and cols.primary_email_lower is not None
+        if use_email:
+            match.append(users.c.primary_email_lower == cols.primary_email_lower)
+        stmt = sa.select(users.c.id, users.c.user_name_lower, users.c.primary_email_lower).where(
+            users.c.tenant_id == tenant.id, sa.or_(*match)
+        )
+        if exclude_id is not None:
+            stmt = stmt.where(users.c.id != exclude_id)
+        rows = conn.execute(stmt.limit(2)).all()
+        if not rows:
+            return None
+        by_name = [r for r in rows if r.user_name_lower == cols.user_name_lower]
+        if by_name:
+            return UniquenessConflict(
+                f"userName {cols.user_name!r} is already taken in this organization (compared case-insensitively)",
+                existing_id=by_name[0].id,
+            )
+        return UniquenessConflict(
+            f"The primary email {cols.primary_email_lower!r} already belongs to another user of this organization",
+            existing_id=rows[0].id,
+        )
+
+    def _seats_used(self, conn: Connection, tenant: Tenant) -> int:
+        stmt = sa.select(sa.func.count()).select_from(users).where(users.c.tenant_id == tenant.id)
+        if tenant.seat_policy is SeatPolicy.ACTIVE:
+            stmt = stmt.where(users.c.active.is_(sa.true()), users.c.deleted.is_(sa.false()))
+        return int(conn.execute(stmt).scalar_one())
+
+    def _check_seat(self, conn: Connection, tenant: Tenant) -> None:
+        if tenant.max_seats is not None and self._seats_used(conn, tenant) >= tenant.max_seats:
+            raise SeatLimitReached(tenant.max_seats)
+
+    def _user_groups(self, conn: Connection, tenant: Tenant, user_ids: Sequence[str]) -> dict[str, list[Member]]:
+        out: dict[str, list[Member]] = {uid: [] for uid in user_ids}
+        for chunk in _chunks(list(user_ids)):
+            rows = conn.execute(
+                sa.select(group_members.c.member_id, groups.c.id, groups.c.display_name)
+                .join(groups, groups.c.id == group_members.c.group_id)
+                .where(group_members.c.tenant_id == tenant.id, group_members.c.member_id.in_(chunk))
+                .order_by(group_members.c.member_id, groups.c.id)
+            ).all()
+            for row in rows:
+                out[row.member_id].append(Member(value=row.id, type="Group", display=row.display_name))
+        return out
+
+    @staticmethod
+    def _user_record(row: Row[Any], user_groups: Iterable[Member] = ()) -> UserRecord:
+        return UserRecord(
+            id=row.id,
+            data=row.data,
+            created=row.created,
+            last_modified=row.last_modified,
+            version=str(row.version),
+            deleted=bool(row.deleted),
+            groups=tuple(user_groups),
+        )
+
+    def _load_user(self, conn: Connection, tenant: Tenant, user_id: str, *, lock: bool = False) -> Row[Any] | None:
+        stmt = sa.select(users).where(users.c.id == user_id, users.c.tenant_id == tenant.id)
+        if lock:
+            stmt = stmt.with_for_update()
+        return conn.execute(stmt).first()
+
+    def _bump_groups_of(self, conn: Connection, tenant: Tenant, member_ids: Any, now: datetime) -> None:
+        """New version and lastModified for every group that has one of ``member_ids`` (a list or a subquery)."""
+        affected = sa.select(group_members.c.group_id).where(
+            group_members.c.tenant_id == tenant.id, group_members.c.member_id.in_(member_ids)
+        )
+        conn.execute(
+            groups.update()
+            .where(groups.c.tenant_id == tenant.id, groups.c.id.in_(affected))
+            .values(version=groups.c.version + 1, last_modified=now)
+        )
+
+    # -- users ---------------------------------------------------------------------------------
+
+    @_guard
+    def create_user(self, tenant: Tenant, data: Mapping[str, Any]) -> UserRecord:
+        """Insert a user after the uniqueness and seat checks, all in one write transaction."""
+        cols = _UserColumns.of(data)
+        user_id = str(uuid.uuid4())
+        now = _now()
+        stored = copy.deepcopy(dict(data))
+        try:
+            with write_transaction(self.engine) as conn:
+                self._lock_tenant(conn, tenant)
+                conflict = self._find_conflict(conn, tenant, cols, None)
+                if conflict is not None:
+                    raise conflict
+                if holds_seat(tenant.seat_policy, active=cols.active, deleted=False):
+                    self._check_seat(conn, tenant)
+                conn.execute(
+                    users.insert().values(
+                        id=user_id,
+                        tenant_id=tenant.id,
+                        user_name=cols.user_name,
+                        user_name_lower=cols.user_name_lower,
+                        primary_email_lower=cols.primary_email_lower,
+                        external_id=cols.external_id,
+                        display_name=cols.display_name,
+                        active=cols.active,
+                        deleted=False,
+                        data=stored,
+                        created=now,
+                        last_modified=now,
+                        deactivated_at=None if cols.active else now,
+                        version=1,
+                    )
+                )
+        except sa.exc.IntegrityError as exc:
+            raise self._conflict_after_race(tenant, cols, None) from exc
+        return UserRecord(id=user_id, data=stored, created=now, last_modified=now, version="1")
+
+    def _conflict_after_race(self, tenant: Tenant, cols: _UserColumns, exclude_id: str | None) -> UniquenessConflict:
+        """The unique index refused a write another transaction raced us to: name the holder."""
+        with read_transaction(self.engine) as conn:
+            conflict = self._find_conflict(conn, tenant, cols, exclude_id)
+        return conflict or UniquenessConflict(f"userName {cols.user_name!r} is already taken in this organization")
+
+    @_guard
+    def get_user(
+        self, tenant: Tenant, user_id: str, *, include_groups: bool = True, include_deleted: bool = False
+    ) -> UserRecord:
+        """Read one user of the tenant; soft-deleted ones only with ``include_deleted``."""
+        with read_transaction(self.engine) as conn:
+            row = self._load_user(conn, tenant, user_id)
+            if row is None or (row.deleted and not include_deleted):
+                raise NotFound(f"User {user_id!r} not found")
+            user_groups = self._user_groups(conn, tenant, [row.id])[row.id] if include_groups else []
+        return self._user_record(row, user_groups)
+
+    @_guard
+    def replace_user(
+        self,
+        tenant: Tenant,
+        user_id: str,
+        data: Mapping[str, Any],
+        *,
+        expected_version: str | None = None,
+        undelete: bool = False,
+    ) -> UserRecord:
+        """Replace the document; checks uniqueness, the seat a reactivation takes and the version."""
+        cols = _UserColumns.of(data)
+        stored = copy.deepcopy(dict(data))
+        now = _now()
+        try:
+            with write_transaction(self.engine) as conn:
+                self._lock_tenant(conn, tenant)
+                row = self._load_user(conn, tenant, user_id, lock=True)
+                if row is None or (row.deleted and not undelete):
+                    raise NotFound(f"User {user_id!r} not found")
+                self._check_version(expected_version, row, "user")
+                conflict = self._find_conflict(conn, tenant, cols, user_id)
+                if conflict is not None:
+                    raise conflict
+                deleted = False if undelete else bool(row.deleted)
+                held = holds_seat(tenant.seat_policy, active=bool(row.active), deleted=bool(row.deleted))
+                if not held and holds_seat(tenant.seat_policy, active=cols.active, deleted=deleted):
+                    self._check_seat(conn, tenant)
+                was_active = bool(row.active) and not row.deleted
+                if cols.active and not deleted:
+                    deactivated_at = None
+                elif was_active:
+                    deactivated_at = now
+                else:
+                    deactivated_at = row.deactivated_at or now
+                version = row.version + 1
+                conn.execute(
+                    users.update()
+                    .where(users.c.id == user_id)
+                    .values(
+                        user_name=cols.user_name,
+                        user_name_lower=cols.user_name_lower,
+                        primary_email_lower=cols.primary_email_lower,
+                        external_id=cols.external_id,
+                        display_name=cols.display_name,
+                        active=cols.active,
+                        deleted=deleted,
+                        data=stored,
+                        last_modified=now,
+                        deactivated_at=deactivated_at,
+                        version=version,
+                    )
+                )
+                display = cols.display_name or cols.user_name
+                if display != (row.display_name or row.user_name):
+                    conn.execute(
+                        group_members.update()
+                        .where(group_members.c.tenant_id == tenant.id, group_members.c.member_id == user_id)
+                        .values(display=display)
+                    )
+                user_groups = self._user_groups(conn, tenant, [user_id])[user_id]
+        except sa.exc.IntegrityError as exc:
+            raise self._conflict_after_race(tenant, cols, user_id) from exc
+        return UserRecord(
+            id=user_id,
+            data=stored,
+            created=row.created,
+            last_modified=now,
+            version=str(version),
+            deleted=deleted,
+            groups=tuple(user_groups),
+        )
+
+    @_guard
+    def delete_user(self, tenant: Tenant, user_id: str, *, hard: bool, expected_version: str | None = None) -> None:
+        """Hard or soft delete; either way the user leaves its groups (which get a new version)."""
+        now = _now()
+        with write_transaction(self.engine) as conn:
+            self._lock_tenant(conn, tenant)
+            row = self._load_user(conn, tenant, user_id, lock=True)
+            if row is None or row.deleted:
+                raise NotFound(f"User {user_id!r} not found")
+            self._check_version(expected_version, row, "user")
+            # Change the user row first: on PostgreSQL that waits for a group write that validated it.
+            if hard:
+                conn.execute(users.delete().where(users.c.id == user_id))
+            else:
+                data = dict(row.data)
+                data["active"] = False
+                conn.execute(
+                    users.update()
+                    .where(users.c.id == user_id)
+                    .values(
+                        active=False,
+                        deleted=True,
+                        data=data,
+                        last_modified=now,
+                        deactivated_at=row.deactivated_at if not row.active else now,
+                        version=row.version + 1,
+                    )
+                )
+            self._bump_groups_of(conn, tenant, [user_id], now)
+            conn.execute(
+                group_members.delete().where(
+                    group_members.c.tenant_id == tenant.id, group_members.c.member_id == user_id
+                )
+            )
+
+    @_guard
+    def list_users(self, tenant: Tenant, query: ListQuery) -> Page[UserRecord]:
+        """Filter, sort, page and count in SQL, in one read transaction."""
+        if query.cursor is not None:
+            raise InvalidCursor("The sql backend pages by startIndex only; cursor paging is not supported yet.")
+        compiler = self._compiler("User")
+        condition = sa.and_(users.c.tenant_id == tenant.id, users.c.deleted.is_(sa.false()))
+        if query.filter is not None:
+            condition = sa.and_(condition, compiler.where(query.filter))
+        order = compiler.order_by(query.sort_by, query.descending)
+        start = max(query.start_index, 1)
+        with read_transaction(self.engine) as conn:
+            total = int(conn.execute(sa.select(sa.func.count()).select_from(users).where(condition)).scalar_one())
+            rows: list[Row[Any]] = []
+            if query.count > 0 and total >= start:
+                stmt = sa.select(users).where(condition).order_by(*order).limit(query.count).offset(start - 1)
+                rows = list(conn.execute(stmt).all())
+            by_user = self._user_groups(conn, tenant, [r.id for r in rows]) if query.include_groups and rows else {}
+        return Page(
+            resources=[self._user_record(r, by_user.get(r.id, ())) for r in rows],
+            total_results=total,
+            start_index=start,
+        )
+
+    @_guard
+    def count_seats(self, tenant: Tenant) -> int:
+        """Seat-holding records of the tenant under its seat policy."""
+        with read_transaction(self.engine) as conn:
+            return self._seats_used(conn, tenant)
+
+    @_guard
+    def remove_inactive_users(self, tenant: Tenant, *, inactive_since: datetime | None = None) -> list[str]:
+        """Hard-delete inactive and soft-deleted users (optionally last modified before a time)."""
+        now = _now()
+        condition = sa.and_(
+            users.c.tenant_id == tenant.id, sa.or_(users.c.active.is_(sa.false()), users.c.deleted.is_(sa.true()))
+        )
+        if inactive_since is not None:
+            condition = sa.and_(condition, users.c.last_modified < inactive_since)
+        with write_transaction(self.engine) as conn:
+            self._lock_tenant(conn, tenant)
+            ids = list(conn.execute(sa.select(users.c.id).where(condition).order_by(users.c.id)).scalars())
+            for chunk in _chunks(ids):
+                conn.execute(users.delete().where(users.c.id.in_(chunk)))
+                self._bump_groups_of(conn, tenant, list(chunk), now)
+                conn.execute(
+                    group_members.delete().where(
+                        group_members.c.tenant_id == tenant.id, group_members.c.member_id.in_(chunk)
+                    )
+                )
+        return ids
+
+    # -- groups --------------------------------------------------------------------------------
+
+    def _member_rows(
+        self, conn: Connection, tenant: Tenant, group_id: str, members: Iterable[Member]
+    ) -> list[dict[str, Any]]:
+        """Membership rows for ``members``, after checking each is a visible user of the tenant."""
+        ids: list[str] = []
+        seen: set[str] = set()
+        for member in members:
+            if member.type and member.type.lower() != "user":
+                raise InvalidValue(
+                    f"Member {member.value!r} has type {member.type!r}: the sql backend only takes users as "
+                    "group members (no nested groups)"
+                )
+            if member.value not in seen:
+                seen.add(member.value)
+                ids.append(member.value)
+        found: dict[str, Row[Any]] = {}
+        for chunk in _chunks(ids):
+            stmt = sa.select(users.c.id, users.c.user_name, users.c.display_name).where(
+                users.c.tenant_id == tenant.id, users.c.deleted.is_(sa.false()), users.c.id.in_(chunk)
+            )
+            if self._postgres:  # a concurrent delete of one of these users waits for this transaction
+                stmt = stmt.with_for_update(read=True)
+            found.update({row.id: row for row in conn.execute(stmt)})
+        missing = [i for i in ids if i not in found]
+        if missing:
+            raise InvalidValue(
+                "These group members are not users of this organization: " + ", ".join(repr(i) for i in missing)
+            )
+        return [
+            {
+                "tenant_id": tenant.id,
+                "group_id": group_id,
+                "member_id": i,
+                "member_type": "User",
+                "display": _member_display(found[i]),
+            }
+            for i in ids
+        ]
+
+    @staticmethod
+    def _group_values(data: Mapping[str, Any]) -> dict[str, Any]:
+        return {
+            "display_name": _text(data, "displayName"),
+            "external_id": _text(data, "externalId"),
+            "data": copy.deepcopy(dict(data)),
+        }
+
+    def _group_members(self, conn: Connection, group_ids: Sequence[str]) -> dict[str, list[Member]]:
+        out: dict[str, list[Member]] = {gid: [] for gid in group_ids}
+        for chunk in _chunks(list(group_ids)):
+            rows = conn.execute(
+                sa.select(group_members)
+                .where(group_members.c.group_id.in_(chunk))
+                .order_by(group_members.c.group_id, group_members.c.member_id)
+            ).all()
+            for row in rows:
+                out[row.group_id].append(Member(value=row.member_id, type=row.member_type, display=row.display))
+        return out
+
+    @staticmethod
+    def _group_record(row: Row[Any], members: Sequence[Member] | None) -> GroupRecord:
+        return GroupRecord(
+            id=row.id,
+            data=row.data,
+            created=row.created,
+            last_modified=row.last_modified,
+            version=str(row.version),
+            members=None if members is None else tuple(members),
+        )
+
+    def _load_group(self, conn: Connection, tenant: Tenant, group_id: str, *, lock: bool = False) -> Row[Any]:
+        stmt = sa.select(groups).where(groups.c.id == group_id, groups.c.tenant_id == tenant.id)
+        if lock:
+            stmt = stmt.with_for_update()
+        row = conn.execute(stmt).first()
+        if row is None:
+            raise NotFound(f"Group {group_id!r} not found")
+        return row
+
+    @_guard
+    def create_group(self, tenant: Tenant, data: Mapping[str, Any], members: Sequence[Member]) -> GroupRecord:
+        """Insert a group and its (validated) members."""
+        group_id = str(uuid.uuid4())
+        now = _now()
+        values = self._group_values(data)
+        with write_transaction(self.engine) as conn:
+            rows = self._member_rows(conn, tenant, group_id, members)
+            conn.execute(
+                groups.insert().values(
+                    id=group_id, tenant_id=tenant.id, created=now, last_modified=now, version=1, **values
+                )
+            )
+            if rows:
+                conn.execute(group_members.insert(), rows)
+        return GroupRecord(
+            id=group_id,
+            data=values["data"],
+            created=now,
+            last_modified=now,
+            version="1",
+            members=tuple(Member(r["member_id"], r["member_type"], r["display"]) for r in rows),
+        )
+
+    @_guard
+    def get_group(self, tenant: Tenant, group_id: str, *, include_members: bool = True) -> GroupRecord:
+        """Read one group of the tenant, with its members when asked."""
+        with read_transaction(self.engine) as conn:
+            row = self._load_group(conn, tenant, group_id)
+            members = self._group_members(conn, [group_id])[group_id] if include_members else None
+        return self._group_record(row, members)
+
+    @_guard
+    def replace_group(
+        self,
+        tenant: Tenant,
+        group_id: str,
+        data: Mapping[str, Any],
+        members: Sequence[Member],
+        *,
+        expected_version: str | None = None,
+    ) -> GroupRecord:
+        """Replace attributes and the whole member list (PUT)."""
+        now = _now()
+        values = self._group_values(data)
+        with write_transaction(self.engine) as conn:
+            row = self._load_group(conn, tenant, group_id, lock=True)
+            self._check_version(expected_version, row, "group")
+            rows = self._member_rows(conn, tenant, group_id, members)
+            conn.execute(
+                groups.update()
+                .where(groups.c.id == group_id)
+                .values(last_modified=now, version=row.version + 1, **values)
+            )
+            conn.execute(group_members.delete().where(group_members.c.group_id == group_id))
+            if rows:
+                conn.execute(group_members.insert(), rows)
+            row = self._load_group(conn, tenant, group_id)
+            current = self._group_members(conn, [group_id])[group_id]
+        return self._group_record(row, current)
+
+    @_guard
+    def patch_group(
+        self, tenant: Tenant, group_id: str, changes: GroupChanges, *, expected_version: str | None = None
+    ) -> GroupRecord:
+        """Apply attribute changes, then clear, then removals, then additions; only changed rows are touched."""
+        now = _now()
+        with write_transaction(self.engine) as conn:
+            row = self._load_group(conn, tenant, group_id, lock=True)
+            self._check_version(expected_version, row, "group")
+            values: dict[str, Any] = {"last_modified": now, "version": row.version + 1}
+            if changes.data is not None:
+                values.update(self._group_values(changes.data))
+            conn.execute(groups.update().where(groups.c.id == group_id).values(**values))
+            if changes.clear_members:
+                conn.execute(group_members.delete().where(group_members.c.group_id == group_id))
+            removals = list(dict.fromkeys(changes.remove))
+            for chunk in _chunks(removals):
+                conn.execute(
+                    group_members.delete().where(
+                        group_members.c.group_id == group_id, group_members.c.member_id.in_(chunk)
+                    )
+                )
+            if changes.add:
+                rows = self._member_rows(conn, tenant, group_id, changes.add)
+                present: set[str] = set()
+                for chunk in _chunks([r["member_id"] for r in rows]):
+                    present.update(
+                        conn.execute(
+                            sa.select(group_members.c.member_id).where(
+                                group_members.c.group_id == group_id, group_members.c.member_id.in_(chunk)
+                            )
+                        ).scalars()
+                    )
+                new_rows = [r for r in rows if r["member_id"] not in present]
+                if new_rows:
+                    conn.execute(group_members.insert(), new_rows)
+            row = self._load_group(conn, tenant, group_id)
+            current = self._group_members(conn, [group_id])[group_id]
+        return self._group_record(row, current)
+
+    @_guard
+    def delete_group(self, tenant: Tenant, group_id: str, *, expected_version: str | None = None) -> None:
+        """Remove the group and its membership rows."""
+        with write_transaction(self.engine) as conn:
+            row = self._load_group(conn, tenant, group_id, lock=True)
+            self._check_version(expected_version, row, "group")
+            # Explicit, so it also holds on a host engine without SQLite's foreign_keys pragma.
+            conn.execute(group_members.delete().where(group_members.c.group_id == group_id))
+            conn.execute(groups.delete().where(groups.c.id == group_id))
+
+    @_guard
+    def list_groups(self, tenant: Tenant, query: ListQuery) -> Page[GroupRecord]:
+        """As :meth:`list_users`, for groups."""
+        if query.cursor is not None:
+            raise InvalidCursor("The sql backend pages by startIndex only; cursor paging is not supported yet.")
+        compiler = self._compiler("Group")
+        condition = groups.c.tenant_id == tenant.id
+        if query.filter is not None:
+            condition = sa.and_(condition, compiler.where(query.filter))
+        order = compiler.order_by(query.sort_by, query.descending)
+        start = max(query.start_index, 1)
+        with read_transaction(self.engine) as conn:
+            total = int(conn.execute(sa.select(sa.func.count()).select_from(groups).where(condition)).scalar_one())
+            rows: list[Row[Any]] = []
+            if query.count > 0 and total >= start:
+                stmt = sa.select(groups).where(condition).order_by(*order).limit(query.count).offset(start - 1)
+                rows = list(conn.execute(stmt).all())
+            by_group = self._group_members(conn, [r.id for r in rows]) if query.include_members and rows else {}
+        return Page(
+            resources=[self._group_record(r, by_group.get(r.id, []) if query.include_members else None) for r in rows],
+            total_results=total,
+            start_index=start,
+        )

@@ -1,0 +1,782 @@
+"""Compile a resolved SCIM filter AST and a sortBy path into SQLAlchemy expressions.
+
+The semantics are exactly those of the reference evaluator (:mod:`scim_service.query.evaluator`):
+strings compare after lower-casing unless caseExact, every operator but ``ne`` is false on a missing
+value, ``ne`` is ``not eq``, ``pr`` is false on null, ``""``, ``[]``, ``{}`` (recursively), a
+multi-valued attribute matches when any of its values does, a value path needs one element to satisfy
+the whole inner filter, dateTimes compare as instants, and a value of the wrong type never matches.
+
+Every compiled predicate is two-valued (never SQL NULL), so ``NOT`` and ``ne`` behave like the
+evaluator on missing values.
+
+Attributes stored in their own columns (id, userName, externalId, displayName, active, meta.created,
+meta.lastModified) use those columns; group membership (``members`` of a group, ``groups`` of a user)
+uses the membership table; every other attribute is read from the JSON document with the store's JSON
+functions. Everything dialect-specific about JSON sits in :class:`SqliteJson` and :class:`PostgresJson`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Engine
+from sqlalchemy.sql.elements import ColumnElement
+
+from scim_service.errors import InvalidFilter, InvalidValue
+from scim_service.model import GROUP_SCHEMA, USER_SCHEMA
+from scim_service.query.ast import And, AttrPath, Compare, Filter, Not, Or, Present, Value, ValuePath
+from scim_service.query.evaluator import parse_datetime
+from scim_sql.tables import group_members, groups, users
+
+__all__ = [
+    "FilterCompiler",
+    "PostgresJson",
+    "SqliteJson",
+    "install_sqlite_functions",
+    "like_escape",
+]
+
+Resource = Literal["User", "Group"]
+Expr = ColumnElement[Any]
+Pred = ColumnElement[bool]
+
+_NUMBER_TYPES = frozenset({"integer", "decimal"})
+_ORDER_OPS = frozenset({"gt", "ge", "lt", "le"})
+_SUBSTRING_OPS = frozenset({"co", "sw", "ew"})
+LIKE_ESCAPE = "\\"
+
+
+def _false() -> Pred:
+    return sa.false()
+
+
+def like_escape(text: str) -> str:
+    """``text`` with the LIKE wildcards ``%`` and ``_`` and the escape character itself escaped."""
+    return text.replace(LIKE_ESCAPE, LIKE_ESCAPE * 2).replace("%", LIKE_ESCAPE + "%").replace("_", LIKE_ESCAPE + "_")
+
+
+def _ordered(left: Expr, op: str, right: Any) -> Pred:
+    if op == "eq":
+        return left == right
+    if op == "gt":
+        return left > right
+    if op == "ge":
+        return left >= right
+    if op == "lt":
+        return left < right
+    if op == "le":
+        return left <= right
+    raise InvalidFilter(f"operator {op!r} cannot order values")
+
+
+# -- SQLite helper functions ---------------------------------------------------------------------
+
+
+def _py_lower(value: Any) -> Any:
+    # SQLite's lower() only folds ASCII; the evaluator uses str.lower().
+    return value.lower() if isinstance(value, str) else value
+
+
+def sqlite_instant_text(value: datetime) -> str:
+    """A UTC instant as fixed-width text that sorts like the instant (the form ``scim_instant`` returns)."""
+    value = value.astimezone(UTC)
+    return (
+        f"{value.year:04d}-{value.month:02d}-{value.day:02d} "
+        f"{value.hour:02d}:{value.minute:02d}:{value.second:02d}.{value.microsecond:06d}"
+    )
+
+
+def _py_instant(value: Any) -> str | None:
+    parsed = parse_datetime(value) if isinstance(value, str) else None
+    return None if parsed is None else sqlite_instant_text(parsed)
+
+
+def _register(dbapi_connection: Any) -> None:
+    dbapi_connection.create_function("scim_lower", 1, _py_lower, deterministic=True)
+    dbapi_connection.create_function("scim_instant", 1, _py_instant, deterministic=True)
+
+
+def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+    if not record.info.get("scim_sql_functions"):
+        _register(dbapi_connection)
+        record.info["scim_sql_functions"] = True
+
+
+def install_sqlite_functions(engine: Engine) -> None:
+    """Register ``scim_lower`` (Unicode ``str.lower``) and ``scim_instant`` (ISO 8601 -> UTC text) on
+    every SQLite connection of ``engine``, including connections a host app's pool opened before."""
+    if engine.dialect.name != "sqlite" or event.contains(engine, "checkout", _on_checkout):
+        return
+    event.listen(engine, "checkout", _on_checkout)
+
+
+# -- JSON access per dialect ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Elements:
+    """The rows of a multi-valued JSON attribute: a FROM item, each row's node, its position, and 0 for an
+    element marked primary (else 1). ``ordinal`` and ``primary_rank`` only use the row's own columns:
+    SQLite cannot refer to the outer row in the ORDER BY of a correlated subquery."""
+
+    from_: Any
+    node: Any
+    ordinal: Expr
+    primary_rank: Expr
+
+
+class SqliteJson:
+    """JSON access on SQLite (JSON1): a node is the document plus a JSON path expression into it."""
+
+    name = "sqlite"
+
+    @dataclass(frozen=True)
+    class Node:
+        """A place in a JSON document: ``json_extract(doc, path)``."""
+
+        doc: Expr
+        path: Expr
+
+    @staticmethod
+    def _key(key: str) -> str:
+        if '"' in key or "\\" in key:
+            raise InvalidFilter(f"attribute name {key!r} cannot be used in a filter")
+        return f'."{key}"'
+
+    def root(self, data: Expr, keys: Sequence[str]) -> Node:
+        return self.Node(data, sa.literal("$" + "".join(self._key(k) for k in keys), sa.String))
+
+    def child(self, node: Node, key: str) -> Node:
+        return self.Node(node.doc, node.path.concat(self._key(key)))
+
+    def jtype(self, node: Node) -> Expr:
+        # Never NULL, so every test on it is two-valued: "missing" when the path is absent.
+        return sa.func.coalesce(sa.func.json_type(node.doc, node.path), "missing")
+
+    def value_or_self(self, node: Node) -> Node:
+        # A dict reached without a sub-attribute stands for its "value" (the evaluator's rule).
+        path = sa.case((self.jtype(node) == "object", node.path.concat('."value"')), else_=node.path)
+        return self.Node(node.doc, path)
+
+    def is_string(self, node: Node) -> Pred:
+        return self.jtype(node) == "text"
+
+    def is_number(self, node: Node) -> Pred:
+        return self.jtype(node).in_(("integer", "real"))
+
+    def is_object(self, node: Node) -> Pred:
+        return self.jtype(node) == "object"
+
+    def not_null(self, node: Node) -> Pred:
+        return self.jtype(node).not_in(("null", "missing"))
+
+    def text(self, node: Node) -> Expr:
+        return sa.func.json_extract(node.doc, node.path, type_=sa.String)
+
+    def number(self, node: Node) -> Expr:
+        return sa.case((self.is_number(node), sa.func.json_extract(node.doc, node.path)))
+
+    def boolean_is(self, node: Node, value: bool) -> Pred:
+        return self.jtype(node) == ("true" if value else "false")
+
+    def boolean_sort(self, node: Node) -> Expr:
+        return sa.case((self.jtype(node) == "true", 1), (self.jtype(node) == "false", 0))
+
+    def instant(self, node: Node) -> Expr:
+        return sa.func.scim_instant(sa.case((self.is_string(node), self.text(node))), type_=sa.String)
+
+    def instant_param(self, value: datetime) -> Any:
+        return sqlite_instant_text(value)
+
+    def present(self, node: Node) -> Pred:
+        tree = sa.func.json_tree(node.doc, node.path).table_valued("type", "atom").alias("pr")
+        return sa.exists(
+            sa.select(1)
+            .select_from(tree)
+            .where(
+                tree.c.type.not_in(("null", "object", "array")),
+                sa.or_(tree.c.type != "text", tree.c.atom != ""),
+            )
+        )
+
+    def elements(self, node: Node) -> Elements:
+        each = sa.func.json_each(node.doc, node.path).table_valued("key", "type", "value").alias("el")
+        element = self.Node(node.doc, node.path.concat("[").concat(sa.cast(each.c.key, sa.String)).concat("]"))
+        primary = sa.and_(each.c.type == "object", sa.func.json_type(each.c.value, '$."primary"') == "true")
+        return Elements(each, element, each.c.key, sa.case((primary, 0), else_=1))
+
+    def lower(self, expr: Expr) -> Expr:
+        return sa.func.scim_lower(expr, type_=sa.String)
+
+    def ordering(self, expr: Expr) -> Expr:
+        # BINARY collation on UTF-8 is code point order, as in Python.
+        return expr
+
+    def contains(self, expr: Expr, value: str, case_exact: bool) -> Pred:
+        if case_exact:  # SQLite's LIKE ignores ASCII case
+            return sa.func.instr(expr, value) > 0
+        return expr.like(f"%{like_escape(value)}%", escape=LIKE_ESCAPE)
+
+    def startswith(self, expr: Expr, value: str, case_exact: bool) -> Pred:
+        if case_exact:
+            return sa.func.substr(expr, 1, len(value)) == value
+        return expr.like(f"{like_escape(value)}%", escape=LIKE_ESCAPE)
+
+    def endswith(self, expr: Expr, value: str, case_exact: bool) -> Pred:
+        if case_exact:
+            return sa.true() if not value else sa.func.substr(expr, -len(value)) == value
+        return expr.like(f"%{like_escape(value)}", escape=LIKE_ESCAPE)
+
+
+_PG_PRESENT = 'strict $.** ? (@.type() == "number" || @.type() == "boolean" || (@.type() == "string" && @ != ""))'
+_PG_ISO = r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|z|[+-]\d{2}(:?\d{2})?)?$"
+_PG_OFFSET = r"(Z|z|[+-]\d{2}(:?\d{2})?)$"
+
+
+class PostgresJson:
+    """JSON access on PostgreSQL: a node is a ``jsonb`` expression."""
+
+    name = "postgresql"
+    J = postgresql.JSONB()
+
+    def root(self, data: Expr, keys: Sequence[str]) -> Expr:
+        return sa.func.jsonb_extract_path(data, *[sa.literal(k, sa.Text) for k in keys], type_=self.J)
+
+    def child(self, node: Expr, key: str) -> Expr:
+        return sa.func.jsonb_extract_path(node, sa.literal(key, sa.Text), type_=self.J)
+
+    def jtype(self, node: Expr) -> Expr:
+        # Never NULL, so every test on it is two-valued: "missing" when the path is absent.
+        return sa.func.coalesce(sa.func.jsonb_typeof(node, type_=sa.Text), "missing")
+
+    def value_or_self(self, node: Expr) -> Expr:
+        return sa.case((self.jtype(node) == "object", self.child(node, "value")), else_=node)
+
+    def is_string(self, node: Expr) -> Pred:
+        return self.jtype(node) == "string"
+
+    def is_number(self, node: Expr) -> Pred:
+        return self.jtype(node) == "number"
+
+    def is_object(self, node: Expr) -> Pred:
+        return self.jtype(node) == "object"
+
+    def not_null(self, node: Expr) -> Pred:
+        return self.jtype(node).not_in(("null", "missing"))
+
+    def text(self, node: Expr) -> Expr:
+        # The text of any jsonb value, strings unquoted.
+        return sa.func.jsonb_build_array(node, type_=self.J).op("->>", return_type=sa.Text)(sa.literal(0))
+
+    def number(self, node: Expr) -> Expr:
+        return sa.case((self.is_number(node), sa.cast(self.text(node), sa.Numeric)))
+
+    def boolean_is(self, node: Expr, value: bool) -> Pred:
+        return sa.and_(self.jtype(node) == "boolean", self.text(node) == ("true" if value else "false"))
+
+    def boolean_sort(self, node: Expr) -> Expr:
+        return sa.case((self.boolean_is(node, True), 1), (self.boolean_is(node, False), 0))
+
+    def instant(self, node: Expr) -> Expr:
+        text = self.text(node)
+        iso = sa.and_(self.is_string(node), text.regexp_match(_PG_ISO))
+        return sa.case(
+            (sa.and_(iso, text.regexp_match(_PG_OFFSET)), sa.cast(text, postgresql.TIMESTAMP(timezone=True))),
+            (iso, sa.func.timezone("UTC", sa.cast(text, postgresql.TIMESTAMP(timezone=False)))),
+        )
+
+    def instant_param(self, value: datetime) -> Any:
+        return sa.literal(value, postgresql.TIMESTAMP(timezone=True))
+
+    def present(self, node: Expr) -> Pred:
+        return sa.func.coalesce(
+            sa.func.jsonb_path_exists(node, sa.literal(_PG_PRESENT, postgresql.JSONPATH), type_=sa.Boolean),
+            sa.false(),
+        )
+
+    def elements(self, node: Expr) -> Elements:
+        array = sa.case((self.jtype(node) == "array", node), else_=sa.func.jsonb_build_array(node, type_=self.J))
+        each = (
+            sa.func.jsonb_array_elements(array)
+            .table_valued(sa.column("value", self.J), with_ordinality="ordinal")
+            .render_derived(name="el")
+        )
+        primary = sa.and_(self.is_object(each.c.value), self.boolean_is(self.child(each.c.value, "primary"), True))
+        return Elements(each, each.c.value, each.c.ordinal, sa.case((primary, 0), else_=1))
+
+    def lower(self, expr: Expr) -> Expr:
+        return sa.func.lower(expr, type_=sa.String)
+
+    def ordering(self, expr: Expr) -> Expr:
+        return expr.collate("C")  # code point order, as in Python
+
+    def contains(self, expr: Expr, value: str, case_exact: bool) -> Pred:
+        return expr.like(f"%{like_escape(value)}%", escape=LIKE_ESCAPE)
+
+    def startswith(self, expr: Expr, value: str, case_exact: bool) -> Pred:
+        return expr.like(f"{like_escape(value)}%", escape=LIKE_ESCAPE)
+
+    def endswith(self, expr: Expr, value: str, case_exact: bool) -> Pred:
+        return expr.like(f"%{like_escape(value)}", escape=LIKE_ESCAPE)
+
+
+JsonOps = SqliteJson | PostgresJson
+
+
+def json_ops(dialect_name: str) -> JsonOps:
+    """The JSON access of a dialect; ``InvalidFilter`` for one this backend cannot query."""
+    if dialect_name == "sqlite":
+        return SqliteJson()
+    if dialect_name == "postgresql":
+        return PostgresJson()
+    raise InvalidFilter(f"the sql backend cannot filter on the {dialect_name!r} database dialect")
+
+
+# -- leaves: one value of a path, and how it compares ---------------------------------------------
+
+
+class Leaf:
+    """One value a path reaches (a column, or a JSON node); compiles the evaluator's ``_compare_one``."""
+
+    def compare(self, op: str, value: Value, path: AttrPath) -> Pred:
+        """``value op expected`` with the evaluator's type rules; false when the types do not fit."""
+        if value is None:
+            return _false()
+        if path.type == "dateTime":
+            parsed = parse_datetime(value) if isinstance(value, str) else None
+            if op in _SUBSTRING_OPS or parsed is None:
+                return _false()
+            return self.instant_compare(op, parsed)
+        if isinstance(value, bool) or path.type == "boolean":
+            if op != "eq" or not isinstance(value, bool):
+                return _false()
+            return self.boolean_eq(value)
+        if isinstance(value, int | float) or path.type in _NUMBER_TYPES:
+            if not isinstance(value, int | float) or isinstance(value, bool) or op in _SUBSTRING_OPS:
+                return _false()
+            return self.number_compare(op, value)
+        if not isinstance(value, str):
+            return _false()
+        return self.string_compare(op, value, path.case_exact)
+
+    def string_compare(self, op: str, value: str, case_exact: bool) -> Pred:
+        return _false()
+
+    def number_compare(self, op: str, value: float) -> Pred:
+        return _false()
+
+    def boolean_eq(self, value: bool) -> Pred:
+        return _false()
+
+    def instant_compare(self, op: str, value: datetime) -> Pred:
+        return _false()
+
+    def has_value(self) -> Pred:
+        return _false()
+
+    def present(self) -> Pred:
+        return _false()
+
+    def sort_key(self, path: AttrPath) -> Expr | None:
+        return None
+
+
+def _string_ops(ops: JsonOps, expr: Expr, lowered: Expr | None, op: str, value: str, case_exact: bool) -> Pred:
+    if not case_exact:
+        expr = lowered if lowered is not None else ops.lower(expr)
+        value = value.lower()
+    if op == "co":
+        return ops.contains(expr, value, case_exact)
+    if op == "sw":
+        return ops.startswith(expr, value, case_exact)
+    if op == "ew":
+        return ops.endswith(expr, value, case_exact)
+    if op == "eq":
+        return expr == value
+    return _ordered(ops.ordering(expr), op, value)
+
+
+@dataclass
+class ColumnLeaf(Leaf):
+    """A value held in a column (or a constant). ``kind`` is its SCIM comparison kind."""
+
+    ops: JsonOps
+    expr: Expr
+    kind: Literal["string", "boolean", "instant"]
+    lowered: Expr | None = None  # a stored lower-case copy (userName)
+
+    def string_compare(self, op: str, value: str, case_exact: bool) -> Pred:
+        if self.kind != "string":
+            return _false()
+        return sa.and_(self.expr.is_not(None), _string_ops(self.ops, self.expr, self.lowered, op, value, case_exact))
+
+    def boolean_eq(self, value: bool) -> Pred:
+        if self.kind != "boolean":
+            return _false()
+        return self.expr.is_(sa.true()) if value else self.expr.is_(sa.false())
+
+    def instant_compare(self, op: str, value: datetime) -> Pred:
+        if self.kind != "instant":
+            return _false()
+        return sa.and_(self.expr.is_not(None), _ordered(self.expr, op, value))
+
+    def has_value(self) -> Pred:
+        return self.expr.is_not(None)
+
+    def present(self) -> Pred:
+        if self.kind == "string":
+            return sa.and_(self.expr.is_not(None), self.expr != "")
+        return self.expr.is_not(None)
+
+    def sort_key(self, path: AttrPath) -> Expr | None:
+        if self.kind == "string" and path.type not in ("dateTime", "boolean", *_NUMBER_TYPES):
+            if path.case_exact:
+                return self.ops.ordering(self.expr)
+            return self.ops.ordering(self.lowered if self.lowered is not None else self.ops.lower(self.expr))
+        if self.kind == "boolean" and path.type == "boolean":
+            return sa.case((self.expr.is_(sa.true()), 1), else_=0)
+        if self.kind == "instant" and path.type == "dateTime":
+            return self.expr
+        return None
+
+
+@dataclass
+class JsonLeaf(Leaf):
+    """A value inside the JSON document."""
+
+    ops: JsonOps
+    node: Any
+
+    def string_compare(self, op: str, value: str, case_exact: bool) -> Pred:
+        text = self.ops.text(self.node)
+        return sa.and_(self.ops.is_string(self.node), _string_ops(self.ops, text, None, op, value, case_exact))
+
+    def number_compare(self, op: str, value: float) -> Pred:
+        number = self.ops.number(self.node)
+        return sa.and_(number.is_not(None), _ordered(number, op, value))
+
+    def boolean_eq(self, value: bool) -> Pred:
+        return self.ops.boolean_is(self.node, value)
+
+    def instant_compare(self, op: str, value: datetime) -> Pred:
+        instant = self.ops.instant(self.node)
+        return sa.and_(instant.is_not(None), _ordered(instant, op, self.ops.instant_param(value)))
+
+    def has_value(self) -> Pred:
+        return self.ops.not_null(self.node)
+
+    def present(self) -> Pred:
+        return self.ops.present(self.node)
+
+    def sort_key(self, path: AttrPath) -> Expr | None:
+        if path.type == "dateTime":
+            return self.ops.instant(self.node)
+        if path.type in _NUMBER_TYPES:
+            return self.ops.number(self.node)
+        if path.type == "boolean":
+            return self.ops.boolean_sort(self.node)
+        if path.type == "complex":
+            return None
+        text = sa.case((self.ops.is_string(self.node), self.ops.text(self.node)))
+        return self.ops.ordering(text if path.case_exact else self.ops.lower(text))
+
+
+class MissingLeaf(Leaf):
+    """A path that has no value in any stored resource."""
+
+
+# -- sources: where a top-level attribute's values come from ---------------------------------------
+
+
+class Element:
+    """One element of a multi-valued attribute, as the inner filter of a value path sees it."""
+
+    def leaf(self, sub_attr: str | None) -> Leaf:
+        raise NotImplementedError
+
+    def is_complex(self) -> Pred:
+        return sa.true()
+
+
+@dataclass
+class JsonElement(Element):
+    ops: JsonOps
+    node: Any
+
+    def leaf(self, sub_attr: str | None) -> Leaf:
+        return JsonLeaf(self.ops, self.ops.child(self.node, sub_attr) if sub_attr else self.node)
+
+    def is_complex(self) -> Pred:
+        return self.ops.is_object(self.node)
+
+
+@dataclass
+class RowElement(Element):
+    """One membership row (``members`` of a group or ``groups`` of a user)."""
+
+    columns: dict[str, Leaf]
+
+    def leaf(self, sub_attr: str | None) -> Leaf:
+        return self.columns.get(sub_attr or "value", MissingLeaf())
+
+
+class Source:
+    """The values of one top-level attribute of the resource being filtered."""
+
+    def any(self, path: AttrPath, test: Callable[[Leaf], Pred]) -> Pred:
+        """True when some value reached by ``path`` passes ``test``."""
+        raise NotImplementedError
+
+    def present(self, path: AttrPath) -> Pred:
+        raise NotImplementedError
+
+    def some_element(self, test: Callable[[Element], Pred]) -> Pred:
+        """True when one complex element satisfies ``test`` (a value path)."""
+        raise NotImplementedError
+
+    def sort_key(self, path: AttrPath) -> Expr | None:
+        raise NotImplementedError
+
+
+@dataclass
+class ColumnSource(Source):
+    """A singular attribute stored in a column."""
+
+    leaf: Leaf
+
+    def any(self, path: AttrPath, test: Callable[[Leaf], Pred]) -> Pred:
+        return test(self.leaf)
+
+    def present(self, path: AttrPath) -> Pred:
+        return self.leaf.present()
+
+    def some_element(self, test: Callable[[Element], Pred]) -> Pred:
+        raise InvalidFilter("a value path needs a complex attribute")
+
+    def sort_key(self, path: AttrPath) -> Expr | None:
+        return self.leaf.sort_key(path)
+
+
+@dataclass
+class JsonSource(Source):
+    """An attribute inside the JSON document, singular or multi-valued."""
+
+    ops: JsonOps
+    root: Any
+    multi_valued: bool
+
+    def _value(self, node: Any, path: AttrPath) -> Any:
+        return self.ops.child(node, path.sub_attr) if path.sub_attr else self.ops.value_or_self(node)
+
+    def any(self, path: AttrPath, test: Callable[[Leaf], Pred]) -> Pred:
+        if not self.multi_valued:
+            return test(JsonLeaf(self.ops, self._value(self.root, path)))
+        els = self.ops.elements(self.root)
+        return sa.exists(
+            sa.select(1).select_from(els.from_).where(test(JsonLeaf(self.ops, self._value(els.node, path))))
+        )
+
+    def present(self, path: AttrPath) -> Pred:
+        if path.sub_attr is None:
+            return self.ops.present(self.root)
+        if not self.multi_valued:
+            return self.ops.present(self.ops.child(self.root, path.sub_attr))
+        els = self.ops.elements(self.root)
+        return sa.exists(
+            sa.select(1)
+            .select_from(els.from_)
+            .where(self.ops.is_object(els.node), self.ops.present(self.ops.child(els.node, path.sub_attr)))
+        )
+
+    def some_element(self, test: Callable[[Element], Pred]) -> Pred:
+        if not self.multi_valued:
+            element = JsonElement(self.ops, self.root)
+            return sa.and_(element.is_complex(), test(element))
+        els = self.ops.elements(self.root)
+        element = JsonElement(self.ops, els.node)
+        return sa.exists(sa.select(1).select_from(els.from_).where(element.is_complex(), test(element)))
+
+    def sort_key(self, path: AttrPath) -> Expr | None:
+        if not self.multi_valued:
+            node = self.ops.child(self.root, path.sub_attr) if path.sub_attr else self.root
+            return JsonLeaf(self.ops, node).sort_key(path)
+        # RFC 7644 §3.4.2.3: the primary element's value, else the first element with a value.
+        els = self.ops.elements(self.root)
+        node = self._value(els.node, path)
+        key = JsonLeaf(self.ops, node).sort_key(path)
+        if key is None:
+            return None
+        return (
+            sa.select(key)
+            .select_from(els.from_)
+            .where(self.ops.not_null(node))
+            .order_by(els.primary_rank, els.ordinal)
+            .limit(1)
+            .scalar_subquery()
+        )
+
+
+@dataclass
+class MembershipSource(Source):
+    """``members`` of a group or ``groups`` of a user: rows of the membership table."""
+
+    from_: Any
+    where: Pred
+    columns: dict[str, Leaf]
+
+    def _exists(self, *conditions: Pred) -> Pred:
+        return sa.exists(sa.select(1).select_from(self.from_).where(self.where, *conditions))
+
+    def any(self, path: AttrPath, test: Callable[[Leaf], Pred]) -> Pred:
+        return self._exists(test(RowElement(self.columns).leaf(path.sub_attr)))
+
+    def present(self, path: AttrPath) -> Pred:
+        if path.sub_attr is None:
+            return self._exists()
+        return self._exists(RowElement(self.columns).leaf(path.sub_attr).present())
+
+    def some_element(self, test: Callable[[Element], Pred]) -> Pred:
+        return self._exists(test(RowElement(self.columns)))
+
+    def sort_key(self, path: AttrPath) -> Expr | None:
+        raise InvalidValue(f"the sql backend cannot sort by {path.dotted()!r} (members have no order)")
+
+
+# -- the compiler --------------------------------------------------------------------------------
+
+
+class FilterCompiler:
+    """Compiles resolved filters and sort paths to expressions over the users or the groups table.
+
+    ``resource`` is "User" or "Group"; ``dialect_name`` the engine's dialect (sqlite or postgresql).
+    The expressions do not include the tenant or soft-delete conditions: the backend adds those.
+    """
+
+    def __init__(self, resource: Resource, dialect_name: str) -> None:
+        self.resource = resource
+        self.ops: JsonOps = json_ops(dialect_name)
+        self.table = users if resource == "User" else groups
+
+    # filters
+
+    def where(self, f: Filter) -> Pred:
+        """The SQL condition equivalent to the evaluator's ``matches(f, document)``."""
+        return self._compile(f, None)
+
+    def _compile(self, f: Filter, element: Element | None) -> Pred:
+        if isinstance(f, Compare):
+            return self._compare(f, element)
+        if isinstance(f, Present):
+            if element is not None:
+                return element.leaf(f.path.sub_attr).present()
+            return self._source(f.path).present(f.path)
+        if isinstance(f, And):
+            return sa.and_(self._compile(f.left, element), self._compile(f.right, element))
+        if isinstance(f, Or):
+            return sa.or_(self._compile(f.left, element), self._compile(f.right, element))
+        if isinstance(f, Not):
+            return sa.not_(self._compile(f.expr, element))
+        if isinstance(f, ValuePath):
+            if element is not None:
+                raise InvalidFilter("a value path cannot be nested in another value path")
+            return self._source(f.attr).some_element(lambda el: self._compile(f.filter, el))
+        raise InvalidFilter(f"not a filter node: {f!r}")
+
+    def _compare(self, f: Compare, element: Element | None) -> Pred:
+        if f.op == "ne":
+            return sa.not_(self._compare(Compare(f.path, "eq", f.value), element))
+        if f.op not in ("eq", "co", "sw", "ew", "gt", "ge", "lt", "le"):
+            raise InvalidFilter(f"unknown comparison operator {f.op!r}")
+
+        def test(leaf: Leaf) -> Pred:
+            return leaf.compare(f.op, f.value, f.path)
+
+        if element is not None:
+            leaf = element.leaf(f.path.sub_attr)
+            if f.value is None:
+                return sa.not_(leaf.has_value()) if f.op == "eq" else _false()
+            return test(leaf)
+        source = self._source(f.path)
+        if f.value is None:
+            # eq null: the attribute has no values at all.
+            return sa.not_(source.any(f.path, lambda leaf: leaf.has_value())) if f.op == "eq" else _false()
+        return source.any(f.path, test)
+
+    # sorting
+
+    def order_by(self, path: AttrPath | None, descending: bool) -> list[Any]:
+        """ORDER BY clauses: the sort key with missing values last ascending and first descending,
+        then ``id`` ascending for a stable order."""
+        clauses: list[Any] = []
+        if path is not None:
+            key = self._source(path).sort_key(path)
+            if key is not None:
+                missing = sa.case((key.is_(None), 1), else_=0)
+                clauses = [missing.desc(), key.desc()] if descending else [missing.asc(), key.asc()]
+        clauses.append(self.table.c.id.asc())
+        return clauses
+
+    # paths
+
+    def _source(self, path: AttrPath) -> Source:
+        core = USER_SCHEMA if self.resource == "User" else GROUP_SCHEMA
+        in_core = path.schema in (None, core)
+        if in_core:
+            column = self._column_source(path)
+            if column is not None:
+                return column
+        keys = [path.attr] if in_core else [path.schema or "", path.attr]
+        return JsonSource(self.ops, self.ops.root(self.table.c.data, keys), path.multi_valued)
+
+    def _column_source(self, path: AttrPath) -> Source | None:
+        t, ops = self.table, self.ops
+        attr, sub = path.attr, path.sub_attr
+        if attr == "id":
+            return ColumnSource(ColumnLeaf(ops, t.c.id, "string"))
+        if attr == "externalId":
+            return ColumnSource(ColumnLeaf(ops, t.c.external_id, "string"))
+        if attr == "displayName":
+            return ColumnSource(ColumnLeaf(ops, t.c.display_name, "string"))
+        if attr == "meta":
+            if sub == "created":
+                return ColumnSource(ColumnLeaf(ops, t.c.created, "instant"))
+            if sub == "lastModified":
+                return ColumnSource(ColumnLeaf(ops, t.c.last_modified, "instant"))
+            if sub == "resourceType":
+                return ColumnSource(ColumnLeaf(ops, sa.literal(self.resource, sa.String), "string"))
+            raise InvalidFilter(f"the sql backend cannot filter or sort on meta.{sub}")
+        if self.resource == "User":
+            if attr == "userName":
+                lowered = users.c.user_name_lower if not path.case_exact else None
+                return ColumnSource(ColumnLeaf(ops, users.c.user_name, "string", lowered))
+            if attr == "active":
+                return ColumnSource(ColumnLeaf(ops, users.c.active, "boolean"))
+            if attr == "groups":
+                gm, g = group_members.alias("gm"), groups.alias("g")
+                return MembershipSource(
+                    from_=gm.join(g, g.c.id == gm.c.group_id),
+                    where=sa.and_(gm.c.member_id == users.c.id, gm.c.tenant_id == users.c.tenant_id),
+                    columns={
+                        "value": ColumnLeaf(ops, gm.c.group_id, "string"),
+                        "display": ColumnLeaf(ops, g.c.display_name, "string"),
+                        "type": ColumnLeaf(ops, sa.literal("direct", sa.String), "string"),
+                    },
+                )
+        elif attr == "members":
+            gm = group_members.alias("gm")
+            return MembershipSource(
+                from_=gm,
+                where=gm.c.group_id == groups.c.id,
+                columns={
+                    "value": ColumnLeaf(ops, gm.c.member_id, "string"),
+                    "display": ColumnLeaf(ops, gm.c.display, "string"),
+                    "type": ColumnLeaf(ops, gm.c.member_type, "string"),
+                },
+            )
+        return None

@@ -1,0 +1,28 @@
+"""Alembic environment of the ``sql`` backend, driven programmatically by ``SqlBackend.migrate``.
+
+It only runs online on the connection the backend hands in (``config.attributes["connection"]``), which
+is already inside a write transaction, and records its revision in its own version table so it never
+collides with the service's own migrations in the same database.
+"""
+
+from __future__ import annotations
+
+from alembic import context
+
+VERSION_TABLE = "scim_sql_alembic_version"
+
+
+def run_migrations_online() -> None:
+    """Upgrade through the connection given by the caller."""
+    connection = context.config.attributes.get("connection")
+    if connection is None:
+        raise RuntimeError("scim_sql migrations run through SqlBackend.migrate(), which passes a connection")
+    version_table = context.config.get_main_option("version_table") or VERSION_TABLE
+    context.configure(connection=connection, target_metadata=None, version_table=version_table)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+if context.is_offline_mode():
+    raise RuntimeError("scim_sql migrations do not support offline (SQL script) mode")
+run_migrations_online()

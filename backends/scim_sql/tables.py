@@ -1,0 +1,113 @@
+"""The tables of the ``sql`` backend (SQLAlchemy Core), shared by the queries and the tests.
+
+The schema itself is created by the backend's own alembic migrations (``scim_sql/migrations``);
+these definitions must stay equal to what the migrations build (a test compares them).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Dialect
+
+
+class UtcDateTime(sa.types.TypeDecorator[datetime]):
+    """A timezone-aware UTC timestamp that sorts and compares correctly on SQLite and PostgreSQL.
+
+    PostgreSQL stores ``timestamptz``. SQLite has no timestamp type: SQLAlchemy stores a fixed-width
+    ``YYYY-MM-DD HH:MM:SS.ffffff`` string there, which sorts like the instant only when every value is
+    in the same zone, so values are converted to naive UTC before they are written.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Normalise to UTC (naive on SQLite); a naive input is taken as UTC."""
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Always hand back an aware UTC datetime."""
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def json_type() -> sa.types.TypeEngine[Any]:
+    """JSON on SQLite (text with the JSON1 functions), JSONB on PostgreSQL."""
+    return sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+
+
+metadata = sa.MetaData()
+
+users = sa.Table(
+    "scim_users",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("user_name", sa.String(512), nullable=False),
+    sa.Column("user_name_lower", sa.String(512), nullable=False),
+    sa.Column("primary_email_lower", sa.String(512), nullable=True),
+    sa.Column("external_id", sa.String(512), nullable=True),
+    sa.Column("display_name", sa.String(512), nullable=True),
+    sa.Column("active", sa.Boolean(), nullable=False),
+    sa.Column("deleted", sa.Boolean(), nullable=False),
+    sa.Column("data", json_type(), nullable=False),
+    sa.Column("created", UtcDateTime(), nullable=False),
+    sa.Column("last_modified", UtcDateTime(), nullable=False),
+    sa.Column("deactivated_at", UtcDateTime(), nullable=True),
+    sa.Column("version", sa.Integer(), nullable=False),
+    sa.Index("ux_scim_users_tenant_user_name", "tenant_id", "user_name_lower", unique=True),
+    sa.Index("ix_scim_users_tenant_email", "tenant_id", "primary_email_lower"),
+    sa.Index("ix_scim_users_tenant_external_id", "tenant_id", "external_id"),
+    sa.Index("ix_scim_users_tenant_display_name", "tenant_id", "display_name"),
+    sa.Index("ix_scim_users_tenant_last_modified", "tenant_id", "last_modified"),
+)
+
+groups = sa.Table(
+    "scim_groups",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("display_name", sa.String(512), nullable=True),
+    sa.Column("external_id", sa.String(512), nullable=True),
+    sa.Column("data", json_type(), nullable=False),
+    sa.Column("created", UtcDateTime(), nullable=False),
+    sa.Column("last_modified", UtcDateTime(), nullable=False),
+    sa.Column("version", sa.Integer(), nullable=False),
+    sa.Index("ix_scim_groups_tenant_display_name", "tenant_id", "display_name"),
+    sa.Index("ix_scim_groups_tenant_external_id", "tenant_id", "external_id"),
+)
+
+group_members = sa.Table(
+    "scim_group_members",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column(
+        "group_id",
+        sa.String(36),
+        sa.ForeignKey("scim_groups.id", ondelete="CASCADE", name="fk_scim_group_members_group"),
+        primary_key=True,
+    ),
+    sa.Column("member_id", sa.String(36), primary_key=True),
+    sa.Column("member_type", sa.String(16), nullable=False),
+    sa.Column("display", sa.String(512), nullable=True),
+    sa.Index("ix_scim_group_members_tenant_member", "tenant_id", "member_id"),
+)
+
+# One row per tenant that has written users: the row a seat or email check locks on PostgreSQL.
+tenant_state = sa.Table(
+    "scim_tenant_state",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
+)
