@@ -1,36 +1,15 @@
-"""Fixtures shared by the API tests: a real app on a real SQLite file, organizations and tokens."""
+"""Fixtures of the API tests: a real app on a real SQLite file, an organization and its token."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
+from api_helpers import Scim, make_app, new_org
 from flask import Flask
-from flask.testing import FlaskClient
 
-from scim_service.app import create_app
 from scim_service.extension import ScimState, get_state
-
-USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
-GROUP_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Group"
-ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
-PATCH_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
-ERROR_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:Error"
-BASE = "/scim/v2"
-
-IN_CI = os.environ.get("CI") == "true"
-
-
-def make_app(tmp_path: Path, **config: Any) -> Flask:
-    """A standalone app on a fresh SQLite file, its schema migrated, no environment variables read."""
-    values = {"SCIM_DATABASE_URL": f"sqlite:///{tmp_path}/scim.db", "SCIM_LOG_LEVEL": "WARNING", **config}
-    app = create_app(values, environ={})
-    app.config["TESTING"] = True
-    get_state(app).upgrade()
-    return app
 
 
 @pytest.fixture
@@ -45,81 +24,7 @@ def state(app: Flask) -> ScimState:
     return get_state(app)
 
 
-class Scim:
-    """A SCIM client for one organization's token over the Flask test client."""
-
-    def __init__(self, client: FlaskClient, token: str, base: str = BASE) -> None:
-        self.client = client
-        self.token = token
-        self.base = base
-
-    def headers(self, extra: dict[str, str] | None = None) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}", **(extra or {})}
-
-    def request(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None, **kw: Any):
-        kwargs: dict[str, Any] = {"headers": self.headers(headers), **kw}
-        if body is not None:
-            kwargs["json"] = body
-            kwargs["content_type"] = "application/scim+json"
-        return self.client.open(self.base + path, method=method, **kwargs)
-
-    def get(self, path: str, **kw: Any):
-        return self.request("GET", path, **kw)
-
-    def post(self, path: str, body: Any, **kw: Any):
-        return self.request("POST", path, body, **kw)
-
-    def put(self, path: str, body: Any, **kw: Any):
-        return self.request("PUT", path, body, **kw)
-
-    def patch(self, path: str, operations: list[dict[str, Any]], **kw: Any):
-        return self.request("PATCH", path, {"schemas": [PATCH_SCHEMA], "Operations": operations}, **kw)
-
-    def delete(self, path: str, **kw: Any):
-        return self.request("DELETE", path, **kw)
-
-    def create_user(self, user_name: str, **attrs: Any) -> dict[str, Any]:
-        response = self.post("/Users", user(user_name, **attrs))
-        assert response.status_code == 201, response.get_json()
-        return response.get_json()
-
-    def create_group(self, name: str, members: list[str] = ()) -> dict[str, Any]:
-        body = {"schemas": [GROUP_SCHEMA], "displayName": name, "members": [{"value": m} for m in members]}
-        response = self.post("/Groups", body)
-        assert response.status_code == 201, response.get_json()
-        return response.get_json()
-
-
-def user(user_name: str, **attrs: Any) -> dict[str, Any]:
-    """A User resource body; ``email`` sets one primary work email."""
-    email = attrs.pop("email", None)
-    body: dict[str, Any] = {"schemas": [USER_SCHEMA], "userName": user_name, **attrs}
-    if email:
-        body["emails"] = [{"value": email, "type": "work", "primary": True}]
-    return body
-
-
-def new_org(state: ScimState, name: str, **kw: Any) -> str:
-    """Create an organization and return a fresh token for it."""
-    state.store.create_org(name, **kw)
-    _id, token = state.store.create_token(name)
-    return token
-
-
 @pytest.fixture
 def scim(app: Flask, state: ScimState) -> Scim:
     """A client of organization 'acme' (100 seats, default policies)."""
     return Scim(app.test_client(), new_org(state, "acme", max_seats=100))
-
-
-def assert_scim_error(response: Any, status: int, scim_type: str | None = None) -> dict[str, Any]:
-    """The response is a SCIM error with this status (and scimType)."""
-    assert response.status_code == status, (response.status_code, response.get_data(as_text=True))
-    assert response.mimetype == "application/scim+json"
-    body = response.get_json()
-    assert body["schemas"] == [ERROR_SCHEMA]
-    assert body["status"] == str(status)
-    assert body["detail"]
-    if scim_type is not None:
-        assert body.get("scimType") == scim_type, body
-    return body

@@ -5,7 +5,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from conftest import ENTERPRISE, GROUP_SCHEMA, USER_SCHEMA, Scim, assert_scim_error, make_app, new_org, user
+from api_helpers import ENTERPRISE, GROUP_SCHEMA, USER_SCHEMA, Scim, assert_scim_error, make_app, new_org, user
 
 from scim_service.extension import get_state
 from scim_service.model import SeatPolicy

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-from conftest import ENTERPRISE, GROUP_SCHEMA, USER_SCHEMA, Scim, assert_scim_error, new_org, user
+from api_helpers import ENTERPRISE, GROUP_SCHEMA, USER_SCHEMA, Scim, assert_scim_error, new_org, user
 
 from scim_service.model import MatchPolicy, SeatPolicy
 
@@ -26,7 +26,7 @@ def test_missing_unknown_and_revoked_tokens_get_401_with_bearer_challenge(app, s
 
 
 def test_revocation_is_seen_by_another_worker_on_the_same_database(tmp_path):
-    from conftest import make_app
+    from api_helpers import make_app
 
     from scim_service.extension import get_state
 
@@ -218,7 +218,7 @@ def test_delete_is_a_soft_delete_that_a_matching_post_undoes(scim, state):
 
 
 def test_delete_policies_deactivate_and_hard(tmp_path):
-    from conftest import make_app
+    from api_helpers import make_app
 
     from scim_service.extension import get_state
 
