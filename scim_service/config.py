@@ -79,6 +79,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SCIM_DEFAULT_PAGE_SIZE", _positive_int, 100, "Page size of a list request that gives no count."),
     Setting("SCIM_MAX_PAGE_SIZE", _positive_int, 1000, "Largest page a list request may ask for (advertised)."),
     Setting("SCIM_MAX_BODY_BYTES", _positive_int, 1_048_576, "Largest request body accepted; larger gets 413."),
+    Setting("SCIM_BULK_MAX_OPERATIONS", _positive_int, 1000, "Most operations in one /Bulk request (advertised)."),
+    Setting(
+        "SCIM_BULK_MAX_PAYLOAD_BYTES",
+        _positive_int,
+        1_048_576,
+        "Largest /Bulk request body accepted (advertised as maxPayloadSize); larger gets 413.",
+    ),
     Setting(
         "SCIM_PROVISIONING_LOG",
         _bool,

@@ -215,7 +215,7 @@ def test_oversized_body_is_413(tmp_path):
 def test_discovery_endpoints(scim):
     spc = scim.get("/ServiceProviderConfig").get_json()
     assert spc["patch"]["supported"] is True and spc["filter"]["supported"] is True
-    assert spc["bulk"]["supported"] is False
+    assert spc["bulk"] == {"supported": True, "maxOperations": 1000, "maxPayloadSize": 1048576}
     assert spc["etag"]["supported"] is True
     assert spc["authenticationSchemes"][0]["type"] == "oauthbearertoken"
     schemas = scim.get("/Schemas").get_json()

@@ -64,11 +64,17 @@ def scim_response(payload: Any, status: int = 200, headers: Mapping[str, str] | 
     return response
 
 
-def error_response(error: ScimError) -> Response:
-    """RFC 7644 §3.12 error body; 401 carries the Bearer challenge (RFC 6750 §3)."""
+def error_body(error: ScimError) -> dict[str, Any]:
+    """The RFC 7644 §3.12 error document."""
     body: dict[str, Any] = {"schemas": [ERROR_SCHEMA], "status": str(error.status), "detail": error.detail}
     if error.scim_type:
         body["scimType"] = error.scim_type
+    return body
+
+
+def error_response(error: ScimError) -> Response:
+    """An error response; 401 carries the Bearer challenge (RFC 6750 §3)."""
+    body = error_body(error)
     headers = {"WWW-Authenticate": 'Bearer realm="scim"'} if error.status == 401 else {}
     g.scim_error = error
     return scim_response(body, error.status, headers)
@@ -125,8 +131,10 @@ def _authenticate() -> None:
     g.scim_principal = None
     g.scim_error = None
     st = state()
-    if request.content_length is not None and request.content_length > st.config["SCIM_MAX_BODY_BYTES"]:
-        raise PayloadTooLarge(f"The request body is larger than {st.config['SCIM_MAX_BODY_BYTES']} bytes.")
+    # /Bulk has its own, advertised limit (maxPayloadSize); every other endpoint the general one.
+    limit_key = "SCIM_BULK_MAX_PAYLOAD_BYTES" if request.endpoint == "scim.bulk" else "SCIM_MAX_BODY_BYTES"
+    if request.content_length is not None and request.content_length > st.config[limit_key]:
+        raise PayloadTooLarge(f"The request body is larger than {st.config[limit_key]} bytes.")
     auth_request = AuthRequest(
         method=request.method,
         path=request.path,

@@ -1,0 +1,40 @@
+"""POST /Bulk (RFC 7644 §3.7): limits at the edge, then the core runs each operation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response, request
+
+from scim_service.api.blueprint import base_url, bp, dispatch, error_body, json_body, principal, scim_response, state
+from scim_service.bulk import BULK_RESPONSE_SCHEMA, parse_bulk_request, run_bulk
+from scim_service.errors import PayloadTooLarge
+from scim_service.schemas.render import etag
+
+
+def _bulk() -> Response:
+    config = state().config
+    limit = config["SCIM_BULK_MAX_PAYLOAD_BYTES"]
+    if (request.content_length is not None and request.content_length > limit) or len(request.get_data()) > limit:
+        raise PayloadTooLarge(f"The BulkRequest is larger than maxPayloadSize ({limit} bytes).")
+    operations, fail_on_errors = parse_bulk_request(json_body(), max_operations=config["SCIM_BULK_MAX_OPERATIONS"])
+    results = run_bulk(state().lifecycle, principal().tenant, operations, fail_on_errors)
+    base = base_url()
+    answers: list[dict[str, Any]] = []
+    for result in results:
+        answer: dict[str, Any] = {"method": result.method, "status": str(result.status)}
+        if result.bulk_id:
+            answer["bulkId"] = result.bulk_id
+        if result.resource_id and result.resource_type:
+            answer["location"] = f"{base}/{result.resource_type}/{result.resource_id}"
+        if result.version:
+            answer["version"] = etag(result.version)
+        if result.error is not None:
+            answer["response"] = error_body(result.error)
+        answers.append(answer)
+    return scim_response({"schemas": [BULK_RESPONSE_SCHEMA], "Operations": answers})
+
+
+@bp.route("/Bulk", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+def bulk() -> Response:
+    return dispatch({"POST": _bulk})
