@@ -38,7 +38,12 @@ def service_provider_config_endpoint() -> Response:
         st = state()
         capabilities = st.backend.capabilities
         max_results = min(st.config["SCIM_MAX_PAGE_SIZE"], capabilities.max_results)
-        return scim_response(service_provider_config(base_url(), capabilities, max_results=max_results))
+        bulk = {
+            "supported": True,
+            "maxOperations": st.config["SCIM_BULK_MAX_OPERATIONS"],
+            "maxPayloadSize": st.config["SCIM_BULK_MAX_PAYLOAD_BYTES"],
+        }
+        return scim_response(service_provider_config(base_url(), capabilities, max_results=max_results, bulk=bulk))
 
     return dispatch({"GET": get})
 

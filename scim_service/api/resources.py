@@ -241,13 +241,3 @@ def me() -> Response:
     if user_id is None:
         raise NotImplementedByServer("/Me is not available: the bearer token names an organization, not a user.")
     return dispatch({"GET": _get_user}, user_id=user_id)
-
-
-@bp.route("/Bulk", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
-def bulk() -> Response:
-    """RFC 7644 §3.7: bulk is not supported yet and ServiceProviderConfig says so."""
-
-    def refuse() -> Response:
-        raise NotImplementedByServer("Bulk operations are not supported by this server (see /ServiceProviderConfig).")
-
-    return dispatch({"POST": refuse})
