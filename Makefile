@@ -12,10 +12,12 @@ install: ## create .venv and install the project with its backends, test and dev
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[postgres,ldap,test,dev]'
+	$(BIN)/python -m pip install --quiet -e examples/scim-backend-memory
 	@echo "installed: $(BIN)/scim-service, $(BIN)/gunicorn, $(BIN)/pytest" >&2
 
-test: ## the whole suite (unit, API, real-server integration)
+test: ## the whole suite (unit, API, real-server integration), then the example plugin's own kit run
 	$(BIN)/pytest -q
+	$(BIN)/pytest -q examples/scim-backend-memory/tests
 
 lint: ## format check and lint
 	$(BIN)/ruff format --check .
@@ -30,7 +32,7 @@ run: ## serve the API on the embedded SQLite default (creates or migrates the sc
 	$(BIN)/gunicorn -b $(HOST):$(PORT) --workers 2 wsgi:app
 
 bench: ## benchmarks, reported as ratios measured in one run
-	$(BIN)/python -m benchmarks
+	$(BIN)/python tests/benchmarks/bench_sql.py
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache .ruff_cache

@@ -149,13 +149,21 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     def patch_group(
-        self, tenant: Tenant, group_id: str, changes: GroupChanges, *, expected_version: str | None = None
+        self,
+        tenant: Tenant,
+        group_id: str,
+        changes: GroupChanges,
+        *,
+        expected_version: str | None = None,
+        include_members: bool = True,
     ) -> GroupRecord:
-        """Apply one PATCH atomically: new attributes if ``changes.data``, then membership deltas.
+        """Apply one PATCH atomically: new attributes if ``changes.data``, then ``clear_members``, then
+        the removals, then the additions (so the lifecycle passes disjoint ``add`` and ``remove``).
 
-        The cost must follow the size of the change, not of the group. Adding a present member and
-        removing an absent one are no-ops, not errors. ``InvalidValue`` if an added member is not a
-        visible user of the tenant. Returns the group with its members.
+        The cost must follow the size of the change, not of the group: with ``include_members`` False
+        the returned group has ``members`` None and the member list is never read. Adding a present
+        member and removing an absent one are no-ops, not errors. ``InvalidValue`` if an added member
+        is not a visible user of the tenant.
         """
 
     @abc.abstractmethod

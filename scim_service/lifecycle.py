@@ -185,10 +185,16 @@ class Lifecycle:
         return group
 
     def patch_group(
-        self, tenant: Tenant, group_id: str, body: Mapping[str, Any], *, if_match: str | None = None
+        self,
+        tenant: Tenant,
+        group_id: str,
+        body: Mapping[str, Any],
+        *,
+        if_match: str | None = None,
+        include_members: bool = True,
     ) -> GroupRecord:
         """PATCH /Groups/{id}: attribute changes and membership deltas in one atomic backend call.
-        The members are never read to compute the change."""
+        The members are never read to compute the change, nor afterwards unless ``include_members``."""
 
         def write() -> tuple[GroupRecord, GroupChanges]:
             current = self.backend.get_group(tenant, group_id, include_members=False)
@@ -199,7 +205,9 @@ class Lifecycle:
                 changes = GroupChanges(
                     data=loaded.data, add=changes.add, remove=changes.remove, clear_members=changes.clear_members
                 )
-            group = self.backend.patch_group(tenant, group_id, changes, expected_version=current.version)
+            group = self.backend.patch_group(
+                tenant, group_id, changes, expected_version=current.version, include_members=include_members
+            )
             return group, changes
 
         group, changes = _retry(write, if_match)

@@ -129,15 +129,28 @@ def test_group_member_add_and_remove(scim):
     a, b, c = (scim.create_user(n)["id"] for n in "abc")
     group = scim.create_group("staff", [a])
     path = f"/Groups/{group['id']}"
+
+    def members() -> list[str]:
+        return sorted(m["value"] for m in scim.get(path).get_json().get("members", []))
+
     added = scim.patch(path, [{"op": "add", "path": "members", "value": [{"value": b}, {"value": c}]}])
-    assert sorted(m["value"] for m in added.get_json()["members"]) == sorted([a, b, c])
-    removed = scim.patch(path, [{"op": "remove", "path": f'members[value eq "{b}"]'}])
-    assert sorted(m["value"] for m in removed.get_json()["members"]) == sorted([a, c])
+    assert added.status_code == 204 and added.headers["ETag"] != group["meta"]["version"]
+    assert members() == sorted([a, b, c])
+    assert scim.patch(path, [{"op": "remove", "path": f'members[value eq "{b}"]'}]).status_code == 204
+    assert members() == sorted([a, c])
     entra = scim.patch(path, [{"op": "Remove", "path": "members", "value": [{"value": a}]}])
-    assert [m["value"] for m in entra.get_json()["members"]] == [c]
+    assert entra.status_code == 204 and members() == [c]
     assert [g["value"] for g in scim.get(f"/Users/{c}").get_json()["groups"]] == [group["id"]]
-    renamed = scim.patch(path, [{"op": "replace", "path": "displayName", "value": "people"}])
-    assert renamed.get_json()["displayName"] == "people"
+    # Asking for attributes gets the resource back (200), projected.
+    renamed = scim.patch(
+        path, [{"op": "replace", "path": "displayName", "value": "people"}], query_string={"attributes": "displayName"}
+    )
+    assert renamed.status_code == 200
+    assert renamed.get_json()["displayName"] == "people" and "members" not in renamed.get_json()
+    full = scim.patch(
+        path, [{"op": "add", "path": "members", "value": [{"value": a}]}], query_string={"excludedAttributes": "meta"}
+    )
+    assert sorted(m["value"] for m in full.get_json()["members"]) == sorted([a, c])
 
 
 def test_group_put_replaces_members(scim):

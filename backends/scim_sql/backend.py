@@ -25,7 +25,6 @@ from sqlalchemy.engine import Connection, Engine, Row
 
 from scim_service.backend import Backend
 from scim_service.errors import (
-    InvalidCursor,
     InvalidValue,
     NotFound,
     ScimError,
@@ -47,7 +46,14 @@ from scim_service.model import (
     holds_seat,
 )
 from scim_service.query.ast import ListQuery
-from scim_service.sqlengine import make_engine, read_transaction, translate_errors, write_transaction
+from scim_service.sqlengine import (
+    make_engine,
+    read_transaction,
+    retry_transient,
+    translate_errors,
+    write_transaction,
+)
+from scim_sql.cursor import after_key, decode_cursor, encode_cursor, query_fingerprint
 from scim_sql.filters import FilterCompiler, install_sqlite_functions
 from scim_sql.tables import group_members, groups, tenant_state, users
 
@@ -76,7 +82,8 @@ def _guard(fn: Callable[P, R]) -> Callable[P, R]:
         except sa.exc.SQLAlchemyError as exc:
             raise Unavailable(f"The sql backend's database failed: {_first_line(exc)}") from exc
 
-    return wrapper
+    # A deadlock or serialization failure rolls the whole method's transaction back: run it again.
+    return retry_transient(wrapper)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -85,7 +92,10 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _now() -> datetime:
-    return datetime.now(UTC)
+    # Milliseconds, the precision the API renders: a client that filters on a meta.lastModified it was
+    # shown (``meta.lastModified eq "..."``, ``gt`` for incremental sync) must compare the stored instant.
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
 def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
@@ -161,14 +171,14 @@ class SqlBackend(Backend):
     """
 
     name = "sql"
-    capabilities = Capabilities(filter=True, sort=True, etag=True, cursor=False, nested_groups=False, max_results=1000)
+    capabilities = Capabilities(filter=True, sort=True, etag=True, cursor=True, nested_groups=False, max_results=1000)
 
     def __init__(self, engine: Engine, *, max_results: int | None = None, owns_engine: bool = False) -> None:
         self.engine = engine
         self._owns_engine = owns_engine
         if max_results is not None:
             self.capabilities = Capabilities(
-                filter=True, sort=True, etag=True, cursor=False, nested_groups=False, max_results=max_results
+                filter=True, sort=True, etag=True, cursor=True, nested_groups=False, max_results=max_results
             )
         install_sqlite_functions(engine)
         self._postgres = engine.dialect.name == "postgresql"
@@ -475,27 +485,59 @@ class SqlBackend(Backend):
 
     @_guard
     def list_users(self, tenant: Tenant, query: ListQuery) -> Page[UserRecord]:
-        """Filter, sort, page and count in SQL, in one read transaction."""
-        if query.cursor is not None:
-            raise InvalidCursor("The sql backend pages by startIndex only; cursor paging is not supported yet.")
-        compiler = self._compiler("User")
+        """Filter, sort, page and count in SQL, in one read transaction (index or keyset cursor paging)."""
         condition = sa.and_(users.c.tenant_id == tenant.id, users.c.deleted.is_(sa.false()))
-        if query.filter is not None:
-            condition = sa.and_(condition, compiler.where(query.filter))
-        order = compiler.order_by(query.sort_by, query.descending)
-        start = max(query.start_index, 1)
         with read_transaction(self.engine) as conn:
-            total = int(conn.execute(sa.select(sa.func.count()).select_from(users).where(condition)).scalar_one())
-            rows: list[Row[Any]] = []
-            if query.count > 0 and total >= start:
-                stmt = sa.select(users).where(condition).order_by(*order).limit(query.count).offset(start - 1)
-                rows = list(conn.execute(stmt).all())
+            rows, total, next_cursor = self._select_page(conn, "User", tenant, condition, query)
             by_user = self._user_groups(conn, tenant, [r.id for r in rows]) if query.include_groups and rows else {}
         return Page(
             resources=[self._user_record(r, by_user.get(r.id, ())) for r in rows],
             total_results=total,
-            start_index=start,
+            start_index=1 if query.cursor is not None else max(query.start_index, 1),
+            next_cursor=next_cursor,
         )
+
+    def _select_page(
+        self, conn: Connection, resource: str, tenant: Tenant, condition: Any, query: ListQuery
+    ) -> tuple[list[Row[Any]], int, str | None]:
+        """The rows of one page, the exact total of the filter, and the cursor of the next page.
+
+        Index paging (``query.cursor`` None) is LIMIT/OFFSET. Cursor paging seeks past the sort key
+        the cursor holds (see :mod:`scim_sql.cursor`) and reads one row more than the page to know
+        whether a next page exists.
+        """
+        compiler = self._compiler(resource)
+        table = users if resource == "User" else groups
+        if query.filter is not None:
+            condition = sa.and_(condition, compiler.where(query.filter))
+        keys = compiler.sort_keys(query.sort_by, query.descending)
+        order = [key.desc() if desc else key.asc() for key, desc in keys]
+        total = int(conn.execute(sa.select(sa.func.count()).select_from(table).where(condition)).scalar_one())
+        if query.cursor is None:
+            start = max(query.start_index, 1)
+            if query.count <= 0 or total < start:
+                return [], total, None
+            stmt = sa.select(table).where(condition).order_by(*order).limit(query.count).offset(start - 1)
+            return list(conn.execute(stmt).all()), total, None
+        fingerprint = query_fingerprint(resource, tenant, query)
+        seek = condition
+        if query.cursor:
+            seek = sa.and_(condition, after_key(keys, decode_cursor(query.cursor, fingerprint, len(keys))))
+        if query.count <= 0:
+            return [], total, None
+        labels = [f"_scim_key_{i}" for i in range(len(keys))]
+        stmt = (
+            sa.select(table, *[key.label(name) for (key, _desc), name in zip(keys, labels, strict=True)])
+            .where(seek)
+            .order_by(*order)
+            .limit(query.count + 1)
+        )
+        rows = list(conn.execute(stmt).all())
+        if len(rows) <= query.count:
+            return rows, total, None
+        rows = rows[: query.count]
+        last = rows[-1]._mapping
+        return rows, total, encode_cursor(fingerprint, [last[name] for name in labels])
 
     @_guard
     def count_seats(self, tenant: Tenant) -> int:
@@ -669,7 +711,13 @@ class SqlBackend(Backend):
 
     @_guard
     def patch_group(
-        self, tenant: Tenant, group_id: str, changes: GroupChanges, *, expected_version: str | None = None
+        self,
+        tenant: Tenant,
+        group_id: str,
+        changes: GroupChanges,
+        *,
+        expected_version: str | None = None,
+        include_members: bool = True,
     ) -> GroupRecord:
         """Apply attribute changes, then clear, then removals, then additions; only changed rows are touched."""
         now = _now()
@@ -704,7 +752,7 @@ class SqlBackend(Backend):
                 if new_rows:
                     conn.execute(group_members.insert(), new_rows)
             row = self._load_group(conn, tenant, group_id)
-            current = self._group_members(conn, [group_id])[group_id]
+            current = self._group_members(conn, [group_id])[group_id] if include_members else None
         return self._group_record(row, current)
 
     @_guard
@@ -719,24 +767,13 @@ class SqlBackend(Backend):
 
     @_guard
     def list_groups(self, tenant: Tenant, query: ListQuery) -> Page[GroupRecord]:
-        """As :meth:`list_users`, for groups."""
-        if query.cursor is not None:
-            raise InvalidCursor("The sql backend pages by startIndex only; cursor paging is not supported yet.")
-        compiler = self._compiler("Group")
-        condition = groups.c.tenant_id == tenant.id
-        if query.filter is not None:
-            condition = sa.and_(condition, compiler.where(query.filter))
-        order = compiler.order_by(query.sort_by, query.descending)
-        start = max(query.start_index, 1)
+        """As :meth:`list_users`, for groups; members are read only when ``query.include_members``."""
         with read_transaction(self.engine) as conn:
-            total = int(conn.execute(sa.select(sa.func.count()).select_from(groups).where(condition)).scalar_one())
-            rows: list[Row[Any]] = []
-            if query.count > 0 and total >= start:
-                stmt = sa.select(groups).where(condition).order_by(*order).limit(query.count).offset(start - 1)
-                rows = list(conn.execute(stmt).all())
+            rows, total, next_cursor = self._select_page(conn, "Group", tenant, groups.c.tenant_id == tenant.id, query)
             by_group = self._group_members(conn, [r.id for r in rows]) if query.include_members and rows else {}
         return Page(
             resources=[self._group_record(r, by_group.get(r.id, []) if query.include_members else None) for r in rows],
             total_results=total,
-            start_index=start,
+            start_index=1 if query.cursor is not None else max(query.start_index, 1),
+            next_cursor=next_cursor,
         )

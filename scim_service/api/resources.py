@@ -160,7 +160,19 @@ def _replace_group(group_id: str) -> Response:
 
 
 def _patch_group(group_id: str) -> Response:
-    group = state().lifecycle.patch_group(principal().tenant, group_id, _json_object(), if_match=if_match())
+    """204 No Content unless the client asks for attributes (RFC 7644 §3.5.2 allows both): a
+    membership change then costs what the change costs, never a read of a 100,000-member list."""
+    body = _json_object()
+    asked = {name.lower() for name in request.args} & {"attributes", "excludedattributes"}
+    if not asked:
+        group = state().lifecycle.patch_group(
+            principal().tenant, group_id, body, if_match=if_match(), include_members=False
+        )
+        return scim_response(None, 204, {"ETag": etag(group.version)})
+    req = _list_request(GROUPS)
+    group = state().lifecycle.patch_group(
+        principal().tenant, group_id, body, if_match=if_match(), include_members=_wants_relation(GROUPS, req)
+    )
     return _one(GROUPS, group)
 
 
@@ -199,7 +211,7 @@ def _search(kind: Kind) -> Response:
     return _list_users(req) if kind is USERS else _list_groups(req)
 
 
-@bp.route("/Users", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+@bp.route("/Users", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], strict_slashes=False)  # also /Users/
 def users() -> Response:
     return dispatch({"GET": _list_users, "POST": _create_user})
 
@@ -216,7 +228,7 @@ def user(user_id: str) -> Response:
     )
 
 
-@bp.route("/Groups", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+@bp.route("/Groups", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], strict_slashes=False)  # also /Groups/
 def groups() -> Response:
     return dispatch({"GET": _list_groups, "POST": _create_group})
 
