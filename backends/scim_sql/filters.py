@@ -710,17 +710,22 @@ class FilterCompiler:
 
     # sorting
 
-    def order_by(self, path: AttrPath | None, descending: bool) -> list[Any]:
-        """ORDER BY clauses: the sort key with missing values last ascending and first descending,
-        then ``id`` ascending for a stable order."""
-        clauses: list[Any] = []
+    def sort_keys(self, path: AttrPath | None, descending: bool) -> list[tuple[Expr, bool]]:
+        """The sort keys as (expression, descending) pairs, most significant first: a flag that is 1 when
+        the resource has no value (so missing values come last ascending and first descending), the
+        value itself, then ``id`` ascending for a stable order. Cursor paging compares rows on them."""
+        keys: list[tuple[Expr, bool]] = []
         if path is not None:
             key = self._source(path).sort_key(path)
             if key is not None:
                 missing = sa.case((key.is_(None), 1), else_=0)
-                clauses = [missing.desc(), key.desc()] if descending else [missing.asc(), key.asc()]
-        clauses.append(self.table.c.id.asc())
-        return clauses
+                keys = [(missing, descending), (key, descending)]
+        keys.append((self.table.c.id, False))
+        return keys
+
+    def order_by(self, path: AttrPath | None, descending: bool) -> list[Any]:
+        """ORDER BY clauses of :meth:`sort_keys`."""
+        return [key.desc() if desc else key.asc() for key, desc in self.sort_keys(path, descending)]
 
     # paths
 

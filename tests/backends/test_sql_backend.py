@@ -62,7 +62,7 @@ def test_from_config_needs_a_database_url() -> None:
 def test_capabilities_follow_the_max_page_size(tmp_path: Path) -> None:
     backend = SqlBackend.from_config({"SCIM_DATABASE_URL": f"sqlite:///{tmp_path}/a.db", "SCIM_MAX_PAGE_SIZE": 50})
     assert backend.capabilities.max_results == 50
-    assert backend.capabilities.filter and backend.capabilities.sort and not backend.capabilities.cursor
+    assert backend.capabilities.filter and backend.capabilities.sort and backend.capabilities.cursor
     assert SqlBackend.name == "sql"
     backend.close()
 
@@ -479,7 +479,7 @@ def test_list_groups(backend: SqlBackend, tenant: Tenant) -> None:
     only = backend.list_groups(tenant, ListQuery(filter=_filter(f'members.value eq "{a.id}"', group=True)))
     assert [g.id for g in only.resources] == [g1.id]
     with pytest.raises(InvalidCursor):
-        backend.list_groups(tenant, ListQuery(cursor=""))
+        backend.list_groups(tenant, ListQuery(cursor="garbage"))
 
 
 def test_list_users_paging_and_totals(backend: SqlBackend, tenant: Tenant) -> None:
@@ -494,7 +494,7 @@ def test_list_users_paging_and_totals(backend: SqlBackend, tenant: Tenant) -> No
     only_total = backend.list_users(tenant, ListQuery(count=0))
     assert only_total.resources == [] and only_total.total_results == 7
     with pytest.raises(InvalidCursor):
-        backend.list_users(tenant, ListQuery(cursor=""))
+        backend.list_users(tenant, ListQuery(cursor="garbage"))
 
 
 def test_list_users_groups_projection(backend: SqlBackend, tenant: Tenant) -> None:

@@ -7,6 +7,7 @@ documents must give the same result (the evaluator is the oracle of the conforma
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta, timezone
@@ -103,6 +104,7 @@ def world(backend: SqlBackend, tenant: Tenant) -> World:
     ids: dict[str, str] = {}
     for key, data in PEOPLE.items():
         ids[key] = backend.create_user(tenant, data).id
+        time.sleep(0.002)  # distinct meta.created instants (the backend stores milliseconds)
     # A soft-deleted user that would match almost anything: it must never appear.
     ghost = backend.create_user(tenant, {**PEOPLE["alice"], "userName": "ghost", "emails": []})
     group = backend.create_group(tenant, {"displayName": "Admins"}, [Member(ids["alice"]), Member(ids["dave"])])
