@@ -514,7 +514,12 @@ def _value_map_items(
         if ext is not None:
             if not isinstance(value, Mapping):
                 raise InvalidValue(f"{op.where}: the value of {ext} must be an object of its attributes")
-            items.extend((_key_target(k, resource, op, schema=ext), v) for k, v in value.items())
+            # A serialised extension object may repeat its own "schemas"; it names no attribute.
+            items.extend(
+                (_key_target(k, resource, op, schema=ext), v)
+                for k, v in value.items()
+                if str(k).lower() != "schemas"
+            )
             continue
         items.append((_key_target(key, resource, op), value))
     return items
@@ -535,6 +540,8 @@ def _apply_user_op(doc: _Doc, op: PatchOperation, resource: ResourceTypeDef, cur
         if not isinstance(op.value, Mapping):
             raise InvalidValue(f"{op.where}: the value must be an object of the extension's attributes")
         for key, value in op.value.items():
+            if str(key).lower() == "schemas":  # a serialised extension object may repeat its own "schemas"
+                continue
             _apply(doc, op, _key_target(str(key), resource, op, schema=ext), value)
         return
     target = _resolve_target(parse_path(op.path), resource, op)

@@ -227,7 +227,8 @@ COMMON_ATTRIBUTES: tuple[Attribute, ...] = (
 USER_SCHEMA_DEF = Schema(
     id=USER_SCHEMA,
     name="User",
-    description="A person with an account at the service provider.",
+    # Starts with the RFC 7643 §8.7.1 description, "User Account", which clients such as Entra's tests look for.
+    description="User Account: a person with an account at the service provider.",
     attributes=(
         _s(
             "userName",
