@@ -102,7 +102,7 @@ class Lifecycle:
 
         def patched(current: UserRecord) -> Mapping[str, Any]:
             document = patch.apply_user_patch(dict(current.data), body)
-            return load_user(_with_schemas(document, USER_SCHEMA)).data
+            return load_user(_with_schemas(document, USER_SCHEMA), default_active=False).data
 
         return self._update_user(tenant, user_id, patched, if_match)
 

@@ -276,3 +276,11 @@ def test_race_on_the_last_seat_has_exactly_one_winner(app, state, policy):
     statuses = _race(app, token, [user(f"racer{i}") for i in range(12)])
     assert statuses.count(201) == 1 and statuses.count(403) == 11
     assert client.get("/Users").get_json()["totalResults"] == 3
+
+
+def test_patch_remove_active_leaves_it_unassigned_and_the_user_active(scim, state):
+    alice = scim.create_user("alice")
+    removed = scim.patch(f"/Users/{alice['id']}", [{"op": "remove", "path": "active"}])
+    assert removed.status_code == 200 and "active" not in removed.get_json()
+    assert state.backend.count_seats(state.store.get_org("acme")) == 1
+    assert scim.get("/Users", query_string={"filter": "active eq true"}).get_json()["totalResults"] == 1

@@ -63,8 +63,10 @@ def render_user(record: UserRecord, base_url: str) -> dict[str, Any]:
     else:
         data.pop(ENTERPRISE_SCHEMA, None)
     document: dict[str, Any] = {"schemas": schemas, "id": record.id, **data}
-    # A soft-deleted record is inactive whatever its stored flag says.
-    document["active"] = record.active
+    # A soft-deleted record is inactive whatever its stored flag says; an unassigned ``active``
+    # (removed by PATCH) stays unassigned, and counts as active for the product rules.
+    if "active" in record.data or record.deleted:
+        document["active"] = record.active
     if record.groups:
         document["groups"] = [
             {

@@ -413,7 +413,7 @@ def _prune(data: dict[str, Any]) -> dict[str, Any]:
 # --- Public API ------------------------------------------------------------------------------------------
 
 
-def load_resource(resource: ResourceTypeDef, payload: object) -> Loaded:
+def load_resource(resource: ResourceTypeDef, payload: object, *, default_active: bool = True) -> Loaded:
     """Validate and normalise a POST/PUT body for ``resource``; see the module docstring for the rules.
 
     Raises :class:`~scim_service.errors.InvalidSyntax` when the body is not a JSON object and
@@ -440,14 +440,17 @@ def load_resource(resource: ResourceTypeDef, payload: object) -> Loaded:
         if attribute.mutability == "writeOnly":
             data.pop(attribute.name, None)
     data = _prune(data)
-    if resource.schema.attribute("active") is not None:
+    if default_active and resource.schema.attribute("active") is not None:
         data.setdefault("active", True)
     return Loaded(data=data, ignored=tuple(dict.fromkeys(ignored)))  # each name once, in order
 
 
-def load_user(payload: object) -> Loaded:
-    """Validate a User body (POST /Users, PUT /Users/{id}); ``active`` defaults to true."""
-    return load_resource(USER_RESOURCE, payload)
+def load_user(payload: object, *, default_active: bool = True) -> Loaded:
+    """Validate a User body (POST /Users, PUT /Users/{id}); ``active`` defaults to true.
+
+    A PATCH result is validated with ``default_active=False``: removing ``active`` leaves it
+    unassigned (RFC 7644 §3.5.2.2), which the product rules treat as active."""
+    return load_resource(USER_RESOURCE, payload, default_active=default_active)
 
 
 def load_group(payload: object) -> LoadedGroup:
