@@ -32,7 +32,7 @@ from scim_service.query.ast import ListQuery
 from scim_service.schemas.resources import load_group, load_user
 
 # A write that lost an optimistic race without an If-Match from the client is simply retried.
-_RETRIES = 5
+_RETRIES = 20
 
 R = TypeVar("R")
 
@@ -205,8 +205,15 @@ class Lifecycle:
                 changes = GroupChanges(
                     data=loaded.data, add=changes.add, remove=changes.remove, clear_members=changes.clear_members
                 )
+            # Membership deltas commute, so a members-only PATCH needs no version check: concurrent
+            # adds to one group must all land. Attribute changes (and an If-Match) are optimistic.
+            pinned = changes.data is not None or (if_match is not None and if_match != "*")
             group = self.backend.patch_group(
-                tenant, group_id, changes, expected_version=current.version, include_members=include_members
+                tenant,
+                group_id,
+                changes,
+                expected_version=current.version if pinned else None,
+                include_members=include_members,
             )
             return group, changes
 

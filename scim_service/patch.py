@@ -516,9 +516,7 @@ def _value_map_items(
                 raise InvalidValue(f"{op.where}: the value of {ext} must be an object of its attributes")
             # A serialised extension object may repeat its own "schemas"; it names no attribute.
             items.extend(
-                (_key_target(k, resource, op, schema=ext), v)
-                for k, v in value.items()
-                if str(k).lower() != "schemas"
+                (_key_target(k, resource, op, schema=ext), v) for k, v in value.items() if str(k).lower() != "schemas"
             )
             continue
         items.append((_key_target(key, resource, op), value))

@@ -1,17 +1,29 @@
-"""How the service opens a SQL database: one place for SQLite pragmas, pool sizes and error mapping.
+"""How the service opens a SQL database: one place for SQLite pragmas, pool sizes, retries and error mapping.
 
 Both the service's own tables (organizations, tokens, log) and the ``sql`` backend open their engine
-here, so SQLite behaves the same everywhere: WAL, a busy timeout, foreign keys, and write
-transactions that take the write lock up front (``BEGIN IMMEDIATE``) so that a read-then-write
-(uniqueness check, seat count) cannot interleave with another writer.
+here, so each dialect behaves the same everywhere.
+
+SQLite: WAL, a busy timeout, foreign keys, and write transactions that take the write lock up front
+(``BEGIN IMMEDIATE``) so that a read-then-write (uniqueness check, seat count) cannot interleave with
+another writer.
+
+PostgreSQL (and other server databases): a bounded pool per process (``SCIM_DB_POOL_SIZE``, overflow of
+the same size, ``SCIM_DB_POOL_TIMEOUT`` seconds to wait for a free connection), a ping before each
+checkout so connections broken by a server restart are replaced, and a connect timeout so an
+unreachable server gives a quick 503, not a hung worker. Transactions that lose a serialization race or
+a deadlock (SQLSTATE 40001 / 40P01) are run again by :func:`retry_transient`.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping
+import functools
+import logging
+import random
+import time
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar, overload
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -19,52 +31,92 @@ from sqlalchemy.engine import Connection, Engine
 
 from scim_service.errors import Unavailable
 
+log = logging.getLogger(__name__)
+
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+DEFAULT_POOL_SIZE = 5
+DEFAULT_POOL_TIMEOUT = 10  # seconds a request waits for a free pooled connection before a 503
+CONNECT_TIMEOUT_SECONDS = 5  # libpq connect_timeout unless the URL sets its own
+POOL_RECYCLE_SECONDS = 1800  # replace connections older than this (idle timeouts of proxies, balancers)
+RETRY_ATTEMPTS = 5  # runs of a transaction that keeps losing serialization races or deadlocks
+RETRY_BASE_DELAY = 0.02  # seconds; doubled after each failed run, with jitter, capped at RETRY_MAX_DELAY
+RETRY_MAX_DELAY = 0.5
+# serialization_failure and deadlock_detected: the server rolled the transaction back and running it
+# again is safe (and the documented way to handle them).
+RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class TransientConflict(Unavailable):
+    """A transaction was rolled back by the database because of a concurrent one (deadlock or
+    serialization failure). :func:`retry_transient` runs it again; if every run loses, the client
+    gets a 503 and may retry."""
 
 
 def make_engine(url: str, config: Mapping[str, Any] | None = None) -> Engine:
-    """Create an engine for ``url`` with the service's settings (``SCIM_DB_POOL_*``)."""
+    """Create an engine for ``url`` with the service's settings (``SCIM_DB_POOL_SIZE``, ``SCIM_DB_POOL_TIMEOUT``)."""
     config = config or {}
     sa_url = sa.engine.make_url(url)
     if sa_url.get_backend_name() == "sqlite":
-        database = sa_url.database
-        if database and database != ":memory:":
-            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(
-            sa_url,
-            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
-        )
-
-        @event.listens_for(engine, "connect")
-        def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-            # Let SQLAlchemy, not the sqlite3 module, say when transactions begin (see below).
-            dbapi_connection.isolation_level = None
-            cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-            cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.close()
-
-        @event.listens_for(engine, "begin")
-        def _on_begin(conn: Connection) -> None:
-            # A write transaction asks for the lock at BEGIN; reads use a deferred transaction.
-            mode = "IMMEDIATE" if conn.info.get("scim_write") else "DEFERRED"
-            conn.exec_driver_sql(f"BEGIN {mode}")
-
-        return engine
+        return _sqlite_engine(sa_url)
+    pool_size = int(config.get("SCIM_DB_POOL_SIZE") or DEFAULT_POOL_SIZE)
+    connect_args: dict[str, Any] = {}
+    if sa_url.get_backend_name() == "postgresql":
+        # Options in the URL's query (?connect_timeout=2&application_name=x) win over these defaults.
+        if "connect_timeout" not in sa_url.query:
+            connect_args["connect_timeout"] = CONNECT_TIMEOUT_SECONDS
+        if "application_name" not in sa_url.query:
+            connect_args["application_name"] = "scim-service"
     return sa.create_engine(
         sa_url,
-        pool_size=int(config.get("SCIM_DB_POOL_SIZE") or 5),
-        max_overflow=int(config.get("SCIM_DB_POOL_SIZE") or 5),
-        pool_timeout=int(config.get("SCIM_DB_POOL_TIMEOUT") or 10),
-        pool_pre_ping=True,
+        connect_args=connect_args,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_timeout=int(config.get("SCIM_DB_POOL_TIMEOUT") or DEFAULT_POOL_TIMEOUT),
+        pool_recycle=POOL_RECYCLE_SECONDS,
+        pool_pre_ping=True,  # a connection broken by a server restart is replaced, not handed out
+        pool_use_lifo=True,  # reuse the warmest connections, let the rest age out
     )
+
+
+def _sqlite_engine(sa_url: sa.engine.URL) -> Engine:
+    database = sa_url.database
+    if database and database != ":memory:":
+        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(
+        sa_url,
+        connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not the sqlite3 module, say when transactions begin (see below).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        # A write transaction asks for the lock at BEGIN; reads use a deferred transaction.
+        mode = "IMMEDIATE" if conn.info.get("scim_write") else "DEFERRED"
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+    return engine
 
 
 @contextlib.contextmanager
 def write_transaction(engine: Engine) -> Iterator[Connection]:
-    """A transaction that will write: on SQLite it holds the database write lock from its start."""
+    """A transaction that will write: on SQLite it holds the database write lock from its start.
+
+    A deadlock or serialization failure leaves it as :class:`TransientConflict`; wrap the function
+    that opens it in :func:`retry_transient` to run it again.
+    """
     with translate_errors(), engine.connect() as conn:
         conn.info["scim_write"] = True
         try:
@@ -81,15 +133,112 @@ def read_transaction(engine: Engine) -> Iterator[Connection]:
         yield conn
 
 
+def run_write(engine: Engine, work: Callable[[Connection], R], *, attempts: int = RETRY_ATTEMPTS) -> R:
+    """Run ``work(conn)`` in a write transaction, again (up to ``attempts`` runs) if it loses a
+    deadlock or serialization race. ``work`` must have no effect outside the transaction."""
+
+    @retry_transient(attempts=attempts)
+    def once() -> R:
+        with write_transaction(engine) as conn:
+            return work(conn)
+
+    return once()
+
+
+@overload
+def retry_transient(fn: Callable[P, R], *, attempts: int = RETRY_ATTEMPTS) -> Callable[P, R]: ...
+
+
+@overload
+def retry_transient(
+    fn: None = None, *, attempts: int = RETRY_ATTEMPTS
+) -> Callable[[Callable[P, R]], Callable[P, R]]: ...
+
+
+def retry_transient(
+    fn: Callable[P, R] | None = None, *, attempts: int = RETRY_ATTEMPTS
+) -> Callable[P, R] | Callable[[Callable[P, R]], Callable[P, R]]:
+    """Run the decorated function again when its transaction is rolled back by a deadlock or a
+    serialization failure, with a short jittered, growing pause between runs.
+
+    The function must open (and so roll back) its own transaction: a retry inside a caller's open
+    transaction would replay only part of it. After ``attempts`` lost runs the last
+    :class:`TransientConflict` (a 503) propagates.
+    """
+
+    def decorate(func: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(func)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            for attempt in range(1, attempts + 1):
+                try:
+                    return func(*args, **kwargs)
+                except (TransientConflict, sa.exc.DBAPIError) as exc:
+                    if not is_transient(exc):
+                        raise
+                    if attempt == attempts:
+                        log.warning("%s lost %d runs to concurrent transactions: %s", func.__qualname__, attempts, exc)
+                        if isinstance(exc, TransientConflict):
+                            raise
+                        raise _transient(exc) from exc
+                    delay = min(RETRY_MAX_DELAY, RETRY_BASE_DELAY * 2 ** (attempt - 1)) * random.uniform(0.5, 1.5)
+                    log.info(
+                        "retrying %s (run %d of %d) after %s", func.__qualname__, attempt + 1, attempts, _sqlstate(exc)
+                    )
+                    time.sleep(delay)
+            raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+        return wrapper
+
+    return decorate if fn is None else decorate(fn)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether ``exc`` (or an exception it was raised from) is a deadlock or serialization failure."""
+    return _sqlstate(exc) in RETRYABLE_SQLSTATES
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        orig = getattr(current, "orig", None)
+        for candidate in (current, orig):
+            # psycopg 3 says .sqlstate, psycopg2 .pgcode
+            code = getattr(candidate, "sqlstate", None) or getattr(candidate, "pgcode", None)
+            if isinstance(code, str):
+                return code
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _transient(exc: BaseException) -> TransientConflict:
+    return TransientConflict(
+        f"The database rolled the transaction back because of a concurrent one ({_first_line(exc)}); retry the request"
+    )
+
+
 @contextlib.contextmanager
 def translate_errors() -> Iterator[None]:
-    """Turn a lost or unreachable database into ``Unavailable`` (503) instead of a 500."""
+    """Turn a lost or unreachable database into ``Unavailable`` (503) instead of a 500.
+
+    Deadlocks and serialization failures become :class:`TransientConflict` (also a 503), which
+    :func:`retry_transient` recognises.
+    """
     try:
         yield
+    except sa.exc.TimeoutError as exc:  # the pool had no free connection within SCIM_DB_POOL_TIMEOUT
+        raise Unavailable(f"No database connection became free in time: {_first_line(exc)}") from exc
     except sa.exc.OperationalError as exc:
+        if is_transient(exc):
+            raise _transient(exc) from exc
         raise Unavailable(f"The database is unavailable: {_first_line(exc)}") from exc
     except sa.exc.InterfaceError as exc:
         raise Unavailable(f"The database connection failed: {_first_line(exc)}") from exc
+    except sa.exc.DBAPIError as exc:
+        if exc.connection_invalidated:  # the connection broke mid-statement (server restart, network)
+            raise Unavailable(f"The database connection was lost: {_first_line(exc)}") from exc
+        raise
 
 
 def _first_line(exc: BaseException) -> str:

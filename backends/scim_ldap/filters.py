@@ -7,9 +7,12 @@ compiled natively; where a faithful translation is impossible the compiler refus
 * every assertion value is escaped (``* ( ) \\`` and NUL become ``\\2a \\28 \\29 \\5c \\00``), so a
   value matches literally and never as a wildcard or an injected term;
 * ``ne`` is ``(!(a=v))`` (true when the attribute is absent, as the evaluator has it); ``gt``/``lt`` are
-  ``(&(a>=v)(!(a=v)))``/``(&(a<=v)(!(a=v)))`` and need an attribute with an ORDERING rule (id,
-  externalId, meta.created, meta.lastModified): stock attributes such as ``uid`` or ``sn`` have none,
-  so ordering comparisons on them are refused;
+  ``(&(a>=v)(!(a=v)))``/``(&(a<=v)(!(a=v)))`` on attributes with an ORDERING rule (id, externalId,
+  meta.created, meta.lastModified); stock attributes such as ``uid`` or ``sn`` have none, so there they
+  use an extensible match with the mapping's ordering rule (``(uid:caseIgnoreOrderingMatch:=v)``, true
+  when the value sorts before ``v``); multi-valued attributes refuse them;
+* references (``manager``) are not filterable: the directory holds them as DNs only when they named a
+  user of the organization at write time;
 * values that cannot match (a number against a string attribute, an id that is no UUID, an unparsable
   date, ``eq ""``) compile to a filter that is never true, never to an LDAP *Undefined* that ``!`` would
   keep undefined;
@@ -25,15 +28,20 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC
+from typing import Any
 
 from ldap3.utils.conv import escape_filter_chars
 
+from scim_ldap.ad import guid_filter_value, uac_filter
 from scim_ldap.controls import SortKey
 from scim_ldap.mapping import DN, AttributeMap, LdapMapping
-from scim_service.errors import InvalidFilter, InvalidValue
+from scim_service.errors import InvalidFilter, InvalidValue, ScimError
 from scim_service.model import ENTERPRISE_SCHEMA
 from scim_service.query.ast import And, AttrPath, Compare, Filter, Not, Or, Present, Value, ValuePath
 from scim_service.query.evaluator import matches, parse_datetime
+from scim_service.query.parser import parse_attr_path, parse_filter
+from scim_service.query.resolve import resolve_filter, resolve_path
+from scim_service.schemas.definitions import GROUP_RESOURCE, USER_RESOURCE, ResourceTypeDef
 
 TRUE = "(objectClass=*)"
 FALSE = "(!(objectClass=*))"
@@ -123,6 +131,10 @@ class FilterCompiler:
         if found is None:
             self._refuse(path)
         assert found is not None
+        if found.kind == DN and self.resource == "User":
+            # The directory holds a reference only as the DN of a user of the organization that existed
+            # when it was written; SCIM takes any id, kept in the document alone: no faithful filter.
+            self._refuse(path, f"{found.ldap} holds only the DNs of references that were users when written")
         sort_attribute = None
         if found.multi and key.lower() == "emails":
             sort_attribute = self.mapping.primary_email  # RFC 7644 §3.4.2.3: sort by the primary value
@@ -193,6 +205,8 @@ class FilterCompiler:
         subs = [m for m in table if m.scim.lower().startswith(prefix)]
         if path.schema == ENTERPRISE_SCHEMA and path.attr.lower() == "manager":
             subs = [m for m in table if m.scim.lower() == prefix[:-1]]
+            if subs and subs[0].kind == DN:
+                self._refuse(path, f"{subs[0].ldap} holds only the DNs of references that were users when written")
         if not subs:
             self._refuse(path)
         atoms = [self._positive(Target(m.ldap, filler=m.ldap in self.mapping.fillers), f"({m.ldap}=*)") for m in subs]
@@ -210,6 +224,8 @@ class FilterCompiler:
         if target.kind == BOOL_KIND:
             if op != "eq" or not isinstance(value, bool):
                 return FALSE
+            if self.mapping.active_format == "uac":
+                return uac_filter(value, target.ldap)
             return f"({target.ldap}={'TRUE' if value else 'FALSE'})"
         if target.kind == TIME_KIND:
             if op in ("co", "sw", "ew"):
@@ -236,11 +252,34 @@ class FilterCompiler:
             return FALSE  # the directory stores no empty strings
         if op == "eq":
             return self._positive(target, f"({target.ldap}={escape(value)})")
-        if not target.filter_ordering:
-            self._refuse(
-                path, f"{target.ldap} has no ORDERING matching rule in the directory, so {op} cannot be evaluated"
-            )
-        return self._ordered(target, op, escape(value))
+        if target.filter_ordering:
+            return self._ordered(target, op, escape(value))
+        if target.multi or not target.ordering_rule:
+            why = "it is multi-valued" if target.multi else "it has no ordering rule in the mapping"
+            self._refuse(path, f"{op} needs an ordering of {target.ldap}, and {why}")
+        return self._positive(target, self._extensible(target, op, escape(value), path.case_exact))
+
+    @staticmethod
+    def _extensible(target: Target, op: str, value: str, case_exact: bool) -> str:
+        """An ordering comparison on an attribute without an ORDERING rule of its own, by extensible match.
+
+        RFC 4517 defines an ordering rule used in an extensible match (``(uid:caseIgnoreOrderingMatch:=v)``)
+        as true when the attribute value sorts before ``v``; its equality twin (``caseIgnoreMatch``) gives
+        the ties. ``(a=*)`` first, so an entry without the attribute is false, never Undefined under ``!``.
+        Only single-valued attributes get here (the negations would mean *every* value, not *some*).
+        """
+        a, rule = target.ldap, str(target.ordering_rule)
+        if case_exact and rule == "caseIgnoreOrderingMatch":
+            rule = "caseExactOrderingMatch"
+        equal = rule.replace("OrderingMatch", "Match")
+        before, same = f"({a}:{rule}:={value})", f"({a}:{equal}:={value})"
+        body = {
+            "lt": before,
+            "le": f"(|{before}{same})",
+            "gt": f"(!{before})(!{same})",
+            "ge": f"(!{before})",
+        }[op]
+        return f"(&({a}=*){body})"
 
     def _uuid(self, path: AttrPath, target: Target, op: str, value: str) -> str:
         try:
@@ -255,7 +294,13 @@ class FilterCompiler:
             self._refuse(path, "ordering comparisons on id need a UUID value")
         if op == "eq":
             # ids are lower-case; a value in another case equals none of them (id is caseExact).
-            return f"({target.ldap}={canonical})" if canonical == value else FALSE
+            if canonical != value:
+                return FALSE
+            if self.mapping.id_format == "guid":
+                return f"({target.ldap}={guid_filter_value(canonical)})"
+            return f"({target.ldap}={canonical})"
+        if self.mapping.id_format == "guid":
+            self._refuse(path, "a binary objectGUID does not order like its string")
         return self._ordered(target, op, canonical)
 
     @staticmethod
@@ -285,6 +330,10 @@ class FilterCompiler:
         except InvalidFilter as exc:
             raise InvalidValue(str(exc.detail).replace("filter on", "sort by")) from None
         if target.kind == UUID_KIND:
+            if self.mapping.id_format == "guid":
+                raise InvalidValue(
+                    "The ldap backend cannot sort by 'id': a binary objectGUID does not order like its string"
+                )
             return [SortKey(target.ldap, reverse=descending), tie] if descending else [tie]
         if target.kind == TIME_KIND:
             return [SortKey(target.ldap, reverse=descending), tie]
@@ -304,3 +353,68 @@ class FilterCompiler:
         else:
             rule = target.ordering_rule or None
         return [SortKey(target.ldap, rule, descending), tie]
+
+
+# -- what the compiler accepts, declared to the conformance kit --------------------------------------
+
+PROBE_OPERATORS = ("eq", "ne", "co", "sw", "ew", "gt", "ge", "lt", "le", "pr")
+_PROBE_VALUES = {
+    "boolean": "true",
+    "integer": "1",
+    "decimal": "1",
+    "dateTime": '"2020-01-01T00:00:00Z"',
+}
+_PROBE_STRING = '"00000000-0000-4000-8000-000000000000"'  # a UUID, so id takes ordering probes too
+COMMON_PATHS = ("id", "externalId", "meta.created", "meta.lastModified", "meta.resourceType", "meta.version")
+
+
+def _schema_paths(resource: ResourceTypeDef) -> list[str]:
+    paths = list(COMMON_PATHS)
+    for schema in resource.schemas:
+        prefix = "" if schema is resource.schema else f"{schema.id}:"
+        for attribute in schema.attributes:
+            if not (attribute.type == "complex" and attribute.multi_valued):
+                paths.append(prefix + attribute.name)
+            paths += [f"{prefix}{attribute.name}.{sub.name}" for sub in attribute.sub_attributes]
+    return paths
+
+
+def declared_limits(mapping: LdapMapping) -> dict[str, dict[str, Any]]:
+    """``filter_operators`` and ``sort_attributes`` for ``Capabilities.extra``, found by asking the compiler.
+
+    Every path of the User and Group schemas is tried with every operator (and as sortBy); what the
+    compiler accepts is declared, so the declaration cannot drift from what the backend does. The
+    conformance kit skips exactly the refused cases (docs/plugins.md).
+    """
+    filters: dict[str, Any] = {}
+    sorts: dict[str, Any] = {}
+    for resource in (USER_RESOURCE, GROUP_RESOURCE):
+        compiler = FilterCompiler(mapping, resource.name, lambda _ref: None)
+        operators: dict[str, list[str]] = {}
+        sortable: list[str] = []
+        for text in _schema_paths(resource):
+            for op in PROBE_OPERATORS:
+                try:
+                    path = resolve_path(parse_attr_path(text), resource)
+                    value = "" if op == "pr" else " " + _PROBE_VALUES.get(path.type, _PROBE_STRING)
+                    f = resolve_filter(parse_filter(f"{text} {op}{value}"), resource)
+                except ScimError:
+                    try:
+                        f = resolve_filter(parse_filter(f"{text} pr"), resource) if op == "pr" else None
+                    except ScimError:
+                        f = None
+                if f is None:
+                    continue
+                try:
+                    compiler.compile(f)
+                except InvalidFilter:
+                    continue
+                operators.setdefault(text, []).append(op)
+            try:
+                compiler.sort_keys(resolve_path(parse_attr_path(text), resource), False)
+            except ScimError:
+                continue
+            sortable.append(text)
+        filters[resource.name] = operators
+        sorts[resource.name] = sortable
+    return {"filter_operators": filters, "sort_attributes": sorts}

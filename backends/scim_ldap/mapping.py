@@ -62,18 +62,21 @@ OPENLDAP_USER_ATTRIBUTES: tuple[AttributeMap, ...] = (
     AttributeMap(_ent("manager"), "manager", ordering_rule=None, substrings=False, kind=DN),
 )
 
+# AD compares strings with >= and <= natively (filter_ordering) and has no caseIgnoreOrderingMatch by
+# name, so its sort keys name no rule. mail and telephoneNumber are single-valued in AD: the primary
+# email and the first phone number go there, the others stay in the document.
 AD_USER_ATTRIBUTES: tuple[AttributeMap, ...] = (
-    AttributeMap("userName", "userPrincipalName"),
-    AttributeMap("name.formatted", "cn"),
-    AttributeMap("name.givenName", "givenName"),
-    AttributeMap("name.familyName", "sn"),
-    AttributeMap("displayName", "displayName"),
-    AttributeMap("title", "title"),
-    AttributeMap("emails", "mail"),
-    AttributeMap("phoneNumbers", "telephoneNumber", ordering_rule=None),
-    AttributeMap(_ent("employeeNumber"), "employeeNumber"),
-    AttributeMap(_ent("department"), "department"),
-    AttributeMap(_ent("organization"), "company"),
+    AttributeMap("userName", "userPrincipalName", ordering_rule="", filter_ordering=True),
+    AttributeMap("name.givenName", "givenName", ordering_rule="", filter_ordering=True),
+    AttributeMap("name.familyName", "sn", ordering_rule="", filter_ordering=True),
+    AttributeMap("displayName", "displayName", ordering_rule="", filter_ordering=True),
+    AttributeMap("title", "title", ordering_rule="", filter_ordering=True),
+    AttributeMap("userType", "employeeType", ordering_rule="", filter_ordering=True),
+    AttributeMap("preferredLanguage", "preferredLanguage", ordering_rule="", filter_ordering=True),
+    AttributeMap(_ent("employeeNumber"), "employeeNumber", ordering_rule="", filter_ordering=True),
+    AttributeMap(_ent("department"), "department", ordering_rule="", filter_ordering=True),
+    AttributeMap(_ent("organization"), "company", ordering_rule="", filter_ordering=True),
+    AttributeMap(_ent("division"), "division", ordering_rule="", filter_ordering=True),
     AttributeMap(_ent("manager"), "manager", ordering_rule=None, substrings=False, kind=DN),
 )
 
@@ -99,6 +102,10 @@ class LdapMapping:
     user_rdn: str = "uid"
     group_rdn: str = "cn"
     id_attribute: str = "entryUUID"
+    id_format: str = "uuid"  # "uuid": a UUID string (entryUUID); "guid": a binary GUID (AD objectGUID)
+    active_format: str = "boolean"  # "boolean": TRUE/FALSE; "uac": the ACCOUNTDISABLE bit of userAccountControl
+    server_timestamps: bool = False  # True: created/last_modified are kept by the server, never written
+    sam_account_name: bool = False  # True: new users get a sAMAccountName derived from userName (AD)
     dn_attribute: str = "entryDN"
     member_attribute: str = "member"
     group_placeholder: str | None = "cn=scim-empty-group-placeholder"
@@ -161,21 +168,37 @@ def _find(table: tuple[AttributeMap, ...], scim: str) -> AttributeMap | None:
     return next((m for m in table if m.scim.lower() == lowered), None)
 
 
+# Active Directory has no scimResource: the attributes SCIM needs beyond AD's own go into the twenty
+# msDS-cloudExtensionAttribute1..20 (single-valued strings in the base schema since Windows Server 2012,
+# meant for customer data); meta timestamps are AD's whenCreated/whenChanged (whole seconds).
 AD_PRESET: dict[str, Any] = {
     "preset": "ad",
-    "user_classes": ("user",),
-    "group_classes": ("group",),
-    "user_filter": "(&(objectClass=user)(!(objectClass=computer)))",
+    "user_classes": ("top", "person", "organizationalPerson", "user"),
+    "group_classes": ("top", "group"),
+    "user_filter": "(&(objectCategory=person)(objectClass=user))",
     "group_filter": "(objectClass=group)",
     "people_ou": "People",
     "groups_ou": "Groups",
     "user_rdn": "cn",
     "id_attribute": "objectGUID",
+    "id_format": "guid",
     "dn_attribute": "distinguishedName",
     "group_placeholder": None,
+    "active": "userAccountControl",
+    "active_format": "uac",
+    "server_timestamps": True,
+    "created": "whenCreated",
+    "last_modified": "whenChanged",
+    "sam_account_name": True,
+    "external_id": "msDS-cloudExtensionAttribute1",
+    "version": "msDS-cloudExtensionAttribute2",
+    "deleted": "msDS-cloudExtensionAttribute3",
+    "primary_email": "mail",
+    "document": "msDS-cloudExtensionAttribute4",
+    "filler": "msDS-cloudExtensionAttribute5",
     "fillers": {},
     "user_attributes": AD_USER_ATTRIBUTES,
-    "group_attributes": (AttributeMap("displayName", "cn"),),
+    "group_attributes": (AttributeMap("displayName", "cn", ordering_rule="", filter_ordering=True),),
 }
 
 
@@ -190,11 +213,16 @@ def load_mapping(config: Mapping[str, Any]) -> LdapMapping:
         raise ValueError(f"SCIM_LDAP_PRESET: expected openldap or ad, got {preset!r}")
     raw = config.get("SCIM_LDAP_MAPPING")
     if raw:
-        fields.update(_overrides(raw))
-    return LdapMapping(**fields)
+        fields.update(_overrides(raw, fields))
+    mapping = LdapMapping(**fields)
+    if mapping.id_format not in ("uuid", "guid"):
+        raise ValueError(f"SCIM_LDAP_MAPPING.id_format: expected uuid or guid, got {mapping.id_format!r}")
+    if mapping.active_format not in ("boolean", "uac"):
+        raise ValueError(f"SCIM_LDAP_MAPPING.active_format: expected boolean or uac, got {mapping.active_format!r}")
+    return mapping
 
 
-def _overrides(raw: Any) -> dict[str, Any]:
+def _overrides(raw: Any, preset: Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(raw, str):
         text = raw.strip()
         if text.startswith("@"):
@@ -211,7 +239,9 @@ def _overrides(raw: Any) -> dict[str, Any]:
         if key not in known:
             raise ValueError(f"SCIM_LDAP_MAPPING: unknown key {key!r}; known keys: {', '.join(sorted(known))}")
         if key in ("user_attributes", "group_attributes"):
-            base = {m.scim: m for m in (OPENLDAP_USER_ATTRIBUTES if key == "user_attributes" else ())}
+            defaults = LdapMapping()
+            current = preset.get(key, getattr(defaults, key))
+            base = {m.scim: m for m in current}
             out[key] = _attribute_table(key, value, base)
         elif key in ("user_classes", "group_classes"):
             out[key] = tuple(value)

@@ -14,7 +14,7 @@ from typing import Any
 
 import ldap3
 import ldap3.core.results
-from ldap3.core.exceptions import LDAPException
+from ldap3.core.exceptions import LDAPException, LDAPStartTLSError
 
 from scim_service.errors import Unavailable
 
@@ -76,13 +76,18 @@ class LdapSettings:
                 raise ValueError(f"{key}: expected a positive number, got {raw!r}")
             return value
 
+        ca_file = config.get("SCIM_LDAP_CA_FILE") or None
+        if ca_file is not None and not Path(str(ca_file)).is_file():
+            raise ValueError(f"SCIM_LDAP_CA_FILE: no such file {ca_file} (a PEM file of the CA of the directory)")
+        if not str(url).lower().startswith(("ldap://", "ldaps://", "ldapi://")):
+            raise ValueError(f"SCIM_LDAP_URL: expected an ldap://, ldaps:// or ldapi:// URL, got {url!r}")
         return cls(
             url=str(url),
             bind_dn=config.get("SCIM_LDAP_BIND_DN") or None,
             password=password or None,
             base_dn=str(base_dn),
             start_tls=_bool(config.get("SCIM_LDAP_START_TLS", False)),
-            ca_file=config.get("SCIM_LDAP_CA_FILE") or None,
+            ca_file=str(ca_file) if ca_file else None,
             connect_timeout=number("SCIM_LDAP_CONNECT_TIMEOUT", 5.0),
             timeout=number("SCIM_LDAP_TIMEOUT", 10.0),
             pool_size=int(number("SCIM_LDAP_POOL_SIZE", 8)),
@@ -118,12 +123,28 @@ class ConnectionPool:
         )
         try:
             conn.open()
-            if s.start_tls:
-                conn.start_tls()
+            # Never bind in clear text when StartTLS was asked for and did not happen.
+            if s.start_tls and not conn.start_tls():
+                conn.unbind()
+                raise Unavailable(
+                    f"StartTLS with the directory at {s.url} failed (SCIM_LDAP_START_TLS): "
+                    f"{conn.result.get('description')} {conn.result.get('message') or ''}".rstrip()
+                )
             if not conn.bind():
                 raise Unavailable(f"The directory refused the bind as {s.bind_dn!r}: {conn.result.get('description')}")
         except LDAPException as exc:
-            raise Unavailable(f"Cannot reach the directory at {s.url}: {exc}") from exc
+            text = str(exc)
+            if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
+                trusted = s.ca_file or "the system's trusted CAs"
+                raise Unavailable(
+                    f"TLS with the directory at {s.url} failed: its certificate is not signed by a CA in {trusted} "
+                    f"(SCIM_LDAP_CA_FILE) or does not name the host: {text}"
+                ) from exc
+            if isinstance(exc, LDAPStartTLSError):
+                raise Unavailable(
+                    f"StartTLS with the directory at {s.url} failed (SCIM_LDAP_START_TLS): {text}"
+                ) from exc
+            raise Unavailable(f"Cannot reach the directory at {s.url}: {text}") from exc
         return conn
 
     @contextmanager

@@ -105,10 +105,12 @@ def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
 
 def _text(data: Mapping[str, Any], key: str, *, required: bool = False) -> str | None:
     value = data.get(key)
-    if value is None or value == "":
+    if value is None or (required and value == ""):
         if required:
             raise InvalidValue(f"{key} is required and must be a non-empty string")
         return None
+    # An optional "" is kept as "", not NULL: filters and sorts on the column must see what the document
+    # holds ("" eq "", not eq null; sorted among the values, not last). Found by the property tests.
     if not isinstance(value, str):
         raise InvalidValue(f"{key} must be a string, got {type(value).__name__}")
     if len(value) > MAX_TEXT:
@@ -220,8 +222,21 @@ class SqlBackend(Backend):
     def _compiler(self, resource: str) -> FilterCompiler:
         compiler = self._compilers.get(resource)
         if compiler is None:
-            compiler = self._compilers[resource] = FilterCompiler(resource, self.engine.dialect.name)  # type: ignore[arg-type]
+            compiler = self._compilers[resource] = FilterCompiler(
+                resource,  # type: ignore[arg-type]
+                self.engine.dialect.name,
+                lower_collation=self._lower_collation(),
+            )
         return compiler
+
+    def _lower_collation(self) -> str | None:
+        """On PostgreSQL, the ICU root collation when the server has it, so that case-insensitive
+        filters and sorts fold non-ASCII letters whatever the database's LC_CTYPE (see PostgresJson)."""
+        if not self._postgres:
+            return None
+        with read_transaction(self.engine) as conn:
+            found = conn.execute(sa.text("SELECT 1 FROM pg_collation WHERE collname = 'und-x-icu'")).first()
+        return "und-x-icu" if found is not None else None
 
     def _lock_tenant(self, conn: Connection, tenant: Tenant) -> None:
         # SQLite: BEGIN IMMEDIATE already serialises every writer. PostgreSQL: lock the tenant's row.

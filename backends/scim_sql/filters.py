@@ -9,7 +9,7 @@ the whole inner filter, dateTimes compare as instants, and a value of the wrong 
 Every compiled predicate is two-valued (never SQL NULL), so ``NOT`` and ``ne`` behave like the
 evaluator on missing values.
 
-Attributes stored in their own columns (id, userName, externalId, displayName, active, meta.created,
+Attributes stored in their own columns (id, userName, externalId, displayName, meta.created,
 meta.lastModified) use those columns; group membership (``members`` of a group, ``groups`` of a user)
 uses the membership table; every other attribute is read from the JSON document with the store's JSON
 functions. Everything dialect-specific about JSON sits in :class:`SqliteJson` and :class:`PostgresJson`.
@@ -240,10 +240,20 @@ _PG_OFFSET = r"(Z|z|[+-]\d{2}(:?\d{2})?)$"
 
 
 class PostgresJson:
-    """JSON access on PostgreSQL: a node is a ``jsonb`` expression."""
+    """JSON access on PostgreSQL: a node is a ``jsonb`` expression.
+
+    ``lower_collation`` names the collation ``lower()`` runs under. PostgreSQL lower-cases by the
+    collation of its argument, which defaults to the database's LC_CTYPE: under ``C`` (``initdb
+    --no-locale``, many container images) only ASCII is folded, so ``"ÉMILE" eq "émile"`` would fail and
+    ``É`` would sort apart from ``é``. The ICU root collation ``und-x-icu`` folds like Python's
+    ``str.lower()`` whatever the database locale; the backend passes it when the server has ICU.
+    """
 
     name = "postgresql"
     J = postgresql.JSONB()
+
+    def __init__(self, lower_collation: str | None = None) -> None:
+        self.lower_collation = lower_collation
 
     def root(self, data: Expr, keys: Sequence[str]) -> Expr:
         return sa.func.jsonb_extract_path(data, *[sa.literal(k, sa.Text) for k in keys], type_=self.J)
@@ -311,6 +321,8 @@ class PostgresJson:
         return Elements(each, each.c.value, each.c.ordinal, sa.case((primary, 0), else_=1))
 
     def lower(self, expr: Expr) -> Expr:
+        if self.lower_collation:
+            expr = expr.collate(self.lower_collation)
         return sa.func.lower(expr, type_=sa.String)
 
     def ordering(self, expr: Expr) -> Expr:
@@ -329,12 +341,15 @@ class PostgresJson:
 JsonOps = SqliteJson | PostgresJson
 
 
-def json_ops(dialect_name: str) -> JsonOps:
-    """The JSON access of a dialect; ``InvalidFilter`` for one this backend cannot query."""
+def json_ops(dialect_name: str, lower_collation: str | None = None) -> JsonOps:
+    """The JSON access of a dialect; ``InvalidFilter`` for one this backend cannot query.
+
+    ``lower_collation``: PostgreSQL only, see :class:`PostgresJson`.
+    """
     if dialect_name == "sqlite":
         return SqliteJson()
     if dialect_name == "postgresql":
-        return PostgresJson()
+        return PostgresJson(lower_collation)
     raise InvalidFilter(f"the sql backend cannot filter on the {dialect_name!r} database dialect")
 
 
@@ -658,9 +673,9 @@ class FilterCompiler:
     The expressions do not include the tenant or soft-delete conditions: the backend adds those.
     """
 
-    def __init__(self, resource: Resource, dialect_name: str) -> None:
+    def __init__(self, resource: Resource, dialect_name: str, *, lower_collation: str | None = None) -> None:
         self.resource = resource
-        self.ops: JsonOps = json_ops(dialect_name)
+        self.ops: JsonOps = json_ops(dialect_name, lower_collation)
         self.table = users if resource == "User" else groups
 
     # filters
@@ -760,8 +775,9 @@ class FilterCompiler:
             if attr == "userName":
                 lowered = users.c.user_name_lower if not path.case_exact else None
                 return ColumnSource(ColumnLeaf(ops, users.c.user_name, "string", lowered))
-            if attr == "active":
-                return ColumnSource(ColumnLeaf(ops, users.c.active, "boolean"))
+            # ``active`` is read from the document, not the ``active`` column: a PATCH may remove it, and
+            # an unassigned ``active`` has no value for filters and sorting (the column, used by the seat
+            # and matching rules, still counts it as active).
             if attr == "groups":
                 gm, g = group_members.alias("gm"), groups.alias("g")
                 return MembershipSource(

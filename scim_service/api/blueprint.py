@@ -174,6 +174,8 @@ def _record(response: Response) -> Response:
     )
     try:
         st.store.record(entry)
+    except ScimError as failure:  # the database is away: the request's own answer already says so
+        log.warning("could not write the provisioning log entry: %s", failure.detail)
     except Exception:  # the log must never turn a served request into a failure
         log.exception("could not write the provisioning log entry")
     log.info(

@@ -43,7 +43,15 @@ def service_provider_config_endpoint() -> Response:
             "maxOperations": st.config["SCIM_BULK_MAX_OPERATIONS"],
             "maxPayloadSize": st.config["SCIM_BULK_MAX_PAYLOAD_BYTES"],
         }
-        return scim_response(service_provider_config(base_url(), capabilities, max_results=max_results, bulk=bulk))
+        # Cursors hold no server state and never expire, so no cursorTimeout is advertised.
+        document = service_provider_config(
+            base_url(),
+            capabilities,
+            max_results=max_results,
+            bulk=bulk,
+            default_page_size=st.config["SCIM_DEFAULT_PAGE_SIZE"],
+        )
+        return scim_response(document)
 
     return dispatch({"GET": get})
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from flask import Response, request
@@ -20,7 +20,14 @@ from scim_service.api.blueprint import (
     state,
 )
 from scim_service.api.blueprint import base_url as scim_base_url
-from scim_service.errors import InvalidSyntax, NotImplementedByServer
+from scim_service.errors import (
+    InvalidCursor,
+    InvalidFilter,
+    InvalidSyntax,
+    InvalidValue,
+    NotImplementedByServer,
+    ScimError,
+)
 from scim_service.model import GroupRecord, Page, UserRecord
 from scim_service.query.params import ListRequest, parse_list_params, parse_search_request
 from scim_service.schemas.definitions import GROUP_RESOURCE, USER_RESOURCE, ResourceTypeDef
@@ -74,15 +81,20 @@ def _page(kind: Kind, page: Page[Any], req: ListRequest) -> Response:
     resources = [
         project(kind.render(r, base), kind.resource, req.attributes, req.excluded_attributes) for r in page.resources
     ]
-    body: dict[str, Any] = {
-        "schemas": [LIST_SCHEMA],
-        "totalResults": page.total_results,
-        "itemsPerPage": len(resources),
-        "startIndex": page.start_index,
-        "Resources": resources,
-    }
-    if page.next_cursor:
-        body["nextCursor"] = page.next_cursor
+    return _list_response(resources, page.total_results, page.start_index, req, page.next_cursor)
+
+
+def _list_response(
+    resources: list[dict[str, Any]], total: int, start_index: int, req: ListRequest, next_cursor: str | None = None
+) -> Response:
+    """A ListResponse. Index paging carries startIndex; cursor paging (RFC 9865) carries nextCursor
+    instead, absent on the last page."""
+    body: dict[str, Any] = {"schemas": [LIST_SCHEMA], "totalResults": total, "itemsPerPage": len(resources)}
+    if req.query.cursor is None:
+        body["startIndex"] = start_index
+    elif next_cursor:
+        body["nextCursor"] = next_cursor
+    body["Resources"] = resources
     return scim_response(body)
 
 
@@ -185,8 +197,6 @@ def _delete_group(group_id: str) -> Response:
 
 
 def _with_relation(req: ListRequest, kind: Kind) -> Any:
-    from dataclasses import replace
-
     wanted = _wants_relation(kind, req)
     if kind is USERS:
         return replace(req.query, include_groups=wanted)
@@ -209,6 +219,64 @@ def _search(kind: Kind) -> Response:
         max_count=min(config["SCIM_MAX_PAGE_SIZE"], state().backend.capabilities.max_results),
     )
     return _list_users(req) if kind is USERS else _list_groups(req)
+
+
+def _root_search() -> Response:
+    """POST /.search across resource types (RFC 7644 §3.4.3).
+
+    The request is parsed once per resource type. A filter (or sortBy) that names attributes only one
+    type has selects from that type only; one that neither type knows is a 400. The result is the
+    matching users (sorted as asked) followed by the matching groups (sorted as asked): totalResults is
+    the exact sum of both counts, and startIndex/count page over that concatenation, so a page may hold
+    the last users and the first groups. Cursor paging is offered on /Users and /Groups, not here.
+    """
+    config = state().config
+    body = _json_object()
+    max_count = min(config["SCIM_MAX_PAGE_SIZE"], state().backend.capabilities.max_results)
+    parsed: list[tuple[Kind, ListRequest]] = []
+    errors: list[ScimError] = []
+    for kind in (USERS, GROUPS):
+        try:
+            req = parse_search_request(
+                body, kind.resource, default_count=config["SCIM_DEFAULT_PAGE_SIZE"], max_count=max_count
+            )
+        except (InvalidFilter, InvalidValue) as exc:
+            errors.append(exc)
+            continue
+        parsed.append((kind, req))
+    if not parsed:
+        first = errors[0]
+        raise type(first)(f"{first.detail} (it applies to neither Users nor Groups)")
+    if parsed[0][1].query.cursor is not None:
+        raise InvalidCursor("POST /.search pages by startIndex; cursor paging is available on /Users and /Groups.")
+    tenant = principal().tenant
+    lifecycle = state().lifecycle
+    base = scim_base_url()
+    start = parsed[0][1].query.start_index
+    remaining = parsed[0][1].query.count
+    offset = start - 1  # resources to skip over the concatenation
+    total = 0
+    resources: list[dict[str, Any]] = []
+    for kind, req in parsed:
+        query = _with_relation(req, kind)
+        lister = lifecycle.list_users if kind is USERS else lifecycle.list_groups
+        # Count first (count=0 reads no rows), then read only the slice of this type the page needs.
+        found = lister(tenant, replace(query, count=0)).total_results
+        total += found
+        if remaining > 0 and offset < found:
+            page = lister(tenant, replace(query, start_index=offset + 1, count=remaining))
+            resources += [
+                project(kind.render(r, base), kind.resource, req.attributes, req.excluded_attributes)
+                for r in page.resources
+            ]
+            remaining -= len(page.resources)
+        offset = max(offset - found, 0)
+    return _list_response(resources, total, start, parsed[0][1])
+
+
+@bp.route("/.search", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+def root_search() -> Response:
+    return dispatch({"POST": _root_search})
 
 
 @bp.route("/Users", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], strict_slashes=False)  # also /Users/

@@ -36,6 +36,7 @@ import pytest
 from scim_service.backend import Backend
 from scim_service.errors import (
     InvalidCursor,
+    InvalidFilter,
     InvalidValue,
     NotFound,
     SeatLimitReached,
@@ -53,7 +54,7 @@ from scim_service.model import (
     UserRecord,
 )
 from scim_service.query import evaluator
-from scim_service.query.ast import ListQuery
+from scim_service.query.ast import And, AttrPath, Compare, Filter, ListQuery, Not, Or, Present, ValuePath
 from scim_service.testing.data import (
     aware,
     full_group_document,
@@ -160,6 +161,93 @@ def midpoint(a: datetime, b: datetime) -> datetime:
     """The instant halfway between two timestamps."""
     a, b = aware(a), aware(b)
     return a + (b - a) / 2
+
+
+# -- declared limits of filters and sorts ---------------------------------------------------------
+
+CORE_SCHEMA_PREFIX = "urn:ietf:params:scim:schemas:core:"
+
+
+def path_key(path: AttrPath) -> str:
+    """How ``capabilities.extra`` names a resolved path: ``attr`` or ``attr.subAttr``, prefixed with the
+    schema URN and ``:`` for an extension attribute (``<enterprise urn>:manager.value``)."""
+    if path.schema and not path.schema.lower().startswith(CORE_SCHEMA_PREFIX):
+        return f"{path.schema}:{path.dotted()}"
+    return path.dotted()
+
+
+def filter_atoms(f: Filter) -> Iterator[tuple[AttrPath, str]]:
+    """Every (path, operator) a filter uses, value paths included (``pr`` for presence)."""
+    if isinstance(f, And | Or):
+        yield from filter_atoms(f.left)
+        yield from filter_atoms(f.right)
+    elif isinstance(f, Not):
+        yield from filter_atoms(f.expr)
+    elif isinstance(f, ValuePath):
+        yield from filter_atoms(f.filter)
+    elif isinstance(f, Compare):
+        yield f.path, f.op
+    elif isinstance(f, Present):
+        yield f.path, "pr"
+
+
+def declared_filter_refusal(backend: Backend, resource: str, f: Filter) -> str | None:
+    """Why the backend declares it cannot evaluate ``f``, or None when it declares nothing against it.
+
+    ``capabilities.extra["filter_operators"]`` maps a resource type (``"User"``, ``"Group"``) to
+    ``{path: [operators]}``: the operators (``eq ne co sw ew gt ge lt le pr``) the backend evaluates on
+    each path (see :func:`path_key`). A resource type it lists takes only those; one it leaves out,
+    everything.
+    """
+    table = (backend.capabilities.extra.get("filter_operators") or {}).get(resource)
+    if table is None:
+        return None
+    allowed = {key.lower(): {op.lower() for op in ops} for key, ops in table.items()}
+    for path, op in filter_atoms(f):
+        if op.lower() not in allowed.get(path_key(path).lower(), set()):
+            return (
+                f"{type(backend).__name__} declares in capabilities.extra['filter_operators'] that it cannot "
+                f"evaluate {op!r} on {resource} {path_key(path)!r}"
+            )
+    return None
+
+
+def declared_sort_refusal(backend: Backend, resource: str, path: AttrPath) -> str | None:
+    """Why the backend declares it cannot sort by ``path``, or None.
+
+    ``capabilities.extra["sort_attributes"]`` maps a resource type to the paths it sorts by; a resource
+    type it leaves out sorts by every path.
+    """
+    table = (backend.capabilities.extra.get("sort_attributes") or {}).get(resource)
+    if table is None or path_key(path).lower() in {key.lower() for key in table}:
+        return None
+    return (
+        f"{type(backend).__name__} declares in capabilities.extra['sort_attributes'] that it cannot sort "
+        f"{resource} by {path_key(path)!r}"
+    )
+
+
+def list_or_refuse(
+    backend: Backend, reason: str | None, refusal: type[Exception], what: str, call: Callable[[], Any]
+) -> Any:
+    """Run a list call; a refusal is fine only when declared (the test skips), and only as ``refusal``.
+
+    With a declared reason the call may still succeed (the caller then checks the answer like any
+    other): a declared limit allows a refusal, never a wrong answer.
+    """
+    try:
+        return call()
+    except refusal as exc:
+        if reason is not None:
+            pytest.skip(f"{reason}; refused with {refusal.__name__}: {exc}")
+        pytest.fail(
+            f"{what} was refused with {refusal.__name__} ({exc}) but the backend does not declare that limit "
+            "in capabilities.extra (see docs/plugins.md, Capabilities)"
+        )
+    except Exception as exc:
+        if reason is not None:
+            pytest.fail(f"{what}: {reason}, so it must be refused with {refusal.__name__}, not {type(exc).__name__}")
+        raise
 
 
 class KitBase:
@@ -1559,11 +1647,20 @@ class FilterTests(KitBase):
     @pytest.mark.parametrize("text", USER_FILTERS)
     def test_user_filter_matches_reference_evaluator(self, backend: Backend, filter_matrix: Matrix, text: str) -> None:
         filled, expected = filter_matrix.expected_users(text)
-        page = backend.list_users(filter_matrix.tenant, query(filter=user_filter(filled)))
+        f = user_filter(filled)
+        reason = declared_filter_refusal(backend, "User", f)
+        page = list_or_refuse(
+            backend,
+            reason,
+            InvalidFilter,
+            f"list_users filter {filled!r}",
+            lambda: backend.list_users(filter_matrix.tenant, query(filter=f)),
+        )
         got = sorted(user_ids(page.resources))
         assert got == expected, (
             f"list_users filter {filled!r} must select exactly what the reference evaluator selects: "
             f"expected {filter_matrix.names(expected)}, got {filter_matrix.names(got)}"
+            + (f" ({reason}: refuse it with InvalidFilter rather than answer wrongly)" if reason else "")
         )
         assert page.total_results == len(expected), (
             f"list_users filter {filled!r}: total_results must be the exact number of matches"
@@ -1572,11 +1669,20 @@ class FilterTests(KitBase):
     @pytest.mark.parametrize("text", GROUP_FILTERS)
     def test_group_filter_matches_reference_evaluator(self, backend: Backend, filter_matrix: Matrix, text: str) -> None:
         filled, expected = filter_matrix.expected_groups(text)
-        page = backend.list_groups(filter_matrix.tenant, query(filter=group_filter(filled)))
+        f = group_filter(filled)
+        reason = declared_filter_refusal(backend, "Group", f)
+        page = list_or_refuse(
+            backend,
+            reason,
+            InvalidFilter,
+            f"list_groups filter {filled!r}",
+            lambda: backend.list_groups(filter_matrix.tenant, query(filter=f)),
+        )
         got = sorted(user_ids(page.resources))
         assert got == expected, (
             f"list_groups filter {filled!r} must select exactly what the reference evaluator selects: "
             f"expected {filter_matrix.names(expected)}, got {filter_matrix.names(got)}"
+            + (f" ({reason}: refuse it with InvalidFilter rather than answer wrongly)" if reason else "")
         )
         assert page.total_results == len(expected), (
             f"list_groups filter {filled!r}: total_results must be the exact number of matches"
@@ -1612,7 +1718,14 @@ class SortTests(KitBase):
     def test_users_sorted_like_reference(
         self, backend: Backend, sort_matrix: Matrix, path: str, descending: bool
     ) -> None:
-        page = backend.list_users(sort_matrix.tenant, query(sort_by=user_sort(path), descending=descending))
+        sort_by = user_sort(path)
+        page = list_or_refuse(
+            backend,
+            declared_sort_refusal(backend, "User", sort_by),
+            InvalidValue,
+            f"list_users sorted by {path}",
+            lambda: backend.list_users(sort_matrix.tenant, query(sort_by=sort_by, descending=descending)),
+        )
         assert sorted(user_ids(page.resources)) == sorted(d["id"] for d in sort_matrix.user_docs), (
             "a sorted list_users must return every visible user of the tenant once"
         )
@@ -1624,13 +1737,23 @@ class SortTests(KitBase):
     def test_groups_sorted_like_reference(
         self, backend: Backend, sort_matrix: Matrix, path: str, descending: bool
     ) -> None:
-        page = backend.list_groups(sort_matrix.tenant, query(sort_by=group_sort(path), descending=descending))
+        sort_by = group_sort(path)
+        page = list_or_refuse(
+            backend,
+            declared_sort_refusal(backend, "Group", sort_by),
+            InvalidValue,
+            f"list_groups sorted by {path}",
+            lambda: backend.list_groups(sort_matrix.tenant, query(sort_by=sort_by, descending=descending)),
+        )
         by_id = {d["id"]: d for d in sort_matrix.group_docs}
         assert sorted(user_ids(page.resources)) == sorted(by_id), "a sorted list_groups must return every group once"
         _check_sorted([by_id[r.id] for r in page.resources], path, descending, group_sort, "list_groups")
 
     def test_sorted_paging_is_consistent(self, backend: Backend, sort_matrix: Matrix) -> None:
         sort_by = user_sort("title")
+        reason = declared_sort_refusal(backend, "User", sort_by)
+        if reason is not None:
+            pytest.skip(reason)
         whole = user_ids(backend.list_users(sort_matrix.tenant, query(sort_by=sort_by)).resources)
         paged: list[str] = []
         for start in range(1, len(whole) + 1, 2):

@@ -23,14 +23,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import sqlalchemy as sa
+from scim_sql import tables
+from scim_sql.backend import SqlBackend
 
 from scim_service.model import GroupChanges, Member, Tenant
 from scim_service.query.ast import ListQuery
 from scim_service.query.parser import parse_filter
 from scim_service.query.resolve import resolve_filter
 from scim_service.schemas.definitions import USER_RESOURCE
-from scim_sql import tables
-from scim_sql.backend import SqlBackend
 
 
 def progress(message: str) -> None:

@@ -21,10 +21,6 @@ OK = {"SUCCESS", "COMPLIANT", "SKIPPED"}
 
 # (resource type, check title) -> the server change that closes the gap.
 KNOWN_GAPS: dict[tuple[str | None, str], str] = {
-    ("User", "check_remove_attribute"): (
-        "PATCH remove of `active` leaves active=true: the sql backend stores active in a column with no "
-        "'unassigned' state, while RFC 7644 §3.5.2.2 makes a removed attribute unassigned."
-    ),
     ("Group", "check_add_attribute"): (
         "members.display is computed from the member's displayName and the client's display is not kept; "
         "scim2-tester compares the patched members exactly. Keep a given display (RFC 7643 §2.4: immutable)."

@@ -13,6 +13,7 @@ import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -37,16 +38,10 @@ def _unavailable(reason: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def ldap_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    """The ``SCIM_LDAP_*`` settings of the session's directory."""
-    url = os.environ.get("SCIM_TEST_LDAP_URL")
-    if url:
-        yield {
-            "SCIM_LDAP_URL": url,
-            "SCIM_LDAP_BASE_DN": os.environ.get("SCIM_TEST_LDAP_BASE_DN", "dc=scim,dc=test"),
-            "SCIM_LDAP_BIND_DN": os.environ.get("SCIM_TEST_LDAP_BIND_DN", ""),
-            "SCIM_LDAP_BIND_PASSWORD": os.environ.get("SCIM_TEST_LDAP_BIND_PASSWORD", ""),
-        }
+def slapd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The session's private slapd (a ``slapd_server.Slapd``), or None when ``SCIM_TEST_LDAP_URL`` names a server."""
+    if os.environ.get("SCIM_TEST_LDAP_URL"):
+        yield None
         return
     import slapd_server
 
@@ -60,15 +55,38 @@ def ldap_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str
         _unavailable(f"could not start a private slapd: {exc}")
         raise
     try:
-        yield {
-            "SCIM_LDAP_URL": server.url,
-            "SCIM_LDAP_BASE_DN": server.base_dn,
-            "SCIM_LDAP_BIND_DN": server.bind_dn,
-            "SCIM_LDAP_BIND_PASSWORD": server.password,
-            "SCIM_LDAP_POOL_SIZE": "16",
-        }
+        yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def ldap_settings(slapd: Any) -> dict[str, str]:
+    """The ``SCIM_LDAP_*`` settings of the session's directory."""
+    if slapd is None:
+        return {
+            "SCIM_LDAP_URL": os.environ["SCIM_TEST_LDAP_URL"],
+            "SCIM_LDAP_BASE_DN": os.environ.get("SCIM_TEST_LDAP_BASE_DN", "dc=scim,dc=test"),
+            "SCIM_LDAP_BIND_DN": os.environ.get("SCIM_TEST_LDAP_BIND_DN", ""),
+            "SCIM_LDAP_BIND_PASSWORD": os.environ.get("SCIM_TEST_LDAP_BIND_PASSWORD", ""),
+        }
+    return {
+        "SCIM_LDAP_URL": slapd.url,
+        "SCIM_LDAP_BASE_DN": slapd.base_dn,
+        "SCIM_LDAP_BIND_DN": slapd.bind_dn,
+        "SCIM_LDAP_BIND_PASSWORD": slapd.password,
+        "SCIM_LDAP_POOL_SIZE": "16",
+    }
+
+
+@pytest.fixture
+def private_slapd(slapd: Any) -> Any:
+    """The private slapd, for tests that need its TLS listeners or files (skip with SCIM_TEST_LDAP_URL)."""
+    if slapd is None:
+        pytest.skip("needs the private slapd (its CA, ldaps:// and ldapi:// listeners), not SCIM_TEST_LDAP_URL")
+    if slapd.ldaps_url is None:
+        _unavailable("the private slapd has no TLS: the openssl CLI is missing")
+    return slapd
 
 
 @pytest.fixture(scope="session")
@@ -105,3 +123,21 @@ def tenant(make_tenant: Callable[..., Tenant]) -> Tenant:
 def settings(ldap_settings: dict[str, str]) -> LdapSettings:
     """The parsed connection settings of the session's directory."""
     return LdapSettings.from_config(ldap_settings)
+
+
+@pytest.fixture(scope="module")
+def bare_slapd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A second private slapd without our schema and without TLS, as a fresh packaged server is."""
+    import slapd_server
+
+    if slapd_server.find_binaries() is None:
+        _unavailable("OpenLDAP slapd is not installed (apt-get install slapd ldap-utils)")
+    try:
+        server = slapd_server.start(tmp_path_factory.mktemp("bare-slapd"), scim_schema=False, tls=False)
+    except RuntimeError as exc:
+        _unavailable(f"could not start a private slapd: {exc}")
+        raise
+    try:
+        yield server
+    finally:
+        server.stop()

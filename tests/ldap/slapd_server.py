@@ -1,17 +1,22 @@
-"""Start a private OpenLDAP slapd for the tests: its own cn=config in a temporary folder, 127.0.0.1, a free port.
+"""Start a private OpenLDAP slapd for the tests: its own cn=config in a temporary folder, 127.0.0.1, free ports.
 
 slapd runs in the foreground (``-d 0``) as a child of the test process, so the fixture owns its PID
-and sees its errors (a daemonised slapd logs to syslog, which these machines lack).
+and sees its errors (a daemonised slapd logs to syslog, which these machines lack). It listens on
+``ldap://`` (StartTLS offered), on ``ldaps://`` with a server certificate signed by a throwaway CA made
+with the openssl CLI in the same folder, and on an ``ldapi://`` socket there, where the test user is
+the manager of cn=config through SASL EXTERNAL (as root is on a packaged slapd).
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 from scim_ldap.schema import SCHEMA_LDIF
 
@@ -32,6 +37,9 @@ class Slapd:
     password: str
     process: subprocess.Popen[bytes]
     folder: Path
+    ldaps_url: str | None = None
+    ldapi_url: str | None = None
+    ca_file: str | None = None
 
     def stop(self) -> None:
         """Stop this slapd (only the process the fixture started)."""
@@ -62,12 +70,55 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def config_ldif(folder: Path) -> str:
-    """The whole cn=config of the test server: schemas, mdb, sssvlv, indexes."""
+def _openssl(*args: str, cwd: Path) -> None:
+    _run(["openssl", *args], cwd=cwd)
+
+
+def make_ca(folder: Path, name: str) -> tuple[Path, Path]:
+    """A throwaway CA (EC P-256, one day): (certificate, key) PEM files in ``folder``."""
+    cert, key = folder / f"{name}.pem", folder / f"{name}.key"
+    _openssl(
+        "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+        "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", f"/CN={name}",
+        "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+        cwd=folder,
+    )  # fmt: skip
+    return cert, key
+
+
+def make_server_certificate(folder: Path, ca: tuple[Path, Path]) -> tuple[Path, Path]:
+    """A server certificate for 127.0.0.1 and localhost signed by ``ca``: (certificate, key)."""
+    cert, key, csr, ext = (folder / f"server.{s}" for s in ("pem", "key", "csr", "ext"))
+    ext.write_text(
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=critical,CA:FALSE\n"
+        "keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n"
+        "subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n"
+    )
+    _openssl(
+        "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+        "-keyout", str(key), "-out", str(csr), "-subj", "/CN=127.0.0.1",
+        cwd=folder,
+    )  # fmt: skip
+    _openssl(
+        "x509", "-req", "-in", str(csr), "-CA", str(ca[0]), "-CAkey", str(ca[1]), "-CAcreateserial",
+        "-out", str(cert), "-days", "1", "-extfile", str(ext),
+        cwd=folder,
+    )  # fmt: skip
+    return cert, key
+
+
+def config_ldif(folder: Path, *, scim_schema: bool = True, tls: tuple[Path, Path, Path] | None = None) -> str:
+    """The whole cn=config of the test server: schemas (ours unless ``scim_schema`` is False), mdb,
+    sssvlv, indexes, and with ``tls`` = (CA, certificate, key) the TLS files."""
     modules = _module_dir()
+    tls_lines = ""
+    if tls is not None:
+        tls_lines = (
+            f"olcTLSCACertificateFile: {tls[0]}\nolcTLSCertificateFile: {tls[1]}\nolcTLSCertificateKeyFile: {tls[2]}\n"
+        )
     parts = [
         "dn: cn=config\nobjectClass: olcGlobal\ncn: config\nolcThreads: 32\n"
-        f"olcPidFile: {folder}/slapd.pid\nolcArgsFile: {folder}/slapd.args\n",
+        f"olcPidFile: {folder}/slapd.pid\nolcArgsFile: {folder}/slapd.args\n" + tls_lines,
     ]
     if modules is not None:
         parts.append(
@@ -77,22 +128,25 @@ def config_ldif(folder: Path) -> str:
     parts.append("dn: cn=schema,cn=config\nobjectClass: olcSchemaConfig\ncn: schema\n")
     for name in ("core", "cosine", "inetorgperson", "nis"):
         parts.append((SCHEMA_DIR / f"{name}.ldif").read_text())
-    parts.append("\n".join(line for line in SCHEMA_LDIF.splitlines() if not line.startswith("#")) + "\n")
+    if scim_schema:
+        parts.append("\n".join(line for line in SCHEMA_LDIF.splitlines() if not line.startswith("#")) + "\n")
     parts.append(
         "dn: olcDatabase={-1}frontend,cn=config\nobjectClass: olcDatabaseConfig\nobjectClass: olcFrontendConfig\n"
         "olcDatabase: {-1}frontend\nolcSizeLimit: unlimited\n"
     )
+    # The test user manages cn=config over ldapi:// with SASL EXTERNAL, as root does on a packaged slapd.
+    peer = f"gidNumber={os.getgid()}+uidNumber={os.getuid()},cn=peercred,cn=external,cn=auth"
     parts.append(
         "dn: olcDatabase={0}config,cn=config\nobjectClass: olcDatabaseConfig\nolcDatabase: {0}config\n"
-        f"olcRootDN: {ROOT_DN}\n"
+        f"olcRootDN: {ROOT_DN}\nolcAccess: to * by dn.exact={peer} manage by * break\n"
     )
     parts.append(
         "dn: olcDatabase={1}mdb,cn=config\nobjectClass: olcDatabaseConfig\nobjectClass: olcMdbConfig\n"
         f"olcDatabase: {{1}}mdb\nolcDbDirectory: {folder}/data\nolcSuffix: {BASE_DN}\nolcRootDN: {ROOT_DN}\n"
         f"olcRootPW: {ROOT_PASSWORD}\nolcDbMaxSize: 1073741824\nolcDbNoSync: TRUE\nolcSizeLimit: unlimited\n"
         "olcDbIndex: objectClass eq\nolcDbIndex: entryUUID eq\nolcDbIndex: uid eq,sub\nolcDbIndex: mail eq,sub\n"
-        "olcDbIndex: member eq\nolcDbIndex: cn eq,sub\nolcDbIndex: scimDeleted eq\nolcDbIndex: scimPrimaryEmail eq\n"
-        "olcDbIndex: scimExternalId eq\n"
+        "olcDbIndex: member eq\nolcDbIndex: cn eq,sub\n"
+        + ("olcDbIndex: scimDeleted eq\nolcDbIndex: scimPrimaryEmail eq\nolcDbIndex: scimExternalId eq\n" * scim_schema)
     )
     parts.append(
         "dn: olcOverlay={0}sssvlv,olcDatabase={1}mdb,cn=config\nobjectClass: olcOverlayConfig\n"
@@ -102,8 +156,12 @@ def config_ldif(folder: Path) -> str:
     return "\n".join(p.strip("\n") + "\n" for p in parts)
 
 
-def start(folder: Path) -> Slapd:
-    """Generate the config in ``folder``, load the base entry and start slapd; raise RuntimeError on failure."""
+def start(folder: Path, *, scim_schema: bool = True, tls: bool = True) -> Slapd:
+    """Generate the config in ``folder``, load the base entry and start slapd; raise RuntimeError on failure.
+
+    ``tls`` (when the openssl CLI is present) adds the throwaway CA, the server certificate and an
+    ``ldaps://`` listener; ``scim_schema`` False leaves our schema out (to load it as an operator would).
+    """
     binaries = find_binaries()
     if binaries is None:
         raise RuntimeError("slapd/slapadd not found")
@@ -111,7 +169,11 @@ def start(folder: Path) -> Slapd:
     conf_dir, data_dir = folder / "slapd.d", folder / "data"
     conf_dir.mkdir(parents=True)
     data_dir.mkdir()
-    (folder / "config.ldif").write_text(config_ldif(folder))
+    tls_files = None
+    if tls and shutil.which("openssl"):
+        ca = make_ca(folder, "test-ca")
+        tls_files = (ca[0], *make_server_certificate(folder, ca))
+    (folder / "config.ldif").write_text(config_ldif(folder, scim_schema=scim_schema, tls=tls_files))
     _run([slapadd_bin, "-n0", "-F", str(conf_dir), "-l", str(folder / "config.ldif")])
     (folder / "base.ldif").write_text(
         f"dn: {BASE_DN}\nobjectClass: dcObject\nobjectClass: organization\ndc: scim\no: scim\n"
@@ -119,22 +181,45 @@ def start(folder: Path) -> Slapd:
     _run([slapadd_bin, "-n1", "-F", str(conf_dir), "-l", str(folder / "base.ldif")])
     port = _free_port()
     url = f"ldap://127.0.0.1:{port}"
+    ldapi_url = "ldapi://" + quote(str(folder / "ldapi"), safe="")
+    listeners = [url + "/", ldapi_url + "/"]
+    ldaps_url = None
+    if tls_files is not None:
+        ldaps_port = _free_port()
+        ldaps_url = f"ldaps://127.0.0.1:{ldaps_port}"
+        listeners.append(ldaps_url + "/")
     log = (folder / "slapd.log").open("wb")
-    process = subprocess.Popen([slapd_bin, "-F", str(conf_dir), "-h", url + "/", "-d", "0"], stdout=log, stderr=log)
+    argv = [slapd_bin, "-F", str(conf_dir), "-h", " ".join(listeners), "-d", "0"]
+    process = subprocess.Popen(argv, stdout=log, stderr=log)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"slapd exited with {process.returncode}: {(folder / 'slapd.log').read_text()[-2000:]}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return Slapd(url, BASE_DN, ROOT_DN, ROOT_PASSWORD, process, folder)
+                pass
+            if ldaps_url is not None:
+                with socket.create_connection(("127.0.0.1", ldaps_port), timeout=0.2):
+                    pass
+            return Slapd(
+                url,
+                BASE_DN,
+                ROOT_DN,
+                ROOT_PASSWORD,
+                process,
+                folder,
+                ldaps_url=ldaps_url,
+                ldapi_url=ldapi_url,
+                ca_file=str(tls_files[0]) if tls_files else None,
+            )
         except OSError:
             time.sleep(0.05)
     process.kill()
+    process.wait()
     raise RuntimeError("slapd did not listen within 10 s")
 
 
-def _run(argv: list[str]) -> None:
-    result = subprocess.run(argv, capture_output=True, text=True, check=False)
+def _run(argv: list[str], cwd: Path | None = None) -> None:
+    result = subprocess.run(argv, capture_output=True, text=True, check=False, cwd=cwd)
     if result.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)} failed: {result.stderr or result.stdout}")

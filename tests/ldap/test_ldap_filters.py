@@ -170,6 +170,13 @@ CASES: list[tuple[str, set[str]]] = [
     ('meta.created lt "2000-01-01T00:00:00+02:00"', set()),
     ('id eq "not-an-id"', set()),
     ('not (id eq "not-an-id")', ALL),
+    # Ordering on attributes without an ORDERING rule: extensible match with caseIgnoreOrderingMatch.
+    ('userName gt "c"', {"carol", "dave", "emile"}),
+    ('userName le "BOB"', {"alice", "bob"}),
+    ('displayName lt "c"', {"alice"}),
+    ('not (displayName gt "b")', {"alice", "bob"}),  # bob has none: gt is false, its negation true
+    ('name.familyName ge "a"', {"alice"}),  # fillers are no values
+    (f'{ENT}:employeeNumber gt "11"', {"emile"}),  # strings: "100" < "11" < "20"
 ]
 
 
@@ -197,8 +204,10 @@ def test_datetime_filters_compare_instants(world: World) -> None:
 
 
 REFUSED = [
-    'userName gt "c"',  # uid has no ORDERING rule
-    'displayName lt "z"',
+    'emails.value gt "a"',  # multi-valued: a negated extensible match would mean every value, not some
+    'phoneNumbers.value lt "5"',  # telephoneNumber has no ordering rule in the mapping
+    f'{ENT}:manager.value eq "x"',  # a reference is stored as a DN only when it named a user
+    f"{ENT}:manager pr",
     'emails.type eq "work"',  # the directory keeps email values only
     'emails[type eq "work" and value co "a"]',
     'nickName eq "x"',  # no home in the default mapping

@@ -1,0 +1,203 @@
+"""Filtering 100,000 users by the attributes IdPs query uses an index: the store's own query plan says so.
+
+The users are bulk-inserted through the backend's tables (one executemany in one transaction), the
+statistics refreshed (ANALYZE), and the exact statements :meth:`SqlBackend.list_users` issues for
+``userName eq "..."`` (and ``externalId eq``) are captured with SQLAlchemy's ``before_cursor_execute``
+event and explained by the store (EXPLAIN QUERY PLAN on SQLite, EXPLAIN on PostgreSQL). The test asserts
+on the plan only; the timings it prints (``pytest -s``) are for the notes, never asserted.
+
+``emails.value`` is filtered through the JSON document (``json_each`` / ``jsonb_array_elements``), which
+no index covers: the plan shows a scan of the tenant's rows, and the test pins that down so a future
+index (an email side table) shows up as a deliberate change.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from scim_sql.backend import SqlBackend
+from scim_sql.tables import users
+
+from scim_service.model import Tenant
+from scim_service.query.ast import ListQuery
+from scim_service.query.parser import parse_filter
+from scim_service.query.resolve import resolve_filter
+from scim_service.schemas.definitions import USER_RESOURCE
+
+pytestmark = pytest.mark.slow
+
+ROWS = 100_000
+POSTGRES_URL = os.environ.get("SCIM_TEST_POSTGRES_URL")
+IN_CI = os.environ.get("CI") == "true"
+
+
+def bulk_load(backend: SqlBackend, tenant: Tenant, rows: int = ROWS) -> float:
+    """Insert ``rows`` users of ``tenant`` (and a few of another tenant) in one transaction; the seconds it took."""
+    now = datetime.now(UTC)
+    started = time.perf_counter()
+
+    def row(i: int, tenant_id: str) -> dict[str, Any]:
+        name = f"user{i:06d}"
+        email = f"{name}@example.com"
+        data = {
+            "userName": name,
+            "externalId": f"ext-{i}",
+            "emails": [{"value": email, "type": "work", "primary": True}],
+            "active": True,
+        }
+        return {
+            "id": str(uuid.uuid4()),
+            "tenant_id": tenant_id,
+            "user_name": name,
+            "user_name_lower": name,
+            "primary_email_lower": email,
+            "external_id": f"ext-{i}",
+            "display_name": None,
+            "active": True,
+            "deleted": False,
+            "data": data,
+            "created": now,
+            "last_modified": now,
+            "deactivated_at": None,
+            "version": 1,
+        }
+
+    with backend.engine.begin() as conn:
+        conn.execute(users.insert(), [row(i, tenant.id) for i in range(rows)])
+        conn.execute(users.insert(), [row(i, "another-tenant") for i in range(50)])
+    with backend.engine.connect() as conn:
+        conn.exec_driver_sql("ANALYZE")
+        conn.commit()
+    return time.perf_counter() - started
+
+
+def captured(backend: SqlBackend, tenant: Tenant, text: str) -> tuple[list[tuple[str, Any]], float, int]:
+    """The statements (with parameters) list_users runs for ``text``, the seconds it took, the total."""
+    statements: list[tuple[str, Any]] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _many: bool) -> None:
+        statements.append((statement, parameters))
+
+    query = ListQuery(filter=resolve_filter(parse_filter(text), USER_RESOURCE), count=10)
+    backend.list_users(tenant, query)  # warm the statement cache and the pages
+    sa.event.listen(backend.engine, "before_cursor_execute", record)
+    try:
+        started = time.perf_counter()
+        page = backend.list_users(tenant, query)
+        elapsed = time.perf_counter() - started
+    finally:
+        sa.event.remove(backend.engine, "before_cursor_execute", record)
+    scim_statements = [(s, p) for s, p in statements if "scim_users" in s and s.lstrip().upper().startswith("SELECT")]
+    assert scim_statements, statements
+    return scim_statements, elapsed, page.total_results
+
+
+def explain(backend: SqlBackend, statement: str, parameters: Any) -> list[str]:
+    prefix = "EXPLAIN QUERY PLAN " if backend.engine.dialect.name == "sqlite" else "EXPLAIN "
+    with backend.engine.connect() as conn:
+        rows = conn.exec_driver_sql(prefix + statement, parameters).all()
+    return [str(r[-1]) for r in rows]
+
+
+def full_scan_seconds(backend: SqlBackend, tenant: Tenant, name: str) -> float:
+    """The same match done without any index: a comparison on the JSON document of every row."""
+    if backend.engine.dialect.name == "sqlite":
+        sql = "SELECT count(*) FROM scim_users WHERE tenant_id = ? AND lower(json_extract(data, '$.userName')) = ?"
+        params: Any = (tenant.id, name)
+    else:
+        sql = "SELECT count(*) FROM scim_users WHERE tenant_id = %(t)s AND lower(data->>'userName') = %(n)s"
+        params = {"t": tenant.id, "n": name}
+    with backend.engine.connect() as conn:
+        started = time.perf_counter()
+        assert conn.exec_driver_sql(sql, params).scalar_one() == 1
+        return time.perf_counter() - started
+
+
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def loaded(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[SqlBackend, Tenant, float]]:
+    """A backend holding 100,000 users of one tenant, analysed."""
+    admin = None
+    name = f"scim_plan_{uuid.uuid4().hex[:12]}"
+    if request.param == "postgres":
+        if not POSTGRES_URL:
+            if IN_CI:
+                pytest.fail("SCIM_TEST_POSTGRES_URL is not set, and CI=true requires the PostgreSQL tests to run")
+            pytest.skip("the PostgreSQL query plan test needs SCIM_TEST_POSTGRES_URL")
+        admin_url = sa.engine.make_url(POSTGRES_URL)
+        admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        url = admin_url.set(database=name).render_as_string(hide_password=False)
+    else:
+        url = f"sqlite:///{Path(tmp_path_factory.mktemp('plan')) / 'scim.db'}"
+    backend = SqlBackend.from_config({"SCIM_DATABASE_URL": url})
+    backend.migrate()
+    tenant = Tenant(id="plan-tenant", name="plan-tenant")
+    seconds = bulk_load(backend, tenant)
+    print(f"\n[{request.param}] bulk-loaded {ROWS} users in {seconds:.2f} s")
+    try:
+        yield backend, tenant, seconds
+    finally:
+        backend.close()
+        if admin is not None:
+            with admin.connect() as conn:
+                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            admin.dispose()
+
+
+def _uses_index(plan: list[str], index: str, dialect: str) -> bool:
+    if dialect == "sqlite":
+        return any(index in line and ("SEARCH" in line) for line in plan)
+    return any(index in line and ("Index" in line) for line in plan)
+
+
+@pytest.mark.parametrize(
+    ("text", "index"),
+    [
+        ('userName eq "USER050000"', "ux_scim_users_tenant_user_name"),
+        ('externalId eq "ext-50000"', "ix_scim_users_tenant_external_id"),
+    ],
+)
+def test_filter_uses_the_index(loaded: tuple[SqlBackend, Tenant, float], text: str, index: str) -> None:
+    backend, tenant, _ = loaded
+    dialect = backend.engine.dialect.name
+    statements, elapsed, total = captured(backend, tenant, text)
+    assert total == 1
+    scan = full_scan_seconds(backend, tenant, "user050000")
+    print(
+        f"\n[{dialect}] {text}: list_users {elapsed * 1000:.2f} ms (count + page); JSON full scan {scan * 1000:.2f} ms"
+    )
+    for statement, parameters in statements:
+        plan = explain(backend, statement, parameters)
+        print("  " + " ".join(statement.split())[:160])
+        for line in plan:
+            print(f"    {line}")
+        assert _uses_index(plan, index, dialect), f"{text}: the plan does not use {index}:\n" + "\n".join(plan)
+        assert not any(line.startswith("SCAN scim_users") for line in plan), plan
+
+
+def test_emails_value_is_not_indexed_and_says_so(loaded: tuple[SqlBackend, Tenant, float]) -> None:
+    """emails.value goes through the JSON document: no index; the tenant's rows are scanned."""
+    backend, tenant, _ = loaded
+    dialect = backend.engine.dialect.name
+    statements, elapsed, total = captured(backend, tenant, 'emails.value eq "user050000@example.com"')
+    assert total == 1
+    print(f"\n[{dialect}] emails.value eq: list_users {elapsed * 1000:.2f} ms (no index: JSON elements of every row)")
+    count_statement, parameters = statements[0]
+    plan = explain(backend, count_statement, parameters)
+    for line in plan:
+        print(f"    {line}")
+    if dialect == "sqlite":
+        # The outer rows are found by tenant only (or scanned), every one's JSON emails examined.
+        assert not any("user_name" in line or "external_id" in line for line in plan), plan
+        assert any("json_each" in line.lower() or "VIRTUAL TABLE" in line for line in plan), plan
