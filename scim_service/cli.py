@@ -25,6 +25,7 @@ from scim_service.config import ConfigError
 from scim_service.errors import ScimError
 from scim_service.model import Tenant
 from scim_service.plugins import PluginError
+from scim_service.profiles import AUTO, PROFILE_CHOICES
 from scim_service.servicedb.migrate import upgrade_service_db
 from scim_service.servicedb.store import AdminError, LogEntry, TokenInfo
 
@@ -226,14 +227,15 @@ def db_upgrade(state: ScimState) -> None:
 
 SEAT_CHOICE = click.Choice(["all", "active"], case_sensitive=False)
 MATCH_CHOICE = click.Choice(["email", "username"], case_sensitive=False)
+PROFILE_CHOICE = click.Choice(list(PROFILE_CHOICES), case_sensitive=False)
 
 
 @main.group()
 def orgs() -> None:
-    """Organizations (tenants): their seats and matching policies."""
+    """Organizations (tenants): their seats, matching policies and IdP profiles."""
 
 
-def _org_dict(tenant: Tenant, used: int | None) -> dict[str, Any]:
+def _org_dict(tenant: Tenant, used: int | None, profile: str | None = None) -> dict[str, Any]:
     return {
         "name": tenant.name,
         "id": tenant.id,
@@ -241,14 +243,15 @@ def _org_dict(tenant: Tenant, used: int | None) -> dict[str, Any]:
         "max_seats": tenant.max_seats,
         "seat_policy": tenant.seat_policy.value,
         "match_policy": tenant.match_policy.value,
+        "profile": profile,
     }
 
 
-def _describe(tenant: Tenant) -> str:
+def _describe(tenant: Tenant, profile: str | None = None) -> str:
     seats = "unlimited" if tenant.max_seats is None else str(tenant.max_seats)
     return (
         f"{tenant.name}: maxSeats {seats}, seats counted: {tenant.seat_policy.value} users, "
-        f"matching on {tenant.match_policy.value}"
+        f"matching on {tenant.match_policy.value}" + (f", IdP profile {profile}" if profile else "")
     )
 
 
@@ -261,11 +264,22 @@ def _describe(tenant: Tenant) -> str:
 @click.option(
     "--match", "match_policy", type=MATCH_CHOICE, default="email", show_default=True, help="POST /Users match."
 )
+@click.option(
+    "--profile",
+    type=PROFILE_CHOICE,
+    default=AUTO,
+    show_default=True,
+    help="IdP profile: the tolerances its requests get (auto: detected from the User-Agent).",
+)
 @pass_state
-def orgs_create(state: ScimState, name: str, max_seats: int | None, seat_policy: str, match_policy: str) -> None:
+def orgs_create(
+    state: ScimState, name: str, max_seats: int | None, seat_policy: str, match_policy: str, profile: str
+) -> None:
     """Create the organization NAME."""
-    tenant = state.store.create_org(name, max_seats=max_seats, seat_policy=seat_policy, match_policy=match_policy)
-    _info(f"created organization {_describe(tenant)}")
+    tenant = state.store.create_org(
+        name, max_seats=max_seats, seat_policy=seat_policy, match_policy=match_policy, profile=profile
+    )
+    _info(f"created organization {_describe(tenant, state.store.get_profile(name))}")
 
 
 @orgs.command("list")
@@ -274,6 +288,7 @@ def orgs_create(state: ScimState, name: str, max_seats: int | None, seat_policy:
 def orgs_list(state: ScimState, as_json: bool) -> None:
     """List organizations with the seats they use."""
     rows = []
+    profiles = state.store.profiles()
     for tenant in state.store.list_orgs():
         try:
             used: int | None = state.backend.count_seats(tenant)
@@ -281,12 +296,12 @@ def orgs_list(state: ScimState, as_json: bool) -> None:
             # One unreachable store must not hide the list an operator is troubleshooting with.
             _info(f"Warning: could not count the seats of {tenant.name}: {_error_line(exc)}")
             used = None
-        rows.append(_org_dict(tenant, used))
+        rows.append(_org_dict(tenant, used, profiles.get(tenant.name)))
     if as_json:
         _json(rows)
         return
     _table(
-        ["NAME", "SEATS", "SEAT POLICY", "MATCH"],
+        ["NAME", "SEATS", "SEAT POLICY", "MATCH", "PROFILE"],
         [
             [
                 r["name"],
@@ -294,6 +309,7 @@ def orgs_list(state: ScimState, as_json: bool) -> None:
                 f"{'unlimited' if r['max_seats'] is None else r['max_seats']}",
                 r["seat_policy"],
                 r["match_policy"],
+                r["profile"],
             ]
             for r in rows
         ],
@@ -328,6 +344,20 @@ def orgs_update(state: ScimState, name: str, seat_policy: str | None, match_poli
         raise click.UsageError("nothing to change: give --seats and/or --match")
     tenant = state.store.update_org(name, seat_policy=seat_policy, match_policy=match_policy)
     _info(f"updated organization {_describe(tenant)}")
+
+
+@orgs.command("set-profile")
+@click.argument("name")
+@click.argument("profile", type=PROFILE_CHOICE)
+@pass_state
+def orgs_set_profile(state: ScimState, name: str, profile: str) -> None:
+    """Set the IdP profile of NAME: auto (detect per request), generic (strict RFC) or an IdP's name.
+
+    The profile decides which deviations from the RFC the organization's requests may use (see
+    docs/profiles.md); it takes effect on the next request of every worker.
+    """
+    chosen = state.store.set_profile(name, profile)
+    _info(f"organization {name}: IdP profile {chosen}")
 
 
 # -- tokens --------------------------------------------------------------------------------------
@@ -452,7 +482,7 @@ def log_command(state: ScimState, org: str | None, errors_only: bool, limit: int
         _info("no log entries")
         return
     _table(
-        ["AT", "ORG", "STATUS", "METHOD", "PATH", "TOKEN", "MS", "DETAIL"],
+        ["AT", "ORG", "STATUS", "METHOD", "PATH", "TOKEN", "MS", "DETAIL", "TOLERANCES"],
         [
             [
                 _when(e.at),
@@ -463,6 +493,7 @@ def log_command(state: ScimState, org: str | None, errors_only: bool, limit: int
                 e.token_id,
                 f"{e.duration_ms:.0f}",
                 e.detail,
+                e.tolerances,
             ]
             for e in entries
         ],

@@ -101,6 +101,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SCIM_DB_POOL_SIZE", _positive_int, 5, "Connections kept per process for a server database."),
     Setting("SCIM_DB_POOL_TIMEOUT", _positive_int, 10, "Seconds a request waits for a free database connection."),
     Setting("SCIM_LOG_LEVEL", str, "INFO", "Level of the service's own log on stderr (DEBUG, INFO, WARNING, ERROR)."),
+    Setting(
+        "SCIM_SCHEMA_EXTENSIONS_FILE",
+        str,
+        None,
+        "JSON file declaring custom schema extensions of User and Group (RFC 7643 §7 schemas with their "
+        "resourceType); they appear in /Schemas and /ResourceTypes and are validated, filterable and "
+        "patchable. Needs a backend with the custom_schemas capability. Unset: none.",
+    ),
 )
 
 SETTINGS_BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}

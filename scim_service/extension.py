@@ -21,6 +21,8 @@ from scim_service.backend import Backend
 from scim_service.lifecycle import Lifecycle
 from scim_service.model import DeletePolicy
 from scim_service.plugins import build_backend, make_plugin_manager
+from scim_service.schemas.definitions import RESOURCE_TYPES, ResourceTypeDef
+from scim_service.schemas.extensions import ExtensionFileError, build_resource_types, load_extensions_file
 from scim_service.servicedb.store import ServiceStore
 from scim_service.sqlengine import make_engine
 
@@ -38,6 +40,18 @@ class ScimState:
     service_engine: Engine
     lifecycle: Lifecycle
     base_path: str
+    # This app's resource types: the base User and Group plus the configured schema extensions.
+    resource_types: tuple[ResourceTypeDef, ...] = RESOURCE_TYPES
+
+    @property
+    def user_resource(self) -> ResourceTypeDef:
+        """The app's User resource type."""
+        return self.resource_types[0]
+
+    @property
+    def group_resource(self) -> ResourceTypeDef:
+        """The app's Group resource type."""
+        return self.resource_types[1]
 
     def upgrade(self) -> None:
         """Create or migrate the service tables, then the backend's store (``scim-service db upgrade``)."""
@@ -94,7 +108,14 @@ class ScimService:
             self._plugins, builtin_plugins=[BearerTokenAuth(store)], load_entry_points=self._load_entry_points
         )
         backend = self._backend if self._backend is not None else build_backend(pm, config)
-        lifecycle = Lifecycle(backend, pm, DeletePolicy(config["SCIM_USER_DELETE"]))
+        resource_types = _resource_types(config, backend)
+        lifecycle = Lifecycle(
+            backend,
+            pm,
+            DeletePolicy(config["SCIM_USER_DELETE"]),
+            user_resource=resource_types[0],
+            group_resource=resource_types[1],
+        )
         app.extensions[EXTENSION_KEY] = ScimState(
             config=config,
             pm=pm,
@@ -103,11 +124,30 @@ class ScimService:
             service_engine=service_engine,
             lifecycle=lifecycle,
             base_path=base_path,
+            resource_types=resource_types,
         )
 
         from scim_service.api import register  # the blueprint imports this module: import late
 
         register(app, base_path)
+
+
+def _resource_types(config: dict[str, Any], backend: Backend) -> tuple[ResourceTypeDef, ResourceTypeDef]:
+    """User and Group with the extensions of ``SCIM_SCHEMA_EXTENSIONS_FILE``; a bad file, or a backend
+    that cannot store custom schemas, stops start-up with a ``ConfigError`` saying why."""
+    path = config.get("SCIM_SCHEMA_EXTENSIONS_FILE")
+    if not path:
+        return RESOURCE_TYPES[0], RESOURCE_TYPES[1]
+    try:
+        extensions = load_extensions_file(path)
+    except ExtensionFileError as exc:
+        raise settings.ConfigError(f"SCIM_SCHEMA_EXTENSIONS_FILE: {exc}") from None
+    if extensions and not backend.capabilities.custom_schemas:
+        raise settings.ConfigError(
+            f"SCIM_SCHEMA_EXTENSIONS_FILE: the {backend.name!r} backend cannot store custom schema extensions "
+            f"(its capabilities do not include custom_schemas); remove the setting or use a backend that can"
+        )
+    return build_resource_types(extensions)
 
 
 def get_state(app: Flask) -> ScimState:

@@ -17,9 +17,6 @@ from scim_service import patch
 from scim_service.backend import Backend
 from scim_service.errors import NotFound, UniquenessConflict, VersionMismatch
 from scim_service.model import (
-    ENTERPRISE_SCHEMA,
-    GROUP_SCHEMA,
-    USER_SCHEMA,
     DeletePolicy,
     GroupChanges,
     GroupRecord,
@@ -28,7 +25,9 @@ from scim_service.model import (
     Tenant,
     UserRecord,
 )
+from scim_service.profiles import ActiveProfile
 from scim_service.query.ast import ListQuery
+from scim_service.schemas.definitions import GROUP_RESOURCE, USER_RESOURCE, ResourceTypeDef
 from scim_service.schemas.resources import load_group, load_user
 
 # A write that lost an optimistic race without an If-Match from the client is simply retried.
@@ -38,12 +37,26 @@ R = TypeVar("R")
 
 
 class Lifecycle:
-    """The operations the API calls; each one is a single product-level action on one tenant."""
+    """The operations the API calls; each one is a single product-level action on one tenant.
 
-    def __init__(self, backend: Backend, pm: pluggy.PluginManager, delete_policy: DeletePolicy) -> None:
+    ``user_resource`` and ``group_resource`` are the app's resource types (the base definitions plus
+    any configured schema extensions); PATCH results are validated against them.
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        pm: pluggy.PluginManager,
+        delete_policy: DeletePolicy,
+        *,
+        user_resource: ResourceTypeDef = USER_RESOURCE,
+        group_resource: ResourceTypeDef = GROUP_RESOURCE,
+    ) -> None:
         self.backend = backend
         self.hook = pm.hook
         self.delete_policy = delete_policy
+        self.user_resource = user_resource
+        self.group_resource = group_resource
 
     # -- users ---------------------------------------------------------------------------------
 
@@ -95,14 +108,25 @@ class Lifecycle:
         return self._update_user(tenant, user_id, lambda _current: data, if_match)
 
     def patch_user(
-        self, tenant: Tenant, user_id: str, body: Mapping[str, Any], *, if_match: str | None = None
+        self,
+        tenant: Tenant,
+        user_id: str,
+        body: Mapping[str, Any],
+        *,
+        if_match: str | None = None,
+        profile: ActiveProfile | None = None,
     ) -> UserRecord:
         """PATCH /Users/{id}: every operation applies or none (the document is patched, validated whole,
-        then written once)."""
+        then written once). ``profile`` is the request's IdP profile (strict when None)."""
+        resource = self.user_resource
 
         def patched(current: UserRecord) -> Mapping[str, Any]:
-            document = patch.apply_user_patch(dict(current.data), body)
-            return load_user(_with_schemas(document, USER_SCHEMA), default_active=False).data
+            document = patch.apply_user_patch(
+                dict(current.data), body, resource=resource, current_id=user_id, profile=profile
+            )
+            return load_user(
+                _with_schemas(document, resource), default_active=False, profile=profile, resource=resource
+            ).data
 
         return self._update_user(tenant, user_id, patched, if_match)
 
@@ -192,16 +216,21 @@ class Lifecycle:
         *,
         if_match: str | None = None,
         include_members: bool = True,
+        profile: ActiveProfile | None = None,
     ) -> GroupRecord:
         """PATCH /Groups/{id}: attribute changes and membership deltas in one atomic backend call.
-        The members are never read to compute the change, nor afterwards unless ``include_members``."""
+        The members are never read to compute the change, nor afterwards unless ``include_members``.
+        ``profile`` is the request's IdP profile (strict when None)."""
+        resource = self.group_resource
 
         def write() -> tuple[GroupRecord, GroupChanges]:
             current = self.backend.get_group(tenant, group_id, include_members=False)
             _check_if_match(current.version, if_match)
-            changes = patch.apply_group_patch(dict(current.data), body)
+            changes = patch.apply_group_patch(
+                dict(current.data), body, resource=resource, current_id=group_id, profile=profile
+            )
             if changes.data is not None:
-                loaded = load_group(_with_schemas(changes.data, GROUP_SCHEMA))
+                loaded = load_group(_with_schemas(changes.data, resource), profile=profile, resource=resource)
                 changes = GroupChanges(
                     data=loaded.data, add=changes.add, remove=changes.remove, clear_members=changes.clear_members
                 )
@@ -255,10 +284,9 @@ def _retry(action: Callable[[], R], if_match: str | None) -> R:
     return action()
 
 
-def _with_schemas(document: Mapping[str, Any], core: str) -> dict[str, Any]:
-    schemas = [core]
-    if ENTERPRISE_SCHEMA in document:
-        schemas.append(ENTERPRISE_SCHEMA)
+def _with_schemas(document: Mapping[str, Any], resource: ResourceTypeDef) -> dict[str, Any]:
+    """A stored document with the ``schemas`` it uses: the core schema and each extension it holds."""
+    schemas = [resource.schema.id] + [ext.id for ext, _required in resource.extensions if ext.id in document]
     return {"schemas": schemas, **document}
 
 

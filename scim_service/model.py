@@ -153,4 +153,7 @@ class Capabilities:
     cursor: bool = False
     nested_groups: bool = False
     max_results: int = 1000
+    # Stores attributes of operator-declared schema extensions (SCIM_SCHEMA_EXTENSIONS_FILE) and filters,
+    # sorts and returns them like the built-in ones.
+    custom_schemas: bool = False
     extra: Mapping[str, Any] = field(default_factory=dict)

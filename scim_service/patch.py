@@ -6,18 +6,31 @@ PATCH is atomic by construction. Groups: :func:`apply_group_patch` never needs t
 returns a :class:`~scim_service.model.GroupChanges` with the new attributes and the membership deltas, so
 a PATCH of a huge group costs what the change costs.
 
-Rules, beyond the RFC text, that the identity providers we serve rely on:
+Deviations from the RFC that identity providers send are accepted only when the request's IdP profile
+allows them (:mod:`scim_service.profiles`; every public function takes the request's
+:class:`~scim_service.profiles.ActiveProfile`, strict ``generic`` when none is given). Each one that
+fires is recorded on that object:
 
-* ``op`` is case-insensitive (Entra ID sends ``"Add"``, ``"Replace"``, ``"Remove"``).
-* Boolean attributes accept the strings ``"True"``/``"False"`` (any case), as Entra ID sends them.
-* A complex attribute given a bare string (Entra's ``manager``) means its ``value`` sub-attribute.
-* A path-less ``add``/``replace`` takes a map of attributes whose keys may be dotted
-  (``name.givenName``), URN-qualified (``urn:...:enterprise:2.0:User:employeeNumber``) or an extension
-  URN whose value is a map of that extension's attributes. ``id`` and ``meta`` in such a map are ignored
+* ``op`` in another case (Entra ID sends ``"Add"``, ``"Replace"``, ``"Remove"``): ``capitalised_ops``.
+* Boolean attributes given as the strings ``"True"``/``"False"``: ``string_booleans``.
+* A complex attribute given a bare string (Entra's ``manager``) means its ``value`` sub-attribute:
+  ``manager_bare_string``.
+* A path-less ``add``/``replace`` takes a map of attributes (and extension URNs holding a map of that
+  extension's attributes); dotted (``name.givenName``), URN-qualified
+  (``urn:...:enterprise:2.0:User:employeeNumber``) and value-path (``emails[type eq "work"].value``)
+  keys need ``pathless_qualified_keys``, unknown keys ``unknown_attribute_ignored`` or
+  ``unknown_schema_ignored`` (then they are skipped). ``id`` and ``meta`` in such a map are ignored
   (Okta echoes the group's ``id``), unless ``current_id`` is given and the ``id`` differs.
 * ``add``/``replace`` on ``emails[type eq "work"].value`` (a filter made of ``eq`` tests joined by
-  ``and``) that matches no element creates ``{"type": "work", "value": ...}``; any other filter that
-  matches nothing is ``noTarget``. ``remove`` with a filter that matches nothing is a no-op.
+  ``and``) that matches no element creates ``{"type": "work", "value": ...}`` under
+  ``value_path_creates``; otherwise, and for any other filter that matches nothing, it is ``noTarget``.
+  ``remove`` with a filter that matches nothing is a no-op.
+* ``remove`` with a value list on a multi-valued attribute (``members`` included) removes exactly those
+  values under ``remove_with_value``; otherwise a remove with a value is ``invalidSyntax``. A remove
+  never empties a group because of a value it could not apply.
+
+Rules of the RFC itself, for every profile:
+
 * ``add`` to a multi-valued attribute appends the values not already present; ``replace`` replaces the
   list. On a complex single-valued attribute both merge the given sub-attributes (RFC 7644 §3.5.2.3).
 * A value set to ``null`` (or an empty list) removes the target.
@@ -32,11 +45,12 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from scim_service.errors import InvalidFilter, InvalidPath, InvalidSyntax, InvalidValue, Mutability, NoTarget
 from scim_service.model import GroupChanges, Member
+from scim_service.profiles import ActiveProfile, Tolerance, strict
 from scim_service.query.ast import And, Compare, Filter, Or, ValuePath
 from scim_service.query.evaluator import get_ci, matches_element, parse_datetime
 from scim_service.query.parser import PatchPath, parse_path
@@ -68,6 +82,7 @@ class PatchOperation:
     value: Any
     has_value: bool
     index: int
+    profile: ActiveProfile = field(default_factory=strict, compare=False)
 
     @property
     def where(self) -> str:
@@ -76,12 +91,14 @@ class PatchOperation:
         return f"Operation {self.index} ({self.op}{target})"
 
 
-def parse_patch_body(body: Mapping[str, Any]) -> list[PatchOperation]:
+def parse_patch_body(body: Mapping[str, Any], profile: ActiveProfile | None = None) -> list[PatchOperation]:
     """Validate a PatchOp body (RFC 7644 §3.5.2) and return its operations in order.
 
     Raises :class:`InvalidValue` when ``schemas`` does not list the PatchOp URN and :class:`InvalidSyntax`
-    when ``Operations`` is not a non-empty list of operation objects with a known ``op``.
+    when ``Operations`` is not a non-empty list of operation objects with a known ``op`` (in another
+    case only when ``profile`` allows ``capitalised_ops``).
     """
+    profile = profile if profile is not None else strict()
     if not isinstance(body, Mapping):
         raise InvalidSyntax("The PATCH body must be a JSON object")
     schemas = get_ci(body, "schemas")
@@ -99,6 +116,8 @@ def parse_patch_body(body: Mapping[str, Any]) -> list[PatchOperation]:
         op = get_ci(raw, "op")
         if not isinstance(op, str) or op.lower() not in _OPS:
             raise InvalidSyntax(f"Operation {index}: op must be add, replace or remove, got {op!r}")
+        if op not in _OPS and not profile.allows(Tolerance.CAPITALISED_OPS, f"Operation {index}: op {op!r}"):
+            raise InvalidSyntax(f"Operation {index}: op must be add, replace or remove in lower case, got {op!r}")
         path = get_ci(raw, "path")
         if path is not None and not isinstance(path, str):
             raise InvalidPath(f"Operation {index}: path must be a string, got {path!r}")
@@ -108,22 +127,26 @@ def parse_patch_body(body: Mapping[str, Any]) -> list[PatchOperation]:
         op = op.lower()
         if op != "remove" and not has_value:
             raise InvalidValue(f"Operation {index} ({op}): a value is required")
-        out.append(PatchOperation(op, path, get_ci(raw, "value"), has_value, index))
+        out.append(PatchOperation(op, path, get_ci(raw, "value"), has_value, index, profile))
     return out
 
 
 # -- values ---------------------------------------------------------------------------------------
 
 
-def _coerce_leaf(attr: Attribute, value: Any, where: str) -> Any:
-    """One simple value checked (and, for Entra's boolean strings, converted) against its definition."""
+def _coerce_leaf(attr: Attribute, value: Any, where: str, profile: ActiveProfile) -> Any:
+    """One simple value checked (and, for boolean strings when allowed, converted) against its definition."""
     if value is None:
         return None
     kind = attr.type
     if kind == "boolean":
         if isinstance(value, bool):
             return value
-        if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        if (
+            isinstance(value, str)
+            and value.strip().lower() in ("true", "false")
+            and profile.allows(Tolerance.STRING_BOOLEANS, f"{where}: {attr.name} = {value!r}")
+        ):
             return value.strip().lower() == "true"
         raise InvalidValue(f"{where}: {attr.name} must be true or false, got {value!r}")
     if kind == "integer":
@@ -141,40 +164,46 @@ def _coerce_leaf(attr: Attribute, value: Any, where: str) -> Any:
     return value
 
 
-def _coerce_single(attr: Attribute, value: Any, where: str) -> Any:
+def _coerce_single(attr: Attribute, value: Any, where: str, profile: ActiveProfile) -> Any:
     """One value of ``attr`` (one element when multi-valued) in canonical form."""
     if attr.type != "complex":
-        return _coerce_leaf(attr, value, where)
+        return _coerce_leaf(attr, value, where, profile)
     if value is None:
         return None
     if not isinstance(value, Mapping):
         value_sub = attr.sub("value")
-        if value_sub is not None and isinstance(value, str | int | float | bool):
+        if (
+            value_sub is not None
+            and isinstance(value, str | int | float | bool)
+            and profile.allows(Tolerance.MANAGER_BARE_STRING, f"{where}: {attr.name} given as {value!r}")
+        ):
             # Entra ID sends manager as the bare id.
-            return {value_sub.name: _coerce_leaf(value_sub, value, where)}
+            return {value_sub.name: _coerce_leaf(value_sub, value, where, profile)}
         raise InvalidValue(f"{where}: {attr.name} must be an object of sub-attributes, got {value!r}")
     out: dict[str, Any] = {}
     for key, sub_value in value.items():
         sub = attr.sub(key) if isinstance(key, str) else None
         if sub is None:
+            if profile.allows(Tolerance.UNKNOWN_ATTRIBUTE_IGNORED, f"{where}: ignored {attr.name}.{key}"):
+                continue
             raise InvalidValue(f"{where}: {attr.name} has no sub-attribute {key!r}")
         if sub.mutability == "readOnly":
             continue  # server-computed (manager.displayName): ignored in input, RFC 7643 §2.2
-        coerced = _coerce_leaf(sub, sub_value, where)
+        coerced = _coerce_leaf(sub, sub_value, where, profile)
         if coerced is not None:
             out[sub.name] = coerced
     return out
 
 
-def _coerce(attr: Attribute, value: Any, where: str) -> Any:
+def _coerce(attr: Attribute, value: Any, where: str, profile: ActiveProfile) -> Any:
     """The whole value of ``attr``: a list for a multi-valued attribute (a lone value is wrapped)."""
     if value is None:
         return None
     if attr.multi_valued:
         items = value if isinstance(value, list) else [value]
-        out = [_coerce_single(attr, item, where) for item in items]
+        out = [_coerce_single(attr, item, where, profile) for item in items]
         return [item for item in out if item not in (None, {})]
-    return _coerce_single(attr, value, where)
+    return _coerce_single(attr, value, where, profile)
 
 
 # -- the document ---------------------------------------------------------------------------------
@@ -349,15 +378,18 @@ def _apply_whole(container: dict[str, Any], op: PatchOperation, target: _Target,
     if op.op == "remove":
         if attribute.required:
             raise InvalidValue(f"{op.where}: {name} is required and cannot be removed")
-        if op.has_value and value is not None and attribute.multi_valued and isinstance(current, list):
-            # Remove the listed values only (Entra ID sends remove with a value list).
-            drop = _coerce(attribute, value, op.where)
+        if op.has_value and value is not None and attribute.multi_valued:
+            # Remove the listed values only (Entra ID sends remove with a value list), never all of them.
+            _allow_remove_with_value(op)
+            if not isinstance(current, list):
+                return
+            drop = _coerce(attribute, value, op.where, op.profile)
             kept = [e for e in current if not any(_same_value(e, d) for d in drop)]
             _put(container, name, kept)
             return
         _put(container, name, None)
         return
-    coerced = _coerce(attribute, value, op.where)
+    coerced = _coerce(attribute, value, op.where, op.profile)
     if coerced is None and attribute.required:
         raise InvalidValue(f"{op.where}: {name} is required and cannot be null")
     if attribute.multi_valued:
@@ -399,7 +431,7 @@ def _apply_sub(container: dict[str, Any], op: PatchOperation, target: _Target, v
             raise InvalidValue(f"{op.where}: {sub.name} is required and cannot be removed")
         new_value = None
     else:
-        new_value = _coerce_leaf(sub, value, op.where)
+        new_value = _coerce_leaf(sub, value, op.where, op.profile)
     if attribute.multi_valued:
         elements = [dict(e) for e in current] if isinstance(current, list) else []
         if not elements and new_value is not None:
@@ -435,16 +467,18 @@ def _apply_filtered(container: dict[str, Any], op: PatchOperation, target: _Targ
         return
 
     if sub is not None:
-        new_value = _coerce_leaf(sub, value, op.where)
+        new_value = _coerce_leaf(sub, value, op.where, op.profile)
     else:
         if value is not None and not isinstance(value, Mapping):
             raise InvalidValue(f"{op.where}: the value must be an object of {attribute.name} sub-attributes")
-        new_value = _coerce_single(attribute, value, op.where)
+        new_value = _coerce_single(attribute, value, op.where, op.profile)
 
     written: list[dict[str, Any]] = []
     if not matched:
         pairs = _eq_pairs(value_filter)
-        if pairs is None:
+        if pairs is None or not op.profile.allows(
+            Tolerance.VALUE_PATH_CREATES, f"{op.where}: created a new value of {attribute.name}"
+        ):
             raise NoTarget(f"{op.where}: the filter matches no value of {attribute.name}")
         element = dict(pairs)
         if sub is not None:
@@ -473,6 +507,15 @@ def _apply_filtered(container: dict[str, Any], op: PatchOperation, target: _Targ
 # -- dispatch -------------------------------------------------------------------------------------
 
 
+def _allow_remove_with_value(op: PatchOperation) -> None:
+    """A ``remove`` that carries a value list: allowed only under ``remove_with_value``."""
+    if not op.profile.allows(Tolerance.REMOVE_WITH_VALUE, f"{op.where}: removed the listed values only"):
+        raise InvalidSyntax(
+            f"{op.where}: a remove operation takes no value (RFC 7644 §3.5.2.2); select the values to remove "
+            f'with a filter in the path, such as {op.path or "members"}[value eq "..."]'
+        )
+
+
 def _extension_of_path(path: str, resource: ResourceTypeDef) -> str | None:
     """The extension URN when ``path`` is exactly an extension schema URN (the whole extension)."""
     urn, rest = split_urn_path(path, resource)
@@ -481,14 +524,42 @@ def _extension_of_path(path: str, resource: ResourceTypeDef) -> str | None:
     return None
 
 
-def _key_target(key: str, resource: ResourceTypeDef, op: PatchOperation, schema: str | None = None) -> _Target:
-    """The target named by a key of a path-less value map (``name.givenName``, ``urn:...:attr``)."""
+def _unknown_key(op: PatchOperation, key: str, problem: str, *, schema: bool = False) -> None:
+    """An unknown key of a path-less value map: skipped when the profile allows it, else invalidValue."""
+    tolerance = Tolerance.UNKNOWN_SCHEMA_IGNORED if schema else Tolerance.UNKNOWN_ATTRIBUTE_IGNORED
+    if not op.profile.allows(tolerance, f"{op.where}: ignored {key!r}"):
+        raise InvalidValue(f"{op.where}: {problem}")
+
+
+def _key_target(key: str, resource: ResourceTypeDef, op: PatchOperation, schema: str | None = None) -> _Target | None:
+    """The target named by a key of a path-less value map, or None for an unknown key the profile skips.
+
+    Plain attribute names (and, inside an extension's map, that extension's attribute names) are the
+    RFC's form; ``name.givenName``, ``urn:...:attr`` and ``emails[type eq "work"].value`` need
+    ``pathless_qualified_keys``.
+    """
     if schema is None:
-        schema, key = split_urn_path(key, resource)
+        urn, rest = split_urn_path(key, resource)
+        qualified = urn is not None or "." in key or "[" in key
+        if urn is None and key.lower().startswith("urn:"):
+            _unknown_key(op, key, f"{key!r} names no schema of the {resource.name} resource", schema=True)
+            return None
+        if qualified and not op.profile.allows(Tolerance.PATHLESS_QUALIFIED_KEYS, f"{op.where}: key {key!r}"):
+            raise InvalidValue(
+                f"{op.where}: without a path, the value's keys must be attribute names (or an extension URN "
+                f"holding an object of its attributes), got {key!r}; put {key!r} in the operation's path instead"
+            )
+        if "[" in key:
+            try:
+                return _resolve_target(parse_path(key), resource, op)
+            except (InvalidFilter, InvalidPath) as exc:
+                raise InvalidValue(f"{op.where}: the key {key!r} is not a valid attribute path: {exc.detail}") from None
+        schema, key = (urn, rest) if urn is not None else (None, key)
     try:
         resolved: ResolvedAttribute = resolve_attribute(resource, key, None, schema)
     except LookupError as exc:
-        raise InvalidValue(f"{op.where}: {exc}") from None
+        _unknown_key(op, key, str(exc))
+        return None
     return _Target(resolved.schema_urn, resolved.attribute, resolved.sub_attribute)
 
 
@@ -515,11 +586,15 @@ def _value_map_items(
             if not isinstance(value, Mapping):
                 raise InvalidValue(f"{op.where}: the value of {ext} must be an object of its attributes")
             # A serialised extension object may repeat its own "schemas"; it names no attribute.
-            items.extend(
-                (_key_target(k, resource, op, schema=ext), v) for k, v in value.items() if str(k).lower() != "schemas"
-            )
+            for k, v in value.items():
+                if str(k).lower() != "schemas":
+                    target = _key_target(str(k), resource, op, schema=ext)
+                    if target is not None:
+                        items.append((target, v))
             continue
-        items.append((_key_target(key, resource, op), value))
+        target = _key_target(key, resource, op)
+        if target is not None:
+            items.append((target, value))
     return items
 
 
@@ -540,7 +615,9 @@ def _apply_user_op(doc: _Doc, op: PatchOperation, resource: ResourceTypeDef, cur
         for key, value in op.value.items():
             if str(key).lower() == "schemas":  # a serialised extension object may repeat its own "schemas"
                 continue
-            _apply(doc, op, _key_target(str(key), resource, op, schema=ext), value)
+            target = _key_target(str(key), resource, op, schema=ext)
+            if target is not None:
+                _apply(doc, op, target, value)
         return
     target = _resolve_target(parse_path(op.path), resource, op)
     _apply(doc, op, target, op.value)
@@ -552,15 +629,18 @@ def apply_user_patch(
     *,
     resource: ResourceTypeDef = USER_RESOURCE,
     current_id: str | None = None,
+    profile: ActiveProfile | None = None,
 ) -> dict[str, Any]:
     """Apply the PatchOp ``body`` to the stored user document ``doc`` and return the new document.
 
     ``doc`` is never mutated. The result is in stored form: canonical top-level keys, extension
     attributes under their URN key, no ``id``/``meta``/``groups``/``schemas``. ``current_id`` (the
-    user's id) lets an ``id`` echoed in a path-less value be checked. Raises :class:`InvalidSyntax`,
-    :class:`InvalidValue`, :class:`InvalidPath`, :class:`NoTarget` or :class:`Mutability`.
+    user's id) lets an ``id`` echoed in a path-less value be checked. ``profile`` is the request's IdP
+    profile (strict ``generic`` when None); the tolerances that fire are recorded on it. Raises
+    :class:`InvalidSyntax`, :class:`InvalidValue`, :class:`InvalidPath`, :class:`NoTarget` or
+    :class:`Mutability`.
     """
-    operations = parse_patch_body(body)
+    operations = parse_patch_body(body, profile)
     state = _Doc(_canonical_copy(doc, resource), resource)
     for op in operations:
         _apply_user_op(state, op, resource, current_id)
@@ -596,7 +676,11 @@ class _MemberDeltas:
 
 
 def _members(value: Any, op: PatchOperation) -> list[Member]:
-    """Members from a value (a list of ``{"value": id, "type"?, "display"?}`` or one such object)."""
+    """Members from a value (a list of ``{"value": id, "type"?, "display"?}`` or one such object).
+
+    A member without ``type`` is a User: RFC 7643 §4.2 makes ``type`` optional, and this server's groups
+    hold users.
+    """
     items = value if isinstance(value, list) else [value]
     out: list[Member] = []
     for item in items:
@@ -634,7 +718,9 @@ def _filter_member_ids(f: Filter, op: PatchOperation) -> list[str]:
     )
 
 
-def _group_members_op(deltas: _MemberDeltas, op: PatchOperation, path: PatchPath | None) -> None:
+def _group_members_op(
+    deltas: _MemberDeltas, op: PatchOperation, path: PatchPath | None, resource: ResourceTypeDef
+) -> None:
     if path is not None and path.attr.sub_attr is not None:
         raise InvalidPath(f"{op.where}: sub-attributes of members cannot be patched; add or remove whole members")
     if path is not None and path.value_filter is not None:
@@ -643,7 +729,7 @@ def _group_members_op(deltas: _MemberDeltas, op: PatchOperation, path: PatchPath
         if path.sub_attr is not None:
             raise InvalidPath(f"{op.where}: sub-attributes of members cannot be removed")
         try:
-            resolved = resolve_filter(ValuePath(path.attr, path.value_filter), GROUP_RESOURCE)
+            resolved = resolve_filter(ValuePath(path.attr, path.value_filter), resource)
         except InvalidFilter as exc:
             raise InvalidPath(f"{op.where}: {exc.detail}") from None
         assert isinstance(resolved, ValuePath)
@@ -652,11 +738,13 @@ def _group_members_op(deltas: _MemberDeltas, op: PatchOperation, path: PatchPath
     if op.op == "add":
         deltas.added(_members(op.value, op) if op.value is not None else [])
     elif op.op == "replace":
+        # An empty list replaces the members with none (RFC 7643 §2.5: [] is unassigned).
         deltas.cleared()
         deltas.added(_members(op.value, op) if op.value not in (None, []) else [])
     elif op.value is None or op.value == []:
         deltas.cleared()  # remove members without a value: every member goes (RFC 7644 §3.5.2.2)
     else:
+        _allow_remove_with_value(op)  # strict profiles refuse it rather than empty the group
         deltas.removed(_member_ids(op.value, op))
 
 
@@ -670,16 +758,17 @@ def apply_group_patch(
     *,
     resource: ResourceTypeDef = GROUP_RESOURCE,
     current_id: str | None = None,
+    profile: ActiveProfile | None = None,
 ) -> GroupChanges:
     """Turn the PatchOp ``body`` into one :class:`GroupChanges` without reading the group's members.
 
-    ``data`` is the group's stored attribute document (``displayName``, ``externalId``); ``data`` of the
-    result is the new document, or None when no attribute changed. ``members`` operations become
-    deltas: ``add`` adds, ``replace`` clears then adds, ``remove`` with a value list or a
-    ``members[value eq "id"]`` filter removes those ids, ``remove members`` alone clears. Raises the
-    errors of :func:`apply_user_patch`.
+    ``data`` is the group's stored attribute document (``displayName``, ``externalId``, extensions);
+    ``data`` of the result is the new document, or None when no attribute changed. ``members``
+    operations become deltas: ``add`` adds, ``replace`` clears then adds, ``remove`` with a
+    ``members[value eq "id"]`` filter (or, under ``remove_with_value``, a value list) removes those ids,
+    ``remove members`` alone clears. Raises the errors of :func:`apply_user_patch`.
     """
-    operations = parse_patch_body(body)
+    operations = parse_patch_body(body, profile)
     original = _canonical_copy(data, resource)
     doc = _Doc(copy.deepcopy(original), resource)
     deltas = _MemberDeltas()
@@ -688,17 +777,22 @@ def apply_group_patch(
             if op.op == "remove":
                 raise NoTarget(f"Operation {op.index} (remove): a remove needs a path")
             for target, value in _value_map_items(op, resource, current_id):
-                if _is_members(target.attribute) and target.sub is None:
-                    _group_members_op(deltas, PatchOperation(op.op, "members", value, True, op.index), None)
+                if _is_members(target.attribute) and target.sub is None and target.value_filter is None:
+                    members_op = PatchOperation(op.op, "members", value, True, op.index, op.profile)
+                    _group_members_op(deltas, members_op, None, resource)
                 elif _is_members(target.attribute):
                     raise InvalidValue(f"{op.where}: sub-attributes of members cannot be patched")
                 else:
                     _apply(doc, op, target, value)
             continue
+        ext = _extension_of_path(op.path, resource)
+        if ext is not None:
+            _apply_user_op(doc, op, resource, current_id)  # a whole extension: as for a user
+            continue
         path = parse_path(op.path)
         target = _resolve_target(path, resource, op)
         if _is_members(target.attribute):
-            _group_members_op(deltas, op, path)
+            _group_members_op(deltas, op, path, resource)
         else:
             _apply(doc, op, target, op.value)
     return GroupChanges(

@@ -4,11 +4,18 @@
 :func:`using_databases` (the ``api_database`` fixture of ``tests/conftest.py`` does that for the
 PostgreSQL variant of every API test): then the folder names a fresh PostgreSQL database instead. The
 same folder gives the same database, so two apps on one folder are two workers on one database.
+
+Likewise, inside :func:`using_backend` (the LDAP variant of every API test) :func:`make_app` adds the
+chooser's backend settings for the folder (``SCIM_BACKEND=ldap`` and a fresh subtree of the session's
+directory); the service database (organizations, tokens, log) stays a SQLite file in the folder.
+A test that uses something a backend declares it cannot do calls :func:`requires` first, which skips
+it on that backend with the declaration as the reason.
 """
 
 from __future__ import annotations
 
 import os
+import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -51,6 +58,34 @@ def using_databases(chooser: DatabaseChooser) -> Iterator[None]:
         _chooser.remove(chooser)
 
 
+class BackendChooser(Protocol):
+    """Says which backend settings the app made for a folder uses (see :func:`using_backend`)."""
+
+    def config_for(self, folder: Path) -> dict[str, str]:
+        """``SCIM_BACKEND`` and its settings for ``folder``: the same folder always gives the same store."""
+        ...
+
+
+_backend_chooser: list[BackendChooser] = []
+
+
+@contextmanager
+def using_backend(chooser: BackendChooser) -> Iterator[None]:
+    """Within the block, :func:`make_app` takes its backend settings from ``chooser``."""
+    _backend_chooser.append(chooser)
+    try:
+        yield
+    finally:
+        _backend_chooser.remove(chooser)
+
+
+def backend_config(folder: Path) -> dict[str, str]:
+    """The backend settings of the app made for ``folder``: none (the SQL backend) or the chooser's."""
+    if _backend_chooser:
+        return dict(_backend_chooser[-1].config_for(folder))
+    return {}
+
+
 def database_url(folder: Path) -> str:
     """The database of the app made for ``folder``: a SQLite file in it, or the chooser's database."""
     if _chooser:
@@ -61,11 +96,14 @@ def database_url(folder: Path) -> str:
 def make_app(tmp_path: Path, **config: Any) -> Flask:
     """A standalone app on a fresh database for ``tmp_path``, its schema migrated, no environment variables read.
 
-    SQLite (a file in ``tmp_path``) by default; PostgreSQL in the PostgreSQL variant of the API tests.
-    An explicit ``SCIM_DATABASE_URL`` wins.
+    SQLite (a file in ``tmp_path``) by default; PostgreSQL in the PostgreSQL variant of the API tests;
+    the SQLite file plus a fresh LDAP subtree in the LDAP variant. Explicit settings win.
     """
     if "SCIM_DATABASE_URL" not in config:
         config["SCIM_DATABASE_URL"] = database_url(tmp_path)
+    if "SCIM_BACKEND" not in config:
+        for key, value in backend_config(tmp_path).items():
+            config.setdefault(key, value)
     values = {"SCIM_LOG_LEVEL": "WARNING", **config}
     app = create_app(values, environ={})
     app.config["TESTING"] = True
@@ -74,7 +112,16 @@ def make_app(tmp_path: Path, **config: Any) -> Flask:
 
 
 class Scim:
-    """A SCIM client for one organization's token over the Flask test client."""
+    """A SCIM client for one organization's token over the Flask test client.
+
+    On a backend that declares a limit (``capabilities``; docs/plugins.md, "Capabilities"), a request
+    that runs into it skips the test, as the conformance kit does: a ``cursor`` request when the backend
+    declares ``cursor=False`` skips before it is sent; a filter or sortBy refused with 400
+    (``invalidFilter``/``invalidValue``) skips only when the backend declares exactly that path and
+    operator unsupported, and a 409 on a Group only when it declares unique group displayNames. The skip
+    reason is the declaration and the server's answer. Any other refusal is returned to the test, which
+    fails on it; a declared limit never excuses a wrong answer.
+    """
 
     def __init__(self, client: FlaskClient, token: str, base: str = BASE) -> None:
         self.client = client
@@ -89,7 +136,20 @@ class Scim:
         if body is not None:
             kwargs["json"] = body
             kwargs["content_type"] = "application/scim+json"
-        return self.client.open(self.base + path, method=method, **kwargs)
+        query = _query_of(path, kw.get("query_string"), body)
+        backend = get_state(self.client.application).backend
+        if "cursor" in query and not backend.capabilities.cursor:
+            import pytest
+
+            pytest.skip(f"{type(backend).__name__} declares capabilities.cursor=False (the test pages with cursors)")
+        response = self.client.open(self.base + path, method=method, **kwargs)
+        if response.status_code in (400, 409):
+            why = declared_refusal(self.client.application, method, path, query, response)
+            if why:
+                import pytest
+
+                pytest.skip(why)
+        return response
 
     def get(self, path: str, **kw: Any):
         return self.request("GET", path, **kw)
@@ -116,6 +176,66 @@ class Scim:
         response = self.post("/Groups", body)
         assert response.status_code == 201, response.get_json()
         return response.get_json()
+
+
+def _query_of(path: str, query_string: Any, body: Any) -> dict[str, str]:
+    """The query parameters of a request (its URL, ``query_string`` and a /.search body), by lower-cased name."""
+    found: dict[str, str] = {}
+    if "?" in path:
+        found.update(urllib.parse.parse_qsl(path.partition("?")[2], keep_blank_values=True))
+    if isinstance(query_string, str):
+        found.update(urllib.parse.parse_qsl(query_string.lstrip("?"), keep_blank_values=True))
+    elif isinstance(query_string, dict):
+        found.update({str(k): str(v) for k, v in query_string.items()})
+    if path.partition("?")[0].endswith("/.search") and isinstance(body, dict):
+        found.update({str(k): str(v) for k, v in body.items() if k in ("filter", "sortBy")})
+    return {k.lower() if k.lower() in ("filter", "sortby", "cursor") else k: v for k, v in found.items()}
+
+
+def declared_refusal(app: Flask, method: str, path: str, query: dict[str, str], response: Any) -> str | None:
+    """Why ``response`` (a 400 or 409) is a refusal the app's backend declares, or None when it declares none.
+
+    A 400 ``invalidFilter`` to a filter with a path and operator the backend declares it cannot evaluate,
+    a 400 ``invalidValue`` to a sortBy it declares it cannot sort by, a 409 on /Groups when it declares
+    unique group displayNames.
+    """
+    from scim_service.query.parser import parse_attr_path, parse_filter
+    from scim_service.query.resolve import resolve_filter, resolve_path
+    from scim_service.testing.suite import declared_filter_refusal, declared_sort_refusal
+
+    state = get_state(app)
+    backend = state.backend
+    route = path.partition("?")[0].strip("/").split("/")[0]
+    resource = {"Users": "User", "Groups": "Group"}.get(route)
+    if resource is None:
+        return None
+    definition = state.user_resource if resource == "User" else state.group_resource
+    try:
+        body = response.get_json(silent=True) or {}
+    except Exception:  # not JSON: not a SCIM refusal
+        return None
+    asked = "".join(f" {k}={v!r}" for k, v in query.items() if k in ("filter", "sortby"))
+    answer = f"{method.upper()} /{route}{asked}: the server answered {response.status_code} {body.get('scimType')}"
+    answer += f": {body.get('detail')}"
+    why = None
+    try:
+        if response.status_code == 400 and body.get("scimType") == "invalidFilter" and query.get("filter"):
+            why = declared_filter_refusal(backend, resource, resolve_filter(parse_filter(query["filter"]), definition))
+        elif response.status_code == 400 and body.get("scimType") == "invalidValue" and query.get("sortby"):
+            why = declared_sort_refusal(backend, resource, resolve_path(parse_attr_path(query["sortby"]), definition))
+    except Exception:  # a filter or sortBy that does not parse or resolve is the test's own error case
+        return None
+    if (
+        response.status_code == 409
+        and resource == "Group"
+        and method.upper() in ("POST", "PUT", "PATCH")
+        and backend.capabilities.extra.get("unique_group_display_name")
+    ):
+        why = (
+            f"{type(backend).__name__} declares capabilities.extra['unique_group_display_name']: two groups of "
+            "one organization cannot share a displayName"
+        )
+    return f"{why}; {answer}" if why else None
 
 
 def user(user_name: str, **attrs: Any) -> dict[str, Any]:
@@ -145,3 +265,56 @@ def assert_scim_error(response: Any, status: int, scim_type: str | None = None) 
     if scim_type is not None:
         assert body.get("scimType") == scim_type, body
     return body
+
+
+def backend_name(app: Flask) -> str:
+    """The name of the app's backend (``sql``, ``ldap``, ...)."""
+    return get_state(app).backend.name
+
+
+def requires(
+    app: Flask,
+    *,
+    filter: str | None = None,
+    resource: str = "User",
+    sort: str | None = None,
+    cursor: bool = False,
+    duplicate_group_names: bool = False,
+) -> None:
+    """Skip the test when the app's backend declares it cannot do what the test is about to use.
+
+    ``filter`` is a filter of ``resource`` (``'emails[type eq "work"]'``; every path and operator in
+    it is looked up in ``capabilities.extra["filter_operators"]``), ``sort`` a sortBy path (looked up
+    in ``["sort_attributes"]``), ``cursor`` cursor paging (``capabilities.cursor``), and
+    ``duplicate_group_names`` two groups of one organization with the same displayName
+    (``extra["unique_group_display_name"]``). The skip reason is the backend's declaration, as the
+    conformance kit words it (docs/plugins.md, "Capabilities"); a backend that declares nothing
+    against the feature runs the test, so an undeclared refusal fails it.
+    """
+    from scim_service.query.parser import parse_attr_path, parse_filter
+    from scim_service.query.resolve import resolve_filter, resolve_path
+    from scim_service.testing.suite import declared_filter_refusal, declared_sort_refusal
+
+    state = get_state(app)
+    backend = state.backend
+    definition = state.user_resource if resource == "User" else state.group_resource
+    reasons: list[str] = []
+    if filter is not None:
+        why = declared_filter_refusal(backend, resource, resolve_filter(parse_filter(filter), definition))
+        if why:
+            reasons.append(f"{why} (filter {filter!r})")
+    if sort is not None:
+        why = declared_sort_refusal(backend, resource, resolve_path(parse_attr_path(sort), definition))
+        if why:
+            reasons.append(why)
+    if cursor and not backend.capabilities.cursor:
+        reasons.append(f"{type(backend).__name__} declares capabilities.cursor=False")
+    if duplicate_group_names and backend.capabilities.extra.get("unique_group_display_name"):
+        reasons.append(
+            f"{type(backend).__name__} declares capabilities.extra['unique_group_display_name']: "
+            "two groups of one organization cannot share a displayName"
+        )
+    if reasons:
+        import pytest
+
+        pytest.skip("; ".join(reasons))

@@ -1,13 +1,20 @@
-"""Fixtures of the API tests: a real app on a real database, an organization and its token.
+"""Fixtures of the API tests: a real app on a real store, an organization and its token.
 
-Every test that uses the ``app`` fixture, and every test in a ``test_api_*.py`` module, runs twice:
-on a SQLite file (``[sqlite]``) and on PostgreSQL (``[postgres]``), through the same code. The
-PostgreSQL variant gets a schema of its own per folder (``make_app(tmp_path)``), in a database
-created for the session; the schema is dropped after the test, the database at the end of the session.
+Every test that uses the ``app`` fixture, and every test in a ``test_api_*.py`` module, runs three
+times through the same code: on a SQLite file (``[sqlite]``), on PostgreSQL (``[postgres]``) and on
+the LDAP backend (``[ldap]``). The PostgreSQL variant gets a schema of its own per folder
+(``make_app(tmp_path)``), in a database created for the session; the schema is dropped after the test,
+the database at the end of the session. The LDAP variant keeps organizations, tokens and the log in a
+SQLite file per test, and users and groups in a fresh subtree (``ou=t-<random>``) of one directory per
+session (``ldap_support.Subtrees``). A test that uses something a backend declares it cannot do (a
+filter operator, a sort key, cursors, duplicate group names) calls ``api_helpers.requires`` and skips
+on that backend only, with the declaration as the reason.
 
-The server is the one named by ``SCIM_TEST_POSTGRES_URL``. Without it, a throwaway cluster is started
-for the session (initdb/pg_ctl on 127.0.0.1, a free port, a temp folder) when the binaries are
-installed; otherwise the PostgreSQL tests skip, except under ``CI=true``, where they fail.
+PostgreSQL is the server named by ``SCIM_TEST_POSTGRES_URL``. Without it, a throwaway cluster is
+started for the session (initdb/pg_ctl on 127.0.0.1, a free port, a temp folder) when the binaries
+are installed. The directory is the one named by ``SCIM_TEST_LDAP_URL``, or else a private slapd
+started the first time a test needs it (``ldap_support.start``). A missing server skips those
+variants, except under ``CI=true``, where it fails the run.
 """
 
 from __future__ import annotations
@@ -19,14 +26,19 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import ldap_support
 import pytest
-from api_helpers import Scim, make_app, new_org, using_databases
+from api_helpers import Scim, make_app, new_org, using_backend, using_databases
 from flask import Flask
 from pg_support import IN_CI, URL_ENV, FolderSchemas, PgCluster, PgDatabases, server_reachable, why_no_cluster
 
 from scim_service.extension import ScimState, get_state
 
-BOTH_DATABASES = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+BACKENDS = [
+    "sqlite",
+    pytest.param("postgres", marks=pytest.mark.postgres),
+    pytest.param("ldap", marks=pytest.mark.ldap),
+]
 
 
 def _start_session_cluster() -> tuple[PgCluster | None, str | None]:
@@ -61,19 +73,22 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under CI=true, PostgreSQL tests that cannot run fail the session instead of skipping quietly."""
+    """Under CI=true, PostgreSQL or LDAP tests that cannot run fail the session instead of skipping quietly."""
     reason = NO_SERVER_REASON
     if IN_CI and reason and any(item.get_closest_marker("postgres") for item in items):
         raise pytest.UsageError(f"CI=true and the PostgreSQL tests cannot run: {reason}")
+    reason = ldap_support.why_no_directory()
+    if IN_CI and reason and any(item.get_closest_marker("ldap") for item in items):
+        raise pytest.UsageError(f"CI=true and the LDAP tests cannot run: {reason}")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """Run each API test on SQLite and on PostgreSQL (see the module docstring)."""
+    """Run each API test on SQLite, PostgreSQL and LDAP (see the module docstring)."""
     if "api_database" not in metafunc.fixturenames:
         return
     module = metafunc.module.__name__.rpartition(".")[2]
     if module.startswith("test_api_") or _uses_our_app_fixture(metafunc):
-        metafunc.parametrize("api_database", BOTH_DATABASES, indirect=True)
+        metafunc.parametrize("api_database", BACKENDS, indirect=True)
 
 
 def _uses_our_app_fixture(metafunc: pytest.Metafunc) -> bool:
@@ -114,10 +129,58 @@ def pg_api_database(pg_databases: PgDatabases) -> str:
     return pg_databases.create(tag="api")
 
 
+def _directory_unavailable(reason: str) -> None:
+    if IN_CI:
+        pytest.fail(f"{reason}; CI=true requires the LDAP tests to run (install slapd and ldap-utils)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def slapd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ldap_support.Slapd | None]:
+    """The session's private slapd, started on first use; None when ``SCIM_TEST_LDAP_URL`` names a server.
+
+    Skips (fails under CI=true) when neither is available.
+    """
+    if os.environ.get(ldap_support.URL_ENV):
+        yield None
+        return
+    reason = ldap_support.why_no_directory()
+    if reason:
+        _directory_unavailable(reason)
+    try:
+        server = ldap_support.start(tmp_path_factory.mktemp("slapd"))
+    except (RuntimeError, OSError) as exc:
+        _directory_unavailable(f"could not start a private slapd: {exc}")
+        raise
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def ldap_settings(slapd: ldap_support.Slapd | None) -> dict[str, str]:
+    """The ``SCIM_LDAP_*`` settings of the session's directory (its base DN is the shared root)."""
+    return ldap_support.directory_settings(slapd)
+
+
+@pytest.fixture(scope="session")
+def ldap_subtrees(ldap_settings: dict[str, str], slapd: ldap_support.Slapd | None) -> ldap_support.Subtrees:
+    """Fresh subtrees of the session's directory (deleted after each test only on a shared server)."""
+    return ldap_support.Subtrees(ldap_settings, drop=slapd is None)
+
+
 @pytest.fixture(autouse=True)
 def api_database(request: pytest.FixtureRequest) -> Iterator[str]:
-    """Which database ``make_app`` uses in this test: 'sqlite' (a file) or 'postgres' (a fresh database)."""
+    """Which store ``make_app`` uses in this test: 'sqlite' (a file), 'postgres' (a fresh schema) or
+    'ldap' (a SQLite file for the service tables and a fresh subtree of the session's directory)."""
     kind = getattr(request, "param", "sqlite")
+    if kind == "ldap":
+        subtrees: ldap_support.Subtrees = request.getfixturevalue("ldap_subtrees")
+        with using_backend(subtrees):
+            yield kind
+        subtrees.drop_all()
+        return
     if kind != "postgres":
         yield kind
         return

@@ -11,7 +11,17 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from api_helpers import ENTERPRISE, GROUP_SCHEMA, USER_SCHEMA, Scim, assert_scim_error, new_org, user
+from api_helpers import (
+    ENTERPRISE,
+    GROUP_SCHEMA,
+    USER_SCHEMA,
+    Scim,
+    assert_scim_error,
+    backend_name,
+    new_org,
+    requires,
+    user,
+)
 
 SEARCH = "urn:ietf:params:scim:api:messages:2.0:SearchRequest"
 
@@ -185,7 +195,9 @@ def test_max_page_size_is_advertised_and_enforced(tmp_path) -> None:
     for n in "abc":
         client.create_user(n)
     spc = client.get("/ServiceProviderConfig").get_json()
-    assert spc["filter"]["maxResults"] == 2 and spc["pagination"]["maxPageSize"] == 2
+    assert spc["filter"]["maxResults"] == 2
+    if get_state(app).backend.capabilities.cursor:  # the RFC 9865 pagination object comes with cursors
+        assert spc["pagination"]["maxPageSize"] == 2
     body = client.get("/Users", query_string={"count": 50}).get_json()
     assert body["itemsPerPage"] == 2 and body["totalResults"] == 3
     get_state(app).close()
@@ -237,6 +249,8 @@ def test_groups_excluded_members_reads_no_membership_rows(app, scim: Scim, peopl
     """``GET /Groups?excludedAttributes=members`` must not touch scim_group_members at all."""
     from scim_service.extension import get_state
 
+    if backend_name(app) != "sql":
+        pytest.skip(f"counts the SQL statements of the sql backend; this app's backend is {backend_name(app)}")
     engine = get_state(app).backend.engine
     statements: list[str] = []
 
@@ -391,6 +405,7 @@ def test_bad_and_foreign_cursors_are_invalid_cursor(app, scim: Scim, people: dic
 
 
 def test_cursor_pagination_is_advertised(scim: Scim) -> None:
+    requires(scim.client.application, cursor=True)
     spc = scim.get("/ServiceProviderConfig").get_json()
     pagination = spc["pagination"]
     assert pagination["cursor"] is True and pagination["index"] is True
@@ -404,6 +419,7 @@ def test_cursor_pagination_is_advertised(scim: Scim) -> None:
 
 
 def test_entra_capitalised_ops_and_string_booleans(scim: Scim, people: dict) -> None:
+    scim.client.application.extensions["scim"].store.set_profile("acme", "entra")  # Entra's tolerances
     alice = people["alice"]
     response = scim.patch(
         f"/Users/{alice['id']}",
@@ -432,6 +448,7 @@ def test_okta_pathless_replace_of_active(scim: Scim, people: dict) -> None:
 
 
 def test_pathless_add_with_dotted_and_urn_keys(scim: Scim, people: dict) -> None:
+    scim.client.application.extensions["scim"].store.set_profile("acme", "entra")  # Entra's tolerances
     dave = people["dave"]
     response = scim.patch(
         f"/Users/{dave['id']}",
@@ -443,6 +460,7 @@ def test_pathless_add_with_dotted_and_urn_keys(scim: Scim, people: dict) -> None
 
 
 def test_value_path_add_creates_the_email(scim: Scim, people: dict) -> None:
+    scim.client.application.extensions["scim"].store.set_profile("acme", "entra")  # Entra's tolerances
     emile = people["Émile"]
     response = scim.patch(
         f"/Users/{emile['id']}",
@@ -503,6 +521,7 @@ def test_patch_errors_leave_the_resource_unchanged(scim: Scim, people: dict) -> 
 
 
 def test_group_membership_patch_forms(scim: Scim, people: dict) -> None:
+    scim.client.application.extensions["scim"].store.set_profile("acme", "entra")  # Entra's tolerances
     group = people["__group__"]
     path = f"/Groups/{group['id']}"
     ids = {n: people[n]["id"] for n in ("alice", "Bob", "carol", "dave")}

@@ -108,7 +108,7 @@ def test_orgs_create_and_list(cli: Invoke) -> None:
     assert listed.exit_code == 0, listed.output
     rows = json.loads(listed.stdout)
     assert [r["name"] for r in rows] == ["acme", "beta"]
-    assert set(rows[0]) == {"name", "id", "seats_used", "max_seats", "seat_policy", "match_policy"}
+    assert set(rows[0]) == {"name", "id", "seats_used", "max_seats", "seat_policy", "match_policy", "profile"}
     assert rows[0] | {"id": None} == {
         "name": "acme",
         "id": None,
@@ -116,13 +116,14 @@ def test_orgs_create_and_list(cli: Invoke) -> None:
         "max_seats": 10,
         "seat_policy": "all",
         "match_policy": "email",
+        "profile": "auto",
     }
     assert rows[1]["max_seats"] is None and rows[1]["seat_policy"] == "active" and rows[1]["match_policy"] == "username"
 
     text = cli("orgs", "list").stdout.splitlines()
-    assert text[0].split() == ["NAME", "SEATS", "SEAT", "POLICY", "MATCH"]
-    assert text[1].split() == ["acme", "0/10", "all", "email"]
-    assert text[2].split() == ["beta", "0/unlimited", "active", "username"]
+    assert text[0].split() == ["NAME", "SEATS", "SEAT", "POLICY", "MATCH", "PROFILE"]
+    assert text[1].split() == ["acme", "0/10", "all", "email", "auto"]
+    assert text[2].split() == ["beta", "0/unlimited", "active", "username", "auto"]
 
 
 def test_orgs_errors(cli: Invoke) -> None:

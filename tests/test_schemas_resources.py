@@ -9,8 +9,12 @@ import pytest
 
 from scim_service.errors import InvalidSyntax, InvalidValue
 from scim_service.model import ENTERPRISE_SCHEMA, GROUP_SCHEMA, USER_SCHEMA, Member
+from scim_service.profiles import ENTRA, ActiveProfile
 from scim_service.schemas.definitions import Attribute, ResourceTypeDef, Schema
 from scim_service.schemas.resources import load_group, load_resource, load_user
+
+# The tolerances of IdP profiles are exercised under ``entra`` (the widest); strict ``generic`` is the default.
+LENIENT = ActiveProfile(ENTRA)
 
 
 def user(**attributes: Any) -> dict[str, Any]:
@@ -91,15 +95,18 @@ class TestLoadUser:
             load_user(user(password=12345))
 
     def test_unknown_attributes_and_schemas_are_listed(self) -> None:
-        loaded = load_user(
-            {
-                "schemas": [USER_SCHEMA, "urn:acme:params:scim:schemas:extension:acme:2.0:User"],
-                "userName": "a",
-                "favouriteColour": "blue",
-                "name": {"givenName": "A", "nickname": "x"},
-                "emails": [{"value": "a@example.com", "verified": True}, {"value": "b@example.com", "verified": 1}],
-            }
-        )
+        body = {
+            "schemas": [USER_SCHEMA, "urn:acme:params:scim:schemas:extension:acme:2.0:User"],
+            "userName": "a",
+            "favouriteColour": "blue",
+            "name": {"givenName": "A", "nickname": "x"},
+            "emails": [{"value": "a@example.com", "verified": True}, {"value": "b@example.com", "verified": 1}],
+        }
+        with pytest.raises(InvalidValue, match="Unknown schema 'urn:acme"):
+            load_user(body)  # strict: an unknown schema is refused
+        profile = ActiveProfile(ENTRA)
+        loaded = load_user(body, profile=profile)
+        assert {t.value for t in profile.fired} == {"unknown_schema_ignored", "unknown_attribute_ignored"}
         assert len(loaded.ignored) == 4
         assert set(loaded.ignored) == {
             "urn:acme:params:scim:schemas:extension:acme:2.0:User",
@@ -115,7 +122,10 @@ class TestLoadUser:
         }
 
     def test_unknown_extension_attributes_are_listed_with_their_urn(self) -> None:
-        loaded = load_user(user(**{ENTERPRISE_SCHEMA: {"badge": "7", "manager": {"value": "m", "level": 2}}}))
+        body = user(**{ENTERPRISE_SCHEMA: {"badge": "7", "manager": {"value": "m", "level": 2}}})
+        with pytest.raises(InvalidValue, match=f"Unknown attribute '{ENTERPRISE_SCHEMA}:badge'"):
+            load_user(body)
+        loaded = load_user(body, profile=LENIENT)
         assert loaded.ignored == (f"{ENTERPRISE_SCHEMA}:badge", f"{ENTERPRISE_SCHEMA}:manager.level")
         assert loaded.data[ENTERPRISE_SCHEMA] == {"manager": {"value": "m"}}
 
@@ -136,7 +146,10 @@ class TestLoadUser:
 
     @pytest.mark.parametrize("text, expected", [("true", True), ("False", False), ("TRUE", True), (" false ", False)])
     def test_booleans_as_strings(self, text: str, expected: bool) -> None:
-        loaded = load_user(user(active=text, emails=[{"value": "a@example.com", "primary": text}]))
+        body = user(active=text, emails=[{"value": "a@example.com", "primary": text}])
+        with pytest.raises(InvalidValue, match="expected a boolean"):
+            load_user(body)
+        loaded = load_user(body, profile=LENIENT)
         assert loaded.data["active"] is expected
         assert loaded.data["emails"][0]["primary"] is expected
 
@@ -221,7 +234,7 @@ class TestUserErrors:
     def test_two_primary_values(self) -> None:
         emails = [{"value": "a@example.com", "primary": True}, {"value": "b@example.com", "primary": "true"}]
         with pytest.raises(InvalidValue, match="'emails': 2 values have primary set to true; at most one may"):
-            load_user(user(emails=emails))
+            load_user(user(emails=emails), profile=LENIENT)
 
     def test_one_primary_value_is_fine(self) -> None:
         emails = [{"value": "a@example.com", "primary": True}, {"value": "b@example.com", "primary": False}]
@@ -320,7 +333,9 @@ class TestLoadGroup:
             load_group({"schemas": [USER_SCHEMA], "displayName": "x"})
 
     def test_unknown_and_read_only(self) -> None:
-        loaded = load_group(group(id="x", meta={}, owner="me"))
+        with pytest.raises(InvalidValue, match="Unknown attribute 'owner'"):
+            load_group(group(id="x", meta={}, owner="me"))
+        loaded = load_group(group(id="x", meta={}, owner="me"), profile=LENIENT)
         assert loaded.data == {"displayName": "Engineering"}
         assert loaded.ignored == ("owner",)
 

@@ -80,7 +80,10 @@ Entry = dict[str, Any]
 
 
 def _now() -> datetime:
-    return datetime.now(UTC)
+    # Milliseconds, the precision the API renders (as the SQL backend does): a client that filters on a
+    # meta.lastModified it was shown (``eq``, or ``gt`` for incremental sync) must compare the stored instant.
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
 def _stamp(moment: datetime) -> str:

@@ -55,7 +55,7 @@ from scim_service.sqlengine import (
 )
 from scim_sql.cursor import after_key, decode_cursor, encode_cursor, query_fingerprint
 from scim_sql.filters import FilterCompiler, install_sqlite_functions
-from scim_sql.tables import group_members, groups, tenant_state, users
+from scim_sql.tables import email_rows, email_values, group_members, groups, tenant_state, user_emails, users
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 VERSION_TABLE = "scim_sql_alembic_version"
@@ -173,14 +173,23 @@ class SqlBackend(Backend):
     """
 
     name = "sql"
-    capabilities = Capabilities(filter=True, sort=True, etag=True, cursor=True, nested_groups=False, max_results=1000)
+    # The whole document is stored as JSON, so configured schema extensions need nothing more (custom_schemas).
+    capabilities = Capabilities(
+        filter=True, sort=True, etag=True, cursor=True, nested_groups=False, max_results=1000, custom_schemas=True
+    )
 
     def __init__(self, engine: Engine, *, max_results: int | None = None, owns_engine: bool = False) -> None:
         self.engine = engine
         self._owns_engine = owns_engine
         if max_results is not None:
             self.capabilities = Capabilities(
-                filter=True, sort=True, etag=True, cursor=True, nested_groups=False, max_results=max_results
+                filter=True,
+                sort=True,
+                etag=True,
+                cursor=True,
+                nested_groups=False,
+                max_results=max_results,
+                custom_schemas=True,
             )
         install_sqlite_functions(engine)
         self._postgres = engine.dialect.name == "postgresql"
@@ -198,8 +207,8 @@ class SqlBackend(Backend):
         return cls(make_engine(str(url), config), max_results=max_results, owns_engine=True)
 
     @_guard
-    def migrate(self) -> None:
-        """Upgrade the backend's tables to the newest revision of its own alembic migrations."""
+    def migrate(self, revision: str = "head") -> None:
+        """Upgrade the backend's tables to ``revision`` (the newest by default) of its own alembic migrations."""
         from alembic import command
         from alembic.config import Config
 
@@ -210,7 +219,7 @@ class SqlBackend(Backend):
             if self._postgres:  # two processes migrating at once must not both create the tables
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATE_LOCK})
             cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "head")
+            command.upgrade(cfg, revision)
 
     def close(self) -> None:
         """Dispose of the engine's pool if this backend created the engine."""
@@ -333,6 +342,17 @@ class SqlBackend(Backend):
             .values(version=groups.c.version + 1, last_modified=now)
         )
 
+    @staticmethod
+    def _write_emails(
+        conn: Connection, tenant: Tenant, user_id: str, data: Mapping[str, Any], *, replace: bool = False
+    ) -> None:
+        """Bring the user's ``scim_user_emails`` rows in step with its document (the emails.value index)."""
+        if replace:
+            conn.execute(user_emails.delete().where(user_emails.c.user_id == user_id))
+        rows = email_rows(tenant.id, user_id, data)
+        if rows:
+            conn.execute(user_emails.insert(), rows)
+
     # -- users ---------------------------------------------------------------------------------
 
     @_guard
@@ -368,6 +388,7 @@ class SqlBackend(Backend):
                         version=1,
                     )
                 )
+                self._write_emails(conn, tenant, user_id, stored)
         except sa.exc.IntegrityError as exc:
             raise self._conflict_after_race(tenant, cols, None) from exc
         return UserRecord(id=user_id, data=stored, created=now, last_modified=now, version="1")
@@ -443,11 +464,19 @@ class SqlBackend(Backend):
                         version=version,
                     )
                 )
+                if email_values(row.data) != email_values(stored):
+                    self._write_emails(conn, tenant, user_id, stored, replace=True)
                 display = cols.display_name or cols.user_name
-                if display != (row.display_name or row.user_name):
+                old_display = row.display_name or row.user_name
+                if display != old_display:
+                    # Only the computed displays follow the user; a display the client gave is kept.
                     conn.execute(
                         group_members.update()
-                        .where(group_members.c.tenant_id == tenant.id, group_members.c.member_id == user_id)
+                        .where(
+                            group_members.c.tenant_id == tenant.id,
+                            group_members.c.member_id == user_id,
+                            sa.or_(group_members.c.display == old_display, group_members.c.display.is_(None)),
+                        )
                         .values(display=display)
                     )
                 user_groups = self._user_groups(conn, tenant, [user_id])[user_id]
@@ -476,6 +505,8 @@ class SqlBackend(Backend):
             # Change the user row first: on PostgreSQL that waits for a group write that validated it.
             if hard:
                 conn.execute(users.delete().where(users.c.id == user_id))
+                # Explicit, so it also holds on a host engine without SQLite's foreign_keys pragma.
+                conn.execute(user_emails.delete().where(user_emails.c.user_id == user_id))
             else:
                 data = dict(row.data)
                 data["active"] = False
@@ -524,7 +555,7 @@ class SqlBackend(Backend):
         compiler = self._compiler(resource)
         table = users if resource == "User" else groups
         if query.filter is not None:
-            condition = sa.and_(condition, compiler.where(query.filter))
+            condition = sa.and_(condition, compiler.where(query.filter, tenant_id=tenant.id))
         keys = compiler.sort_keys(query.sort_by, query.descending)
         order = [key.desc() if desc else key.asc() for key, desc in keys]
         total = int(conn.execute(sa.select(sa.func.count()).select_from(table).where(condition)).scalar_one())
@@ -574,6 +605,7 @@ class SqlBackend(Backend):
             ids = list(conn.execute(sa.select(users.c.id).where(condition).order_by(users.c.id)).scalars())
             for chunk in _chunks(ids):
                 conn.execute(users.delete().where(users.c.id.in_(chunk)))
+                conn.execute(user_emails.delete().where(user_emails.c.user_id.in_(chunk)))
                 self._bump_groups_of(conn, tenant, list(chunk), now)
                 conn.execute(
                     group_members.delete().where(
@@ -587,9 +619,13 @@ class SqlBackend(Backend):
     def _member_rows(
         self, conn: Connection, tenant: Tenant, group_id: str, members: Iterable[Member]
     ) -> list[dict[str, Any]]:
-        """Membership rows for ``members``, after checking each is a visible user of the tenant."""
+        """Membership rows for ``members``, after checking each is a visible user of the tenant.
+
+        A member's ``display`` is kept as the client gave it (RFC 7643 §4.2); only an absent one is
+        computed from the user (displayName, else userName)."""
         ids: list[str] = []
         seen: set[str] = set()
+        given: dict[str, str] = {}
         for member in members:
             if member.type and member.type.lower() != "user":
                 raise InvalidValue(
@@ -599,6 +635,10 @@ class SqlBackend(Backend):
             if member.value not in seen:
                 seen.add(member.value)
                 ids.append(member.value)
+                if member.display is not None:
+                    if len(member.display) > 512:
+                        raise InvalidValue(f"Member {member.value!r}: display is longer than 512 characters")
+                    given[member.value] = member.display
         found: dict[str, Row[Any]] = {}
         for chunk in _chunks(ids):
             stmt = sa.select(users.c.id, users.c.user_name, users.c.display_name).where(
@@ -618,7 +658,7 @@ class SqlBackend(Backend):
                 "group_id": group_id,
                 "member_id": i,
                 "member_type": "User",
-                "display": _member_display(found[i]),
+                "display": given[i] if i in given else _member_display(found[i]),
             }
             for i in ids
         ]

@@ -11,8 +11,10 @@ evaluator on missing values.
 
 Attributes stored in their own columns (id, userName, externalId, displayName, meta.created,
 meta.lastModified) use those columns; group membership (``members`` of a group, ``groups`` of a user)
-uses the membership table; every other attribute is read from the JSON document with the store's JSON
-functions. Everything dialect-specific about JSON sits in :class:`SqliteJson` and :class:`PostgresJson`.
+uses the membership table; ``emails.value`` ``eq`` and ``sw`` (also inside ``emails[...]``) use the
+indexed email side table (see :meth:`FilterCompiler._email_match`); every other attribute is read from
+the JSON document with the store's JSON functions. Everything dialect-specific about JSON sits in
+:class:`SqliteJson` and :class:`PostgresJson`.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from scim_service.errors import InvalidFilter, InvalidValue
 from scim_service.model import GROUP_SCHEMA, USER_SCHEMA
 from scim_service.query.ast import And, AttrPath, Compare, Filter, Not, Or, Present, Value, ValuePath
 from scim_service.query.evaluator import parse_datetime
-from scim_sql.tables import group_members, groups, users
+from scim_sql.tables import EMAIL_MAX, group_members, groups, user_emails, users
 
 __all__ = [
     "FilterCompiler",
@@ -666,48 +668,93 @@ class MembershipSource(Source):
 # -- the compiler --------------------------------------------------------------------------------
 
 
+def prefix_end(prefix: str) -> str | None:
+    """The least string above every string that starts with ``prefix``, in code point order (None: no bound).
+
+    ``s`` starts with ``prefix`` exactly when ``prefix <= s < prefix_end(prefix)``: the last code point
+    that can grow is incremented (surrogates, which no stored text holds, are skipped).
+    """
+    stripped = prefix.rstrip(chr(0x10FFFF))
+    if not stripped:
+        return None
+    following = ord(stripped[-1]) + 1
+    if 0xD800 <= following <= 0xDFFF:
+        following = 0xE000
+    return stripped[:-1] + chr(following)
+
+
 class FilterCompiler:
     """Compiles resolved filters and sort paths to expressions over the users or the groups table.
 
     ``resource`` is "User" or "Group"; ``dialect_name`` the engine's dialect (sqlite or postgresql).
     The expressions do not include the tenant or soft-delete conditions: the backend adds those.
+    ``email_index`` False compiles every ``emails.value`` test through the JSON document, as before the
+    email side table existed (the query plan test compares the two).
     """
 
-    def __init__(self, resource: Resource, dialect_name: str, *, lower_collation: str | None = None) -> None:
+    def __init__(
+        self,
+        resource: Resource,
+        dialect_name: str,
+        *,
+        lower_collation: str | None = None,
+        email_index: bool = True,
+    ) -> None:
         self.resource = resource
         self.ops: JsonOps = json_ops(dialect_name, lower_collation)
         self.table = users if resource == "User" else groups
+        self.email_index = email_index and resource == "User"
 
     # filters
 
-    def where(self, f: Filter) -> Pred:
-        """The SQL condition equivalent to the evaluator's ``matches(f, document)``."""
-        return self._compile(f, None)
+    def where(self, f: Filter, *, tenant_id: str | None = None) -> Pred:
+        """The SQL condition equivalent to the evaluator's ``matches(f, document)``.
 
-    def _compile(self, f: Filter, element: Element | None) -> Pred:
+        ``tenant_id``, the tenant the backend restricts the rows to, lets an email side-table lookup
+        be an uncorrelated index range of that tenant; without it the lookup correlates on the row's
+        tenant (the same result, but a plan per row).
+        """
+        return self._compile(f, None, tenant_id)
+
+    def _compile(self, f: Filter, element: Element | None, tenant_id: str | None) -> Pred:
         if isinstance(f, Compare):
-            return self._compare(f, element)
+            return self._compare(f, element, tenant_id)
         if isinstance(f, Present):
             if element is not None:
                 return element.leaf(f.path.sub_attr).present()
             return self._source(f.path).present(f.path)
         if isinstance(f, And):
-            return sa.and_(self._compile(f.left, element), self._compile(f.right, element))
+            return sa.and_(self._compile(f.left, element, tenant_id), self._compile(f.right, element, tenant_id))
         if isinstance(f, Or):
-            return sa.or_(self._compile(f.left, element), self._compile(f.right, element))
+            return sa.or_(self._compile(f.left, element, tenant_id), self._compile(f.right, element, tenant_id))
         if isinstance(f, Not):
-            return sa.not_(self._compile(f.expr, element))
+            return sa.not_(self._compile(f.expr, element, tenant_id))
         if isinstance(f, ValuePath):
             if element is not None:
                 raise InvalidFilter("a value path cannot be nested in another value path")
-            return self._source(f.attr).some_element(lambda el: self._compile(f.filter, el))
+            return self._value_path(f, tenant_id)
         raise InvalidFilter(f"not a filter node: {f!r}")
 
-    def _compare(self, f: Compare, element: Element | None) -> Pred:
+    def _value_path(self, f: ValuePath, tenant_id: str | None) -> Pred:
+        narrowed = self._email_necessary(f.filter, tenant_id) if self._is_emails(f.attr) else None
+        if narrowed is not None and isinstance(f.filter, Compare):
+            # emails[value eq "x"] is exactly "some element has that value": the side table alone.
+            return narrowed
+        # One element must satisfy the whole inner filter (type and value of the SAME element), which
+        # only the JSON document can tell; the side-table condition, implied by it, lets the store
+        # start from the index and test the JSON of the few candidate rows only.
+        exact = self._source(f.attr).some_element(lambda el: self._compile(f.filter, el, tenant_id))
+        return exact if narrowed is None else sa.and_(narrowed, exact)
+
+    def _compare(self, f: Compare, element: Element | None, tenant_id: str | None) -> Pred:
         if f.op == "ne":
-            return sa.not_(self._compare(Compare(f.path, "eq", f.value), element))
+            return sa.not_(self._compare(Compare(f.path, "eq", f.value), element, tenant_id))
         if f.op not in ("eq", "co", "sw", "ew", "gt", "ge", "lt", "le"):
             raise InvalidFilter(f"unknown comparison operator {f.op!r}")
+        if element is None and self._is_email_value(f.path):
+            indexed = self._email_match(f.op, f.value, tenant_id)
+            if indexed is not None:
+                return indexed
 
         def test(leaf: Leaf) -> Pred:
             return leaf.compare(f.op, f.value, f.path)
@@ -800,4 +847,67 @@ class FilterCompiler:
                     "type": ColumnLeaf(ops, gm.c.member_type, "string"),
                 },
             )
+        return None
+
+    # the email side table
+
+    def _is_emails(self, path: AttrPath) -> bool:
+        """``path`` names the core ``emails`` attribute of a user (and the side table is in use)."""
+        return self.email_index and path.attr == "emails" and path.schema in (None, USER_SCHEMA) and path.multi_valued
+
+    def _is_email_value(self, path: AttrPath) -> bool:
+        """``path`` is ``emails.value`` (top level, or ``value`` inside ``emails[...]``), compared as a
+        case-insensitive string."""
+        return (
+            self.email_index
+            and path.attr == "emails"
+            and path.sub_attr == "value"
+            and path.schema in (None, USER_SCHEMA)
+            and path.type == "string"
+            and not path.case_exact
+        )
+
+    def _email_match(self, op: str, value: Value, tenant_id: str | None) -> Pred | None:
+        """Users with some ``emails`` element whose string ``value`` satisfies ``op value``, through the
+        side table; None when the side table cannot answer exactly (then the JSON path does).
+
+        The table holds ``str.lower()`` of every string value, cut to EMAIL_MAX characters, which is the
+        evaluator's case-insensitive compare: ``eq`` is exact for a value shorter than the cut (a cut
+        value is EMAIL_MAX long, so it can never equal it), ``sw`` for a prefix no longer than the cut
+        (cutting keeps every shorter prefix). The prefix is an index range, so ``%`` and ``_`` need no
+        escaping and the meaning is the same on both dialects.
+        """
+        if not isinstance(value, str) or isinstance(value, bool):
+            return None
+        lowered = value.lower()
+        e = user_emails.alias("ue")
+        if op == "eq" and len(lowered) < EMAIL_MAX:
+            match = e.c.value_lower == lowered
+        elif op == "sw" and len(lowered) <= EMAIL_MAX:
+            end = prefix_end(lowered)
+            match = (
+                e.c.value_lower >= lowered
+                if end is None
+                else sa.and_(e.c.value_lower >= lowered, e.c.value_lower < end)
+            )
+        else:
+            return None
+        if tenant_id is None:
+            return sa.exists(sa.select(1).where(e.c.user_id == users.c.id, e.c.tenant_id == users.c.tenant_id, match))
+        # Uncorrelated: the store reads the index range once and looks the users up by primary key.
+        return users.c.id.in_(sa.select(e.c.user_id).where(e.c.tenant_id == tenant_id, match))
+
+    def _email_necessary(self, f: Filter, tenant_id: str | None) -> Pred | None:
+        """A side-table condition that every user with an ``emails`` element satisfying the inner filter
+        ``f`` meets (None when there is none to offer): the index's share of a value path."""
+        if isinstance(f, Compare):
+            return self._email_match(f.op, f.value, tenant_id) if self._is_email_value(f.path) else None
+        if isinstance(f, And):
+            left, right = self._email_necessary(f.left, tenant_id), self._email_necessary(f.right, tenant_id)
+            if left is None or right is None:
+                return left if right is None else right
+            return sa.and_(left, right)
+        if isinstance(f, Or):
+            left, right = self._email_necessary(f.left, tenant_id), self._email_necessary(f.right, tenant_id)
+            return None if left is None or right is None else sa.or_(left, right)
         return None

@@ -6,12 +6,17 @@ these definitions must stay equal to what the migrations build (a test compares 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
+
+from scim_service.query.evaluator import get_ci
+
+EMAIL_MAX = 512  # characters of a lower-cased email value the side table keeps
 
 
 class UtcDateTime(sa.types.TypeDecorator[datetime]):
@@ -111,3 +116,53 @@ tenant_state = sa.Table(
     metadata,
     sa.Column("tenant_id", sa.String(64), primary_key=True),
 )
+
+# One row per string ``value`` of a user's ``emails`` elements, lower-cased with ``str.lower()`` and cut to
+# EMAIL_MAX characters: the index behind ``emails.value eq`` / ``sw`` filters. Kept in step with the
+# document by every user write (see ``email_values``); the rows of a soft-deleted user stay (the user
+# rows' ``deleted`` flag hides it from every filter). On PostgreSQL the column sorts in the ``C``
+# collation (code point order), so a prefix becomes an index range that means the same as in Python.
+user_emails = sa.Table(
+    "scim_user_emails",
+    metadata,
+    sa.Column(
+        "user_id",
+        sa.String(36),
+        sa.ForeignKey("scim_users.id", ondelete="CASCADE", name="fk_scim_user_emails_user"),
+        primary_key=True,
+    ),
+    sa.Column("ordinal", sa.Integer(), primary_key=True, autoincrement=False),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column(
+        "value_lower",
+        sa.String(EMAIL_MAX).with_variant(sa.String(EMAIL_MAX, collation="C"), "postgresql"),
+        nullable=False,
+    ),
+    sa.Index("ix_scim_user_emails_tenant_value", "tenant_id", "value_lower", "user_id"),
+)
+
+
+def email_values(data: Mapping[str, Any]) -> list[tuple[int, str]]:
+    """The side-table rows of a user document: (position of the element, lower-cased value, cut to EMAIL_MAX).
+
+    Exactly the values the reference evaluator reaches through ``emails.value`` and through
+    ``emails[value ...]``: ``emails`` is a list (or a single complex value), and every element that is
+    an object with a string ``value`` (keys compared case-insensitively) contributes it, ``""`` included.
+    """
+    top = get_ci(data, "emails")
+    elements = top if isinstance(top, list | tuple) else [top]
+    out: list[tuple[int, str]] = []
+    for position, element in enumerate(elements):
+        if isinstance(element, Mapping):
+            value = get_ci(element, "value")
+            if isinstance(value, str):
+                out.append((position, value.lower()[:EMAIL_MAX]))
+    return out
+
+
+def email_rows(tenant_id: str, user_id: str, data: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The ``scim_user_emails`` rows of one user, ready for an insert."""
+    return [
+        {"user_id": user_id, "ordinal": position, "tenant_id": tenant_id, "value_lower": value}
+        for position, value in email_values(data)
+    ]

@@ -171,6 +171,8 @@ def _record(response: Response) -> Response:
         duration_ms=int((time.perf_counter() - started) * 1000),
         user_agent=request.headers.get("User-Agent"),
         client=request.remote_addr,
+        # The IdP profile's tolerances this request needed (set by the resource handlers).
+        tolerances=profile.summary() if (profile := g.get("scim_profile")) is not None else None,
     )
     try:
         st.store.record(entry)

@@ -1,4 +1,8 @@
-"""Discovery endpoints (RFC 7644 §4): what this server and this tenant's backend really support."""
+"""Discovery endpoints (RFC 7644 §4): what this server and this tenant's backend really support.
+
+The schemas and resource types are the app's own (``ScimState.resource_types``): the base definitions
+plus the extensions an operator declared in ``SCIM_SCHEMA_EXTENSIONS_FILE``.
+"""
 
 from __future__ import annotations
 
@@ -58,19 +62,21 @@ def service_provider_config_endpoint() -> Response:
 
 @bp.route("/Schemas", methods=READ_ONLY)
 def schemas_endpoint() -> Response:
-    return dispatch({"GET": lambda: _list(schema_documents(base_url()))})
+    return dispatch({"GET": lambda: _list(schema_documents(base_url(), state().resource_types))})
 
 
 @bp.route("/Schemas/<schema_id>", methods=READ_ONLY)
 def schema_endpoint(schema_id: str) -> Response:
-    return dispatch({"GET": lambda: _find(schema_documents(base_url()), schema_id, "Schema")})
+    return dispatch({"GET": lambda: _find(schema_documents(base_url(), state().resource_types), schema_id, "Schema")})
 
 
 @bp.route("/ResourceTypes", methods=READ_ONLY)
 def resource_types_endpoint() -> Response:
-    return dispatch({"GET": lambda: _list(resource_type_documents(base_url()))})
+    return dispatch({"GET": lambda: _list(resource_type_documents(base_url(), state().resource_types))})
 
 
 @bp.route("/ResourceTypes/<type_id>", methods=READ_ONLY)
 def resource_type_endpoint(type_id: str) -> Response:
-    return dispatch({"GET": lambda: _find(resource_type_documents(base_url()), type_id, "ResourceType")})
+    return dispatch(
+        {"GET": lambda: _find(resource_type_documents(base_url(), state().resource_types), type_id, "ResourceType")}
+    )

@@ -1,4 +1,11 @@
-"""/Users, /Groups and /Me: parse at the edge, hand to the lifecycle, render and project the answer."""
+"""/Users, /Groups and /Me: parse at the edge, hand to the lifecycle, render and project the answer.
+
+Each write resolves the request's IdP profile once (:func:`active_profile`: the organization's setting,
+or detection from the User-Agent when it is ``auto``) and passes it down to the loading and PATCH code;
+the tolerances that fire are stored with the request's provisioning log entry. The resource types are
+the app's own (``ScimState.resource_types``), so configured schema extensions are validated, filtered,
+patched and projected like the built-in ones.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from flask import Response, request
+from flask import Response, g, request
 
 from scim_service.api.blueprint import (
     LIST_SCHEMA,
@@ -29,8 +36,9 @@ from scim_service.errors import (
     ScimError,
 )
 from scim_service.model import GroupRecord, Page, UserRecord
+from scim_service.profiles import ActiveProfile, resolve
 from scim_service.query.params import ListRequest, parse_list_params, parse_search_request
-from scim_service.schemas.definitions import GROUP_RESOURCE, USER_RESOURCE, ResourceTypeDef
+from scim_service.schemas.definitions import ResourceTypeDef
 from scim_service.schemas.projection import includes, project
 from scim_service.schemas.render import etag, render_group, render_user
 from scim_service.schemas.resources import load_group, load_user
@@ -42,13 +50,34 @@ Record = UserRecord | GroupRecord
 class Kind:
     """What differs between /Users and /Groups for the shared handlers below."""
 
-    resource: ResourceTypeDef
+    name: str
     render: Callable[[Any, str], dict[str, Any]]
     relation: str  # the attribute the backend may skip reading: a user's groups, a group's members
 
+    @property
+    def resource(self) -> ResourceTypeDef:
+        """This app's resource type (with its configured schema extensions)."""
+        st = state()
+        return st.user_resource if self.name == "User" else st.group_resource
 
-USERS = Kind(USER_RESOURCE, render_user, "groups")
-GROUPS = Kind(GROUP_RESOURCE, render_group, "members")
+
+USERS = Kind("User", render_user, "groups")
+GROUPS = Kind("Group", render_group, "members")
+
+
+def active_profile() -> ActiveProfile:
+    """The IdP profile of this request, resolved once: the organization's setting, or (``auto``) the
+    profile its User-Agent or Entra's ``aadOptscim062020`` flag names reliably, else ``generic``.
+
+    Kept in ``g.scim_profile`` so the blueprint stores the tolerances that fired in the provisioning log.
+    """
+    found: ActiveProfile | None = g.get("scim_profile")
+    if found is None:
+        setting = state().store.profile_of(principal().tenant.id)
+        profile = resolve(setting, request.headers.get("User-Agent"), tuple(request.args.keys()))
+        found = ActiveProfile(profile, label=f"{request.method} {request.path}")
+        g.scim_profile = found
+    return found
 
 
 def _list_request(kind: Kind, args: Any = None) -> ListRequest:
@@ -108,7 +137,7 @@ def _list_users(req: ListRequest | None = None) -> Response:
 
 
 def _create_user() -> Response:
-    loaded = load_user(json_body())
+    loaded = load_user(json_body(), profile=active_profile(), resource=USERS.resource)
     user, created = state().lifecycle.create_user(principal().tenant, loaded.data)
     if not created:
         user = state().lifecycle.get_user(principal().tenant, user.id)
@@ -124,14 +153,16 @@ def _get_user(user_id: str) -> Response:
 
 
 def _replace_user(user_id: str) -> Response:
-    loaded = load_user(json_body())
+    loaded = load_user(json_body(), profile=active_profile(), resource=USERS.resource)
     user = state().lifecycle.replace_user(principal().tenant, user_id, loaded.data, if_match=if_match())
     return _one(USERS, user)
 
 
 def _patch_user(user_id: str) -> Response:
     body = _json_object()
-    user = state().lifecycle.patch_user(principal().tenant, user_id, body, if_match=if_match())
+    user = state().lifecycle.patch_user(
+        principal().tenant, user_id, body, if_match=if_match(), profile=active_profile()
+    )
     return _one(USERS, user)
 
 
@@ -150,7 +181,7 @@ def _list_groups(req: ListRequest | None = None) -> Response:
 
 
 def _create_group() -> Response:
-    loaded = load_group(json_body())
+    loaded = load_group(json_body(), profile=active_profile(), resource=GROUPS.resource)
     group = state().lifecycle.create_group(principal().tenant, loaded.data, loaded.members)
     return _one(GROUPS, group, 201)
 
@@ -164,7 +195,7 @@ def _get_group(group_id: str) -> Response:
 
 
 def _replace_group(group_id: str) -> Response:
-    loaded = load_group(json_body())
+    loaded = load_group(json_body(), profile=active_profile(), resource=GROUPS.resource)
     group = state().lifecycle.replace_group(
         principal().tenant, group_id, loaded.data, loaded.members, if_match=if_match()
     )
@@ -172,18 +203,29 @@ def _replace_group(group_id: str) -> Response:
 
 
 def _patch_group(group_id: str) -> Response:
-    """204 No Content unless the client asks for attributes (RFC 7644 §3.5.2 allows both): a
-    membership change then costs what the change costs, never a read of a 100,000-member list."""
+    """RFC 7644 §3.5.2 allows 200 with the resource or 204 No Content; the profile picks.
+
+    ``okta`` and ``entra`` (whose IdPs accept 204) get 204 without reading the members, so a membership
+    change costs what the change costs. ``generic`` and the other profiles get 200 with the group,
+    members included (a read of the member list). ``attributes``/``excludedAttributes`` always give 200,
+    and ``excludedAttributes=members`` (or ``attributes`` without members) never reads the members.
+    """
     body = _json_object()
+    profile = active_profile()
     asked = {name.lower() for name in request.args} & {"attributes", "excludedattributes"}
-    if not asked:
+    if not asked and profile.profile.group_patch_no_content:
         group = state().lifecycle.patch_group(
-            principal().tenant, group_id, body, if_match=if_match(), include_members=False
+            principal().tenant, group_id, body, if_match=if_match(), include_members=False, profile=profile
         )
         return scim_response(None, 204, {"ETag": etag(group.version)})
     req = _list_request(GROUPS)
     group = state().lifecycle.patch_group(
-        principal().tenant, group_id, body, if_match=if_match(), include_members=_wants_relation(GROUPS, req)
+        principal().tenant,
+        group_id,
+        body,
+        if_match=if_match(),
+        include_members=_wants_relation(GROUPS, req),
+        profile=profile,
     )
     return _one(GROUPS, group)
 

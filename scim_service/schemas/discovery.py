@@ -6,10 +6,11 @@ configured backend, so they describe exactly what this server does.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from scim_service.model import Capabilities
-from scim_service.schemas.definitions import RESOURCE_TYPES, SCHEMAS, Attribute, ResourceTypeDef, Schema
+from scim_service.schemas.definitions import RESOURCE_TYPES, Attribute, ResourceTypeDef, Schema
 
 SCHEMA_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Schema"
 RESOURCE_TYPE_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:ResourceType"
@@ -50,9 +51,19 @@ def schema_document(schema: Schema, base_url: str) -> dict[str, Any]:
     }
 
 
-def schema_documents(base_url: str) -> list[dict[str, Any]]:
-    """Every schema this server knows: User, EnterpriseUser, Group. ``base_url`` has no trailing slash."""
-    return [schema_document(schema, base_url) for schema in SCHEMAS]
+def schemas_of(resources: Sequence[ResourceTypeDef] = RESOURCE_TYPES) -> list[Schema]:
+    """Every schema of ``resources``, each once: each resource's core schema followed by its extensions."""
+    found: dict[str, Schema] = {}
+    for resource in resources:
+        for schema in resource.schemas:
+            found.setdefault(schema.id, schema)
+    return list(found.values())
+
+
+def schema_documents(base_url: str, resources: Sequence[ResourceTypeDef] = RESOURCE_TYPES) -> list[dict[str, Any]]:
+    """Every schema this server knows: User, EnterpriseUser, Group and the configured extensions of
+    ``resources`` (the app's resource types). ``base_url`` has no trailing slash."""
+    return [schema_document(schema, base_url) for schema in schemas_of(resources)]
 
 
 def resource_type_document(resource: ResourceTypeDef, base_url: str) -> dict[str, Any]:
@@ -73,9 +84,11 @@ def resource_type_document(resource: ResourceTypeDef, base_url: str) -> dict[str
     return document
 
 
-def resource_type_documents(base_url: str) -> list[dict[str, Any]]:
-    """The User and Group resource types. ``base_url`` has no trailing slash."""
-    return [resource_type_document(resource, base_url) for resource in RESOURCE_TYPES]
+def resource_type_documents(
+    base_url: str, resources: Sequence[ResourceTypeDef] = RESOURCE_TYPES
+) -> list[dict[str, Any]]:
+    """The User and Group resource types (the app's, with their extensions). ``base_url`` has no trailing slash."""
+    return [resource_type_document(resource, base_url) for resource in resources]
 
 
 def service_provider_config(

@@ -10,7 +10,7 @@ import copy
 from datetime import UTC, datetime
 from typing import Any
 
-from scim_service.model import ENTERPRISE_SCHEMA, GROUP_SCHEMA, USER_SCHEMA, GroupRecord, Member, UserRecord
+from scim_service.model import GROUP_SCHEMA, USER_SCHEMA, GroupRecord, Member, UserRecord
 from scim_service.schemas.definitions import GROUP_SCHEMA_DEF, USER_SCHEMA_DEF
 
 # Keys of a record's data that are not taken from it: rendered from the record itself, or never
@@ -50,19 +50,27 @@ def _ref(base_url: str, member: Member) -> str:
     return f"{base_url}/{endpoint}/{member.value}"
 
 
+def _schemas(core: str, data: dict[str, Any]) -> list[str]:
+    """The core schema and each extension (a ``urn:`` key) ``data`` holds; empty extensions are dropped
+    from ``data`` so the document never names a schema it has no attribute of."""
+    schemas = [core]
+    for key in list(data):
+        if key.lower().startswith("urn:"):
+            if isinstance(data[key], dict) and data[key]:
+                schemas.append(key)
+            else:
+                del data[key]
+    return schemas
+
+
 def render_user(record: UserRecord, base_url: str) -> dict[str, Any]:
     """The full SCIM User document of ``record``; ``base_url`` is the SCIM root without a trailing slash.
 
-    ``schemas`` lists the enterprise extension only when the record has enterprise data; ``groups``
-    (direct memberships) appears only when the record carries some.
+    ``schemas`` lists an extension (the enterprise one, or a configured one) only when the record has
+    data of it; ``groups`` (direct memberships) appears only when the record carries some.
     """
     data = {k: copy.deepcopy(v) for k, v in record.data.items() if k not in _RESERVED}
-    schemas = [USER_SCHEMA]
-    if data.get(ENTERPRISE_SCHEMA):
-        schemas.append(ENTERPRISE_SCHEMA)
-    else:
-        data.pop(ENTERPRISE_SCHEMA, None)
-    document: dict[str, Any] = {"schemas": schemas, "id": record.id, **data}
+    document: dict[str, Any] = {"schemas": _schemas(USER_SCHEMA, data), "id": record.id, **data}
     # A soft-deleted record is inactive whatever its stored flag says; an unassigned ``active``
     # (removed by PATCH) stays unassigned, and counts as active for the product rules.
     if "active" in record.data or record.deleted:
@@ -86,7 +94,7 @@ def render_user(record: UserRecord, base_url: str) -> dict[str, Any]:
 def render_group(record: GroupRecord, base_url: str) -> dict[str, Any]:
     """The full SCIM Group document of ``record``; ``members`` is left out when None or empty."""
     data = {k: copy.deepcopy(v) for k, v in record.data.items() if k not in _RESERVED}
-    document: dict[str, Any] = {"schemas": [GROUP_SCHEMA], "id": record.id, **data}
+    document: dict[str, Any] = {"schemas": _schemas(GROUP_SCHEMA, data), "id": record.id, **data}
     if record.members:
         document["members"] = [
             {

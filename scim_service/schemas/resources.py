@@ -7,8 +7,12 @@ schema added to a resource type is validated the same way without new code here.
 Loading happens in two steps:
 
 1. *canonicalisation*: attribute names are matched case-insensitively (RFC 7643 §2.1) and rewritten in
-   their canonical case; unknown attributes and unknown schema URNs are dropped and reported in
-   ``ignored``; readOnly attributes (``id``, ``meta``, ``groups``, ``manager.displayName``) are dropped
+   their canonical case; unknown attributes and unknown schema URNs are ``invalidValue``, unless the
+   request's IdP profile (:mod:`scim_service.profiles`) allows ``unknown_attribute_ignored`` /
+   ``unknown_schema_ignored``: then they are dropped and reported in ``ignored``. Boolean strings
+   (``"True"``) become booleans under ``string_booleans``, a bare string given for a complex attribute
+   with a ``value`` (Entra's ``manager``) becomes ``{"value": ...}`` under ``manager_bare_string``;
+   readOnly attributes (``id``, ``meta``, ``groups``, ``manager.displayName``) are dropped
    silently, as RFC 7643 §2.2 tells a service provider to ignore them; null values mean "unassigned"
    (RFC 7643 §2.5) and are dropped.
 2. *validation* with marshmallow: types, required attributes, xsd:dateTime values, at most one
@@ -35,6 +39,7 @@ from marshmallow.exceptions import SCHEMA
 
 from scim_service.errors import InvalidSyntax, InvalidValue
 from scim_service.model import Member
+from scim_service.profiles import ActiveProfile, Tolerance, strict
 from scim_service.schemas.definitions import (
     COMMON_ATTRIBUTES,
     GROUP_RESOURCE,
@@ -118,15 +123,13 @@ class ScimString(_ScimField):
 
 
 class ScimBoolean(_ScimField):
-    """A SCIM ``boolean``: true/false, or the strings "true"/"false" in any case (Entra ID sends those)."""
+    """A SCIM ``boolean``: true or false (boolean strings were converted before, when the profile allows)."""
 
     expected = "a boolean (true or false)"
 
     def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> bool:
         if isinstance(value, bool):
             return value
-        if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-            return value.strip().lower() == "true"
         raise self._wrong_type(value)
 
 
@@ -281,18 +284,55 @@ def _find(attributes: tuple[Attribute, ...], name: str) -> Attribute | None:
     return next((a for a in attributes if a.name.lower() == lowered), None)
 
 
-def _canonical_value(attribute: Attribute, value: Any, path: str, ignored: list[str]) -> Any:
+@dataclass
+class _Context:
+    """What canonicalisation gathers: the names it dropped, under the request's profile."""
+
+    profile: ActiveProfile
+    ignored: list[str]
+
+    def unknown(self, name: str, *, schema: bool = False) -> None:
+        """An attribute (or schema) this server does not define: dropped if the profile allows it."""
+        tolerance = Tolerance.UNKNOWN_SCHEMA_IGNORED if schema else Tolerance.UNKNOWN_ATTRIBUTE_IGNORED
+        if not self.profile.allows(tolerance, f"ignored {name!r}"):
+            what = "schema" if schema else "attribute"
+            raise InvalidValue(f"Unknown {what} '{name}': this server does not define it.")
+        self.ignored.append(name)
+
+
+def _boolean(value: Any, path: str, ctx: _Context) -> Any:
+    """A boolean string ("True", "false") as a boolean when the profile allows it; else unchanged."""
+    if (
+        isinstance(value, str)
+        and value.strip().lower() in ("true", "false")
+        and ctx.profile.allows(Tolerance.STRING_BOOLEANS, f"{path} = {value!r}")
+    ):
+        return value.strip().lower() == "true"
+    return value
+
+
+def _canonical_value(attribute: Attribute, value: Any, path: str, ctx: _Context) -> Any:
     """``value`` with the sub-attribute names of a complex attribute in canonical case."""
+    if attribute.type == "boolean":
+        if attribute.multi_valued and isinstance(value, list):
+            return [_boolean(item, path, ctx) for item in value]
+        return _boolean(value, path, ctx)
     if attribute.type != "complex":
         return value
     if attribute.multi_valued and isinstance(value, list):
-        return [_canonical_object(attribute.sub_attributes, item, path, ignored) for item in value]
+        return [_canonical_object(attribute.sub_attributes, item, path, ctx) for item in value]
     if not attribute.multi_valued:
-        return _canonical_object(attribute.sub_attributes, value, path, ignored)
+        if (
+            isinstance(value, str)
+            and attribute.sub("value") is not None
+            and ctx.profile.allows(Tolerance.MANAGER_BARE_STRING, f"{path} given as {value!r}")
+        ):
+            value = {"value": value}  # Entra ID sends manager as the bare id
+        return _canonical_object(attribute.sub_attributes, value, path, ctx)
     return value  # the wrong shape: left for the validation to report
 
 
-def _canonical_object(attributes: tuple[Attribute, ...], value: Any, path: str, ignored: list[str]) -> Any:
+def _canonical_object(attributes: tuple[Attribute, ...], value: Any, path: str, ctx: _Context) -> Any:
     """A JSON object with its keys matched to ``attributes``: canonical case, unknown keys out."""
     if not isinstance(value, dict):
         return value
@@ -300,15 +340,15 @@ def _canonical_object(attributes: tuple[Attribute, ...], value: Any, path: str, 
     for key, item in value.items():
         attribute = _find(attributes, str(key))
         if attribute is None:
-            ignored.append(_join(path, str(key)))
+            ctx.unknown(_join(path, str(key)))
             continue
         if attribute.mutability == "readOnly" or item is None:
             continue
-        result[attribute.name] = _canonical_value(attribute, item, _join(path, attribute.name), ignored)
+        result[attribute.name] = _canonical_value(attribute, item, _join(path, attribute.name), ctx)
     return result
 
 
-def _schemas_of(resource: ResourceTypeDef, payload: Mapping[str, Any], ignored: list[str]) -> None:
+def _schemas_of(resource: ResourceTypeDef, payload: Mapping[str, Any], ctx: _Context) -> None:
     """Check the ``schemas`` attribute (RFC 7643 §3): present and naming the resource's core schema."""
     key = next((k for k in payload if isinstance(k, str) and k.lower() == "schemas"), None)
     core = resource.schema.id
@@ -321,10 +361,12 @@ def _schemas_of(resource: ResourceTypeDef, payload: Mapping[str, Any], ignored: 
     if core.lower() not in lowered:
         raise InvalidValue(f"The 'schemas' attribute does not contain {core}, the core schema of a {resource.name}.")
     known = {schema.id.lower() for schema in resource.schemas}
-    ignored.extend(urn for urn in schemas if urn.lower() not in known)
+    for urn in schemas:
+        if urn.lower() not in known:
+            ctx.unknown(urn, schema=True)
 
 
-def _canonicalise(resource: ResourceTypeDef, payload: Mapping[str, Any], ignored: list[str]) -> dict[str, Any]:
+def _canonicalise(resource: ResourceTypeDef, payload: Mapping[str, Any], ctx: _Context) -> dict[str, Any]:
     """The payload with canonical names, extension attributes gathered under their URN, unknowns out."""
     top = COMMON_ATTRIBUTES + resource.schema.attributes
     result: dict[str, Any] = {}
@@ -341,22 +383,26 @@ def _canonicalise(resource: ResourceTypeDef, payload: Mapping[str, Any], ignored
                     f"Attribute '{extension.id}': expected an object of {extension.name} attributes, "
                     f"got {_json_kind(value)}."
                 )
-            canonical = _canonical_object(extension.attributes, value, extension.id, ignored)
+            canonical = _canonical_object(extension.attributes, value, extension.id, ctx)
             extensions.setdefault(extension.id, {}).update(canonical)
             continue
         urn, rest = split_urn_path(key, resource)
         if urn is not None and rest and "." not in rest:
             # A fully qualified attribute name such as "urn:...:enterprise:2.0:User:department".
             if urn == resource.schema.id:
-                canonical = _canonical_object(top, {rest: value}, "", ignored)
+                canonical = _canonical_object(top, {rest: value}, "", ctx)
                 result.update(canonical)
             else:
                 ext = resource.extension(urn)
                 assert ext is not None  # split_urn_path only returns the resource's schemas
-                canonical = _canonical_object(ext.attributes, {rest: value}, ext.id, ignored)
+                canonical = _canonical_object(ext.attributes, {rest: value}, ext.id, ctx)
                 extensions.setdefault(ext.id, {}).update(canonical)
             continue
-        result.update(_canonical_object(top, {key: value}, "", ignored))
+        if urn is None and key.lower().startswith("urn:"):
+            # An extension object (or attribute) of a schema this server does not offer.
+            ctx.unknown(key, schema=True)
+            continue
+        result.update(_canonical_object(top, {key: value}, "", ctx))
     result.update(extensions)
     return result
 
@@ -413,20 +459,29 @@ def _prune(data: dict[str, Any]) -> dict[str, Any]:
 # --- Public API ------------------------------------------------------------------------------------------
 
 
-def load_resource(resource: ResourceTypeDef, payload: object, *, default_active: bool = True) -> Loaded:
+def load_resource(
+    resource: ResourceTypeDef,
+    payload: object,
+    *,
+    default_active: bool = True,
+    profile: ActiveProfile | None = None,
+) -> Loaded:
     """Validate and normalise a POST/PUT body for ``resource``; see the module docstring for the rules.
 
-    Raises :class:`~scim_service.errors.InvalidSyntax` when the body is not a JSON object and
-    :class:`~scim_service.errors.InvalidValue` for a missing or wrong ``schemas``, a missing required
-    attribute or a value of the wrong type.
+    ``profile`` is the request's IdP profile (strict ``generic`` when None); the tolerances that fire
+    are recorded on it. Raises :class:`~scim_service.errors.InvalidSyntax` when the body is not a JSON
+    object and :class:`~scim_service.errors.InvalidValue` for a missing or wrong ``schemas``, an unknown
+    attribute or schema the profile does not let pass, a missing required attribute or a value of the
+    wrong type.
     """
     if not isinstance(payload, dict):
         raise InvalidSyntax(
             f"The request body must be a JSON object (a {resource.name} resource), got {_json_kind(payload)}."
         )
     ignored: list[str] = []
-    _schemas_of(resource, payload, ignored)
-    canonical = _canonicalise(resource, payload, ignored)
+    ctx = _Context(profile if profile is not None else strict(), ignored)
+    _schemas_of(resource, payload, ctx)
+    canonical = _canonicalise(resource, payload, ctx)
     try:
         data = _resource_schema(resource)().load(canonical)
     except ma.ValidationError as error:
@@ -445,21 +500,30 @@ def load_resource(resource: ResourceTypeDef, payload: object, *, default_active:
     return Loaded(data=data, ignored=tuple(dict.fromkeys(ignored)))  # each name once, in order
 
 
-def load_user(payload: object, *, default_active: bool = True) -> Loaded:
+def load_user(
+    payload: object,
+    *,
+    default_active: bool = True,
+    profile: ActiveProfile | None = None,
+    resource: ResourceTypeDef = USER_RESOURCE,
+) -> Loaded:
     """Validate a User body (POST /Users, PUT /Users/{id}); ``active`` defaults to true.
 
     A PATCH result is validated with ``default_active=False``: removing ``active`` leaves it
-    unassigned (RFC 7644 §3.5.2.2), which the product rules treat as active."""
-    return load_resource(USER_RESOURCE, payload, default_active=default_active)
+    unassigned (RFC 7644 §3.5.2.2), which the product rules treat as active. ``resource`` is the app's
+    User resource type (the base one plus any configured extensions)."""
+    return load_resource(resource, payload, default_active=default_active, profile=profile)
 
 
-def load_group(payload: object) -> LoadedGroup:
+def load_group(
+    payload: object, *, profile: ActiveProfile | None = None, resource: ResourceTypeDef = GROUP_RESOURCE
+) -> LoadedGroup:
     """Validate a Group body (POST /Groups, PUT /Groups/{id}).
 
     Members are deduplicated by ``value`` (the first occurrence wins), their ``type`` defaults to
     ``User`` and must be ``User`` or ``Group`` (any case); ``$ref`` is ignored since the id says it all.
     """
-    loaded = load_resource(GROUP_RESOURCE, payload)
+    loaded = load_resource(resource, payload, profile=profile)
     data = dict(loaded.data)
     members: dict[str, Member] = {}
     for index, item in enumerate(data.pop("members", [])):

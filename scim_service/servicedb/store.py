@@ -22,6 +22,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from scim_service.errors import Unauthorized, Unavailable
 from scim_service.model import MatchPolicy, SeatPolicy, Tenant
+from scim_service.profiles import AUTO, PROFILE_CHOICES
 from scim_service.servicedb import tables
 from scim_service.servicedb.tables import ORG_NAME_RE, organizations, provisioning_log, tokens
 from scim_service.sqlengine import read_transaction, write_transaction
@@ -61,7 +62,8 @@ class LogEntry:
     """One line of the provisioning log: who called, what, the outcome and how long it took.
 
     ``org_name`` is not a column: :meth:`ServiceStore.recent_log` fills it from the organization;
-    :meth:`ServiceStore.record` ignores it. ``id`` is given by the database.
+    :meth:`ServiceStore.record` ignores it. ``id`` is given by the database. ``tolerances`` names the
+    IdP profile's tolerances the request needed (``entra: capitalised_ops, string_booleans``), if any.
     """
 
     method: str
@@ -77,6 +79,7 @@ class LogEntry:
     duration_ms: float = 0.0
     user_agent: str | None = None
     client: str | None = None
+    tolerances: str | None = None
     id: int | None = None
     org_name: str | None = None
 
@@ -114,6 +117,14 @@ def _seats(value: Any) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise AdminError(f"max seats must be a whole number of 0 or more, or unlimited; got {value!r}")
     return value
+
+
+def _profile(value: Any) -> str:
+    """An organization's profile setting, checked: ``auto`` or the name of an IdP profile."""
+    name = str(value).strip().lower()
+    if name not in PROFILE_CHOICES:
+        raise AdminError(f"profile must be one of {', '.join(PROFILE_CHOICES)}, not {value!r}")
+    return name
 
 
 def _tenant(row: Mapping[str, Any]) -> Tenant:
@@ -161,8 +172,10 @@ class ServiceStore:
         max_seats: int | None = None,
         seat_policy: SeatPolicy | str = SeatPolicy.ALL,
         match_policy: MatchPolicy | str = MatchPolicy.EMAIL,
+        profile: str = AUTO,
     ) -> Tenant:
-        """Create an organization. ``AdminError`` if the name is invalid or already taken."""
+        """Create an organization with an IdP ``profile`` (``auto`` by default: detected per request).
+        ``AdminError`` if the name is invalid or already taken, or the profile unknown."""
         if not isinstance(name, str) or not ORG_NAME_RE.match(name):
             raise AdminError(f"invalid organization name {name!r}: use 1 to 64 letters, digits, '.', '_' or '-'")
         row = {
@@ -171,6 +184,7 @@ class ServiceStore:
             "max_seats": _seats(max_seats),
             "seat_policy": _enum(SeatPolicy, seat_policy, "seat policy").value,
             "match_policy": _enum(MatchPolicy, match_policy, "match policy").value,
+            "profile": _profile(profile),
             "created": self._now(),
         }
         try:
@@ -219,6 +233,30 @@ class ServiceStore:
         if match_policy is not None:
             values["match_policy"] = _enum(MatchPolicy, match_policy, "match policy").value
         return self._update_org(name, values)
+
+    def set_profile(self, name: str, profile: str) -> str:
+        """Set the organization's IdP profile (a profile name or ``auto``) and return it."""
+        values = {"profile": _profile(profile)}
+        self._update_org(name, values)
+        return values["profile"]
+
+    def get_profile(self, name: str) -> str:
+        """The IdP profile setting of the organization called ``name``."""
+        with read_transaction(self.engine) as conn:
+            return str(self._require_org(conn, name)["profile"])
+
+    def profile_of(self, org_id: str) -> str:
+        """The IdP profile setting of the organization with this id; ``auto`` when there is none (an
+        organization a host app's own authentication knows but this store does not)."""
+        with read_transaction(self.engine) as conn:
+            found = conn.execute(sa.select(organizations.c.profile).where(organizations.c.id == org_id)).scalar()
+        return str(found) if found else AUTO
+
+    def profiles(self) -> dict[str, str]:
+        """Every organization's profile setting, by organization name."""
+        with read_transaction(self.engine) as conn:
+            rows = conn.execute(sa.select(organizations.c.name, organizations.c.profile)).all()
+        return {row.name: row.profile for row in rows}
 
     def _update_org(self, name: str, values: dict[str, Any]) -> Tenant:
         with write_transaction(self.engine) as conn:
@@ -395,6 +433,7 @@ class ServiceStore:
             "duration_ms": float(entry.duration_ms),
             "user_agent": _clip(entry.user_agent, tables.LOG_USER_AGENT_MAX),
             "client": _clip(entry.client, tables.LOG_CLIENT_MAX),
+            "tolerances": entry.tolerances,
         }
         with write_transaction(self.engine) as conn:
             conn.execute(provisioning_log.insert().values(**values))

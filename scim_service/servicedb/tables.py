@@ -30,6 +30,7 @@ LOG_PATH_MAX = 2048
 LOG_DETAIL_MAX = 2000
 LOG_USER_AGENT_MAX = 512
 LOG_CLIENT_MAX = 255
+PROFILE_MAX = 16  # an IdP profile name (scim_service.profiles), or "auto"
 
 organizations = sa.Table(
     "organizations",
@@ -39,6 +40,9 @@ organizations = sa.Table(
     sa.Column("max_seats", sa.Integer, nullable=True),
     sa.Column("seat_policy", sa.String(16), nullable=False, default="all"),
     sa.Column("match_policy", sa.String(16), nullable=False, default="email"),
+    # The IdP profile (scim_service.profiles) or "auto"; checked by the store, not by a constraint, so a
+    # new profile needs no migration.
+    sa.Column("profile", sa.String(PROFILE_MAX), nullable=False, default="auto", server_default="auto"),
     sa.Column("created", sa.DateTime(timezone=True), nullable=False),
     sa.CheckConstraint("seat_policy IN ('all', 'active')", name="seat_policy"),
     sa.CheckConstraint("match_policy IN ('email', 'username')", name="match_policy"),
@@ -81,6 +85,8 @@ provisioning_log = sa.Table(
     sa.Column("duration_ms", sa.Float, nullable=False, default=0.0),
     sa.Column("user_agent", sa.String(LOG_USER_AGENT_MAX), nullable=True),
     sa.Column("client", sa.String(LOG_CLIENT_MAX), nullable=True),
+    # The IdP profile's tolerances that the request needed ("entra: capitalised_ops, string_booleans").
+    sa.Column("tolerances", sa.Text, nullable=True),
     sa.Index("ix_provisioning_log_org_id_at", "org_id", "at"),
     sa.Index("ix_provisioning_log_at", "at"),
 )

@@ -86,9 +86,16 @@ def test_migrate_creates_the_tables_in_its_own_version_table(backend: SqlBackend
     backend.migrate()  # idempotent
     with backend.engine.connect() as conn:
         names = set(sa.inspect(conn).get_table_names())
-        assert {"scim_users", "scim_groups", "scim_group_members", "scim_tenant_state", VERSION_TABLE} <= names
+        assert {
+            "scim_users",
+            "scim_groups",
+            "scim_group_members",
+            "scim_tenant_state",
+            "scim_user_emails",
+            VERSION_TABLE,
+        } <= names
         assert "alembic_version" not in names
-        assert conn.execute(sa.text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar_one() == "0001"
+        assert conn.execute(sa.text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar_one() == "0002"
         indexes = {ix["name"]: ix for ix in sa.inspect(conn).get_indexes("scim_users")}
         assert indexes["ux_scim_users_tenant_user_name"]["unique"]
 

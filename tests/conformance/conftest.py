@@ -1,4 +1,12 @@
-"""A live server for the third-party conformance suites: gunicorn on 127.0.0.1 serving a SQLite file.
+"""A live server for the third-party conformance suites: gunicorn on 127.0.0.1, once per shipped backend.
+
+``live_server`` is parametrised over the backends, so every suite runs three times: on a SQLite file
+(``[sqlite]``), on a fresh database of the session's PostgreSQL server (``[postgres]``, see
+``tests/pg_support.py``) and on the LDAP backend (``[ldap]``: a fresh subtree of the session's slapd,
+organizations and tokens in a SQLite file; see ``tests/ldap_support.py``). A missing PostgreSQL or slapd
+skips that variant with the reason, and fails it under ``CI=true``. Where a suite's check fails on one
+backend because of a limit the backend declares (``capabilities``), the suite names that check as an
+exception for that backend only, with the reason; ``LiveServer.backend`` says which one is serving.
 
 The suites' data (Okta's Runscope exports, Microsoft's Postman collections) lives outside the repository, in
 ``../shared/conformance`` next to the repository root. Outside CI a missing folder skips these tests with the
@@ -15,7 +23,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -72,10 +80,14 @@ def call(url: str, token: str, method: str = "GET", body: dict | None = None, ti
 
 @dataclass
 class LiveServer:
-    """A running gunicorn serving the standalone app; ``base_url`` ends with the SCIM base path."""
+    """A running gunicorn serving the standalone app; ``base_url`` ends with the SCIM base path.
+
+    ``backend`` is the variant: ``sqlite``, ``postgres`` or ``ldap``.
+    """
 
     base_url: str
     env: dict[str, str]
+    backend: str = "sqlite"
     _orgs: int = field(default=0)
 
     def new_org(self, prefix: str, *options: str) -> str:
@@ -95,12 +107,38 @@ def conformance_dir() -> Path:
     return CONFORMANCE_DIR
 
 
-@pytest.fixture(scope="session")
-def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    """gunicorn (2 workers) on a free port of 127.0.0.1 over a fresh SQLite file, schema created by the CLI."""
-    folder = tmp_path_factory.mktemp("conformance")
-    env = {**os.environ, "SCIM_DATABASE_URL": f"sqlite:///{folder}/scim.db", "SCIM_LOG_LEVEL": "WARNING"}
-    env.pop("SCIM_BASE_PATH", None)
+BACKENDS = [
+    "sqlite",
+    pytest.param("postgres", marks=pytest.mark.postgres),
+    pytest.param("ldap", marks=pytest.mark.ldap),
+]
+
+
+def _server_env(request: pytest.FixtureRequest, folder: Path, kind: str) -> tuple[dict[str, str], Callable[[], None]]:
+    """The environment of a server on backend ``kind``, and what removes its store afterwards."""
+    # No stray SCIM_* setting of the caller's shell (a base path, another backend) reaches the server.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SCIM_") or k.startswith("SCIM_TEST_")}
+    env.update({"SCIM_DATABASE_URL": f"sqlite:///{folder}/scim.db", "SCIM_LOG_LEVEL": "WARNING"})
+    if kind == "postgres":
+        databases = request.getfixturevalue("pg_databases")
+        name = databases.create(tag="conformance")
+        env["SCIM_DATABASE_URL"] = databases.url(name)
+        return env, lambda: databases.drop(name)
+    if kind == "ldap":
+        subtrees = request.getfixturevalue("ldap_subtrees")
+        env.update(subtrees.settings)
+        base = subtrees.new_base("conformance")
+        env.update({"SCIM_BACKEND": "ldap", "SCIM_LDAP_BASE_DN": base})
+        return env, lambda: subtrees.remove(base)
+    return env, lambda: None
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def live_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """gunicorn (2 workers) on a free port of 127.0.0.1 over a fresh store of the backend, schema made by the CLI."""
+    kind = request.param
+    folder = tmp_path_factory.mktemp(f"conformance-{kind}")
+    env, remove_store = _server_env(request, folder, kind)
     _cli(env, "db", "upgrade")
     port = _free_port()
     log = (folder / "gunicorn.log").open("wb")
@@ -126,7 +164,7 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
                     tail = (folder / "gunicorn.log").read_text(errors="replace")[-2000:]
                     raise RuntimeError(f"gunicorn did not start: {tail}") from None
                 time.sleep(0.1)
-        live = LiveServer(base_url=url, env=env)
+        live = LiveServer(base_url=url, env=env, backend=kind)
         # Warm every worker (imports, first connection) so the suites' response-time assertions measure requests.
         warm = live.new_org("warmup")
         for _ in range(8):
@@ -136,6 +174,7 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
         server.terminate()
         server.wait(timeout=30)
         log.close()
+        remove_store()
 
 
 def seed_user(live: LiveServer, token: str, user_name: str, given: str, family: str) -> dict:

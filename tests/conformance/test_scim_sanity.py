@@ -2,9 +2,13 @@
 
 The probe runs a create/read/replace/patch/delete lifecycle for Users and Groups, searches, pages and
 provokes errors, and reports each test as pass, fail, warning, skip or error. Every test must pass (skips
-are only the Agent/AgenticApplication resource types, which this server does not offer), unless it is in
-``KNOWN_GAPS`` with the server change it waits for: then the test xfails with the reason, and a known gap
-that no longer occurs fails the test so the list cannot go stale.
+are only the Agent/AgenticApplication resource types, which this server does not offer), except those in
+``PRODUCT_RULE_EXCEPTIONS``: a product rule that deliberately differs from what the probe expects, each
+with its reason and a check, run here, that the server does what the rule says instead. An exception
+that no longer occurs fails the test, so the list cannot go stale.
+
+The organization has the default profile ``auto``; the probe's User-Agent names no IdP, so it gets the
+strict ``generic`` profile, whose Group PATCH answers 200 with the group (RFC 7644 §3.5.2's first form).
 """
 
 from __future__ import annotations
@@ -13,25 +17,51 @@ import json
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import LiveServer, skip_or_fail
+from conftest import GROUP_SCHEMA, LiveServer, call, skip_or_fail
 
 pytestmark = pytest.mark.slow
 
 SCIM_SANITY = Path(sys.executable).parent / "scim-sanity"
 
-# Probe test name -> what the server does and the decision it waits for.
-KNOWN_GAPS: dict[str, str] = {
-    "PATCH /Groups/{id}": (
-        "Group PATCH answers 204 unless attributes are asked for (RFC 7644 §3.5.2 allows 200 with the resource "
-        "or 204); scim-sanity requires 200 with the group. Decide in scim_service/api/resources.py."
-    ),
-    "PATCH /Groups/{id} remove members": "As above: 204 for a Group PATCH.",
-    "PATCH /Groups/{id} add member": (
-        "Adding member 'fake-member-id' (no such user) is refused with 400; scim-sanity expects 200 (it notes "
-        "RFC 7644 §3.5.2 does not require the member to exist)."
+PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+
+
+@dataclass(frozen=True)
+class ProductRuleException:
+    """A probe expectation this server deliberately does not meet, and what it does instead."""
+
+    reason: str
+    check: Callable[[LiveServer, str], None]  # asserts the rule's behaviour with the organization's token
+
+
+def _unknown_member_is_refused(server: LiveServer, token: str) -> None:
+    """Adding a member id that is no user of the organization gets 400 invalidValue and changes nothing."""
+    status, group = call(
+        f"{server.base_url}/Groups", token, "POST", {"schemas": [GROUP_SCHEMA], "displayName": "rule check"}
+    )
+    assert status == 201, group
+    add = {"schemas": [PATCH_OP], "Operations": [{"op": "add", "path": "members", "value": [{"value": "no-such-id"}]}]}
+    status, error = call(f"{server.base_url}/Groups/{group['id']}", token, "PATCH", add)
+    assert status == 400 and error.get("scimType") == "invalidValue", (status, error)
+    status, after = call(f"{server.base_url}/Groups/{group['id']}", token)
+    assert status == 200 and not after.get("members"), after
+
+
+# Probe test name -> the product rule it runs into.
+PRODUCT_RULE_EXCEPTIONS: dict[str, ProductRuleException] = {
+    "PATCH /Groups/{id} add member": ProductRuleException(
+        reason=(
+            "The probe adds member 'fake-member-id' (no such user) and expects 200, noting that RFC 7644 §3.5.2 "
+            "does not require a member to exist. This server refuses any member that is not a visible user of "
+            "the organization with 400 invalidValue: accepting unknown ids while refusing another organization's "
+            "ids would tell a caller which ids exist in other organizations."
+        ),
+        check=_unknown_member_is_refused,
     ),
 }
 
@@ -59,10 +89,12 @@ def test_scim_sanity_probe(live_server: LiveServer, tmp_path: Path) -> None:
     bad = [r for r in results if r["status"] not in ("pass", "skip")]
     skipped = [r["name"] for r in results if r["status"] == "skip"]
     assert all("Agent" in name for name in skipped), f"unexpected skips: {skipped}"
-    unexpected = [r for r in bad if r["name"] not in KNOWN_GAPS]
+    unexpected = [r for r in bad if r["name"] not in PRODUCT_RULE_EXCEPTIONS]
     details = [f"{r['status']} {r['name']}: {r.get('message')}" for r in unexpected]
     assert not unexpected, f"scim-sanity {report['summary']}; failures:\n  " + "\n  ".join(details)
-    fixed = [name for name in KNOWN_GAPS if name not in {r["name"] for r in bad}]
-    assert not fixed, f"these known gaps no longer occur; remove them from KNOWN_GAPS: {fixed}"
-    if bad:
-        pytest.xfail(f"scim-sanity {report['summary']}; known gaps: " + "; ".join(KNOWN_GAPS[r["name"]] for r in bad))
+    gone = [name for name in PRODUCT_RULE_EXCEPTIONS if name not in {r["name"] for r in bad}]
+    assert not gone, f"these exceptions no longer occur; remove them from PRODUCT_RULE_EXCEPTIONS: {gone}"
+    for exception in PRODUCT_RULE_EXCEPTIONS.values():
+        exception.check(live_server, token)  # the server does what the rule says instead
+    passed = sum(1 for r in results if r["status"] == "pass")
+    print(f"scim-sanity: {passed} passed, {len(skipped)} skipped, {len(bad)} product-rule exception(s)")

@@ -1,8 +1,9 @@
-"""Fixtures of the LDAP backend tests: one private slapd per test session, a fresh tenant subtree per test.
+"""Fixtures of the LDAP backend tests: the session's directory, a fresh tenant subtree per test.
 
-The server is a private OpenLDAP slapd started from a temporary folder (see ``slapd_server.py``), or
-the directory named by ``SCIM_TEST_LDAP_URL`` (with ``SCIM_TEST_LDAP_BASE_DN``, ``SCIM_TEST_LDAP_BIND_DN``
-and ``SCIM_TEST_LDAP_BIND_PASSWORD``; it needs the scimResource schema and the sssvlv overlay). Without
+The directory (``slapd`` and ``ldap_settings``, shared with the HTTP tests) comes from ``tests/conftest.py``:
+a private OpenLDAP slapd started from a temporary folder (``tests/ldap_support.py``), or the directory
+named by ``SCIM_TEST_LDAP_URL`` (with ``SCIM_TEST_LDAP_BASE_DN``, ``SCIM_TEST_LDAP_BIND_DN`` and
+``SCIM_TEST_LDAP_BIND_PASSWORD``; it needs the scimResource schema and the sssvlv overlay). Without
 either the tests skip with the reason, except under ``CI=true``, where they fail.
 """
 
@@ -23,6 +24,7 @@ except ImportError:  # not installed yet (setup.cfg): take it from the source tr
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "backends"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import ldap_support
 from scim_ldap.backend import LdapBackend
 from scim_ldap.pool import LdapSettings
 
@@ -35,48 +37,6 @@ def _unavailable(reason: str) -> None:
     if IN_CI:
         pytest.fail(f"{reason}; CI=true requires the LDAP tests to run (install slapd and ldap-utils)")
     pytest.skip(reason)
-
-
-@pytest.fixture(scope="session")
-def slapd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """The session's private slapd (a ``slapd_server.Slapd``), or None when ``SCIM_TEST_LDAP_URL`` names a server."""
-    if os.environ.get("SCIM_TEST_LDAP_URL"):
-        yield None
-        return
-    import slapd_server
-
-    if slapd_server.find_binaries() is None:
-        _unavailable(
-            "OpenLDAP slapd is not installed (apt-get install slapd ldap-utils) and SCIM_TEST_LDAP_URL is unset"
-        )
-    try:
-        server = slapd_server.start(tmp_path_factory.mktemp("slapd"))
-    except RuntimeError as exc:
-        _unavailable(f"could not start a private slapd: {exc}")
-        raise
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="session")
-def ldap_settings(slapd: Any) -> dict[str, str]:
-    """The ``SCIM_LDAP_*`` settings of the session's directory."""
-    if slapd is None:
-        return {
-            "SCIM_LDAP_URL": os.environ["SCIM_TEST_LDAP_URL"],
-            "SCIM_LDAP_BASE_DN": os.environ.get("SCIM_TEST_LDAP_BASE_DN", "dc=scim,dc=test"),
-            "SCIM_LDAP_BIND_DN": os.environ.get("SCIM_TEST_LDAP_BIND_DN", ""),
-            "SCIM_LDAP_BIND_PASSWORD": os.environ.get("SCIM_TEST_LDAP_BIND_PASSWORD", ""),
-        }
-    return {
-        "SCIM_LDAP_URL": slapd.url,
-        "SCIM_LDAP_BASE_DN": slapd.base_dn,
-        "SCIM_LDAP_BIND_DN": slapd.bind_dn,
-        "SCIM_LDAP_BIND_PASSWORD": slapd.password,
-        "SCIM_LDAP_POOL_SIZE": "16",
-    }
 
 
 @pytest.fixture
@@ -128,12 +88,10 @@ def settings(ldap_settings: dict[str, str]) -> LdapSettings:
 @pytest.fixture(scope="module")
 def bare_slapd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """A second private slapd without our schema and without TLS, as a fresh packaged server is."""
-    import slapd_server
-
-    if slapd_server.find_binaries() is None:
+    if ldap_support.find_binaries() is None:
         _unavailable("OpenLDAP slapd is not installed (apt-get install slapd ldap-utils)")
     try:
-        server = slapd_server.start(tmp_path_factory.mktemp("bare-slapd"), scim_schema=False, tls=False)
+        server = ldap_support.start(tmp_path_factory.mktemp("bare-slapd"), scim_schema=False, tls=False)
     except RuntimeError as exc:
         _unavailable(f"could not start a private slapd: {exc}")
         raise

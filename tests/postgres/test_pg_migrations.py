@@ -6,6 +6,9 @@ the revision before its head, rows are written into every table that exists ther
 upgrades to head and every row must still be there with the same values. While an environment has a
 single revision, "the revision before head" is the empty database, so that test checks base -> head,
 and the populated-database test below checks that re-running the upgrade on live data is harmless.
+The sample JSON documents carry emails, so a revision that derives rows from the user documents (the
+``sql`` backend's 0002 fills ``scim_user_emails``) runs on real data; a dedicated test writes users at
+the backend's 0001 and finds them by ``emails.value`` through the API after ``scim-service db upgrade``.
 The same logical schema on SQLite and PostgreSQL, and the per-test schema isolation of the API tests'
 PostgreSQL variant, are checked here too.
 """
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -30,10 +34,17 @@ from api_helpers import Scim, database_url, make_app, new_org, user
 from pg_support import BIN, PgDatabases, cli, service_env
 from scim_sql.backend import MIGRATIONS_DIR as SQL_MIGRATIONS
 from scim_sql.backend import VERSION_TABLE as SQL_VERSION_TABLE
+from scim_sql.backend import SqlBackend
 
 from scim_service.extension import get_state
+from scim_service.model import Tenant
+from scim_service.query.ast import ListQuery
+from scim_service.query.parser import parse_filter
+from scim_service.query.resolve import resolve_filter
+from scim_service.schemas.definitions import USER_RESOURCE
 from scim_service.servicedb.migrate import VERSION_TABLE as SERVICE_VERSION_TABLE
 from scim_service.servicedb.migrate import alembic_config
+from scim_service.servicedb.store import ServiceStore
 from scim_service.sqlengine import make_engine, write_transaction
 
 pytestmark = pytest.mark.postgres
@@ -129,7 +140,8 @@ def _value(column: sa.Column[Any], n: int) -> Any:
     if isinstance(kind, sa.Date):
         return date(2024, 1, 1 + n)
     if isinstance(kind, sa.JSON):
-        return {"sample": n, "userName": f"u{n}"}
+        # With emails: the sql backend's 0002 backfills its email side table from user documents.
+        return {"sample": n, "userName": f"u{n}", "emails": [{"value": f"U{n}@Example.com", "type": "work"}]}
     if isinstance(kind, sa.LargeBinary):
         return bytes([n])
     if isinstance(kind, sa.String):
@@ -206,6 +218,10 @@ def test_db_upgrade_from_the_previous_revision_keeps_every_row(fresh_db: str) ->
     after = read_back(fresh_db, written)
     for name, rows in written.items():
         assert _sorted(after[name]) == _sorted(rows), name
+    if "scim_users" in written:
+        # Whatever the upgrade added, the users written before it are still found by their emails.
+        found = _emails_found(fresh_db, written["scim_users"])
+        assert found == {r["id"] for r in written["scim_users"] if not r["deleted"]}, found
     print(
         f"\n[migrations] {', '.join(f'{n}: {previous[n]} -> {heads[n]}' for n in heads)}; "
         f"rows written before the upgrade: {sum(len(r) for r in written.values())} in {len(written)} tables"
@@ -228,6 +244,103 @@ def test_db_upgrade_from_the_previous_revision_keeps_every_row(fresh_db: str) ->
     for name, rows in written.items():
         assert _sorted(after[name]) == _sorted(rows), name
     print(f"[migrations] re-upgrade at head kept {sum(len(r) for r in written.values())} rows in {len(written)} tables")
+
+
+def _emails_found(url: str, rows: list[dict[str, Any]]) -> set[str]:
+    """The ids of ``rows`` (users) that an ``emails.value eq`` filter on their sample email finds."""
+    backend = SqlBackend.from_config({"SCIM_DATABASE_URL": url})
+    found: set[str] = set()
+    try:
+        for row in rows:
+            value = row["data"]["emails"][0]["value"].lower()
+            query = ListQuery(filter=resolve_filter(parse_filter(f'emails.value eq "{value}"'), USER_RESOURCE))
+            page = backend.list_users(Tenant(id=row["tenant_id"], name=row["tenant_id"]), query)
+            found.update(u.id for u in page.resources)
+    finally:
+        backend.close()
+    return found
+
+
+def test_db_upgrade_finds_users_written_at_sql_0001_by_their_emails(fresh_db: str, tmp_path: Path) -> None:
+    """Users written by the sql backend's 0001 (no email side table yet) are found by emails.value filters,
+    through the API, once ``scim-service db upgrade`` ran 0002 and its backfill."""
+    service, sql = ENVIRONMENTS
+    upgrade_to(fresh_db, service, service.revisions()[1])
+    upgrade_to(fresh_db, sql, "0001")
+    engine = make_engine(fresh_db)
+    try:
+        assert "scim_user_emails" not in sa.inspect(engine).get_table_names()
+        store = ServiceStore(engine)
+        tenant = store.create_org("legacy", match_policy="username")
+        _token_id, token = store.create_token("legacy")
+        now = datetime(2024, 5, 1, tzinfo=UTC)
+        people = {
+            "alice": [
+                {"value": "Alice@Example.COM", "type": "work", "primary": True},
+                {"value": "alice.home@example.org", "type": "home"},
+            ],
+            "bob": [{"value": "bob@example.com", "type": "home"}, {"value": "bob.work@example.com", "type": "work"}],
+            "emile": [{"value": "ÉMILE@x.fr"}],
+            "ghost": [{"value": "ghost@example.com"}],  # soft-deleted at 0001
+            "nobody": None,
+        }
+        table = sa.Table("scim_users", sa.MetaData(), autoload_with=engine)
+        ids = {name: str(uuid.uuid4()) for name in people}
+        with engine.begin() as conn:
+            for name, emails in people.items():
+                data: dict[str, Any] = {"userName": name, "active": True}
+                if emails is not None:
+                    data["emails"] = emails
+                conn.execute(
+                    table.insert().values(
+                        id=ids[name],
+                        tenant_id=tenant.id,
+                        user_name=name,
+                        user_name_lower=name,
+                        primary_email_lower=emails[0]["value"].lower() if emails else None,
+                        external_id=None,
+                        display_name=None,
+                        active=name != "ghost",
+                        deleted=name == "ghost",
+                        data=data,
+                        created=now,
+                        last_modified=now,
+                        deactivated_at=now if name == "ghost" else None,
+                        version=1,
+                    )
+                )
+    finally:
+        engine.dispose()
+
+    cli(service_env(fresh_db), "db", "upgrade")
+    assert versions(fresh_db) == {e.name: e.revisions()[1] for e in ENVIRONMENTS}
+
+    app = make_app(tmp_path, SCIM_DATABASE_URL=fresh_db)
+    scim = Scim(app.test_client(), token)
+
+    def found(text: str) -> list[str]:
+        response = scim.get("/Users", query_string={"filter": text})
+        assert response.status_code == 200, response.get_json()
+        return sorted(r["userName"] for r in response.get_json()["Resources"])
+
+    assert found('emails.value eq "alice@example.com"') == ["alice"]
+    assert found('emails.value eq "ALICE.HOME@example.org"') == ["alice"]  # not only the primary
+    assert found('emails.value eq "émile@X.FR"') == ["emile"]
+    assert found('emails.value sw "BOB"') == ["bob"]
+    assert found('emails[type eq "work" and value eq "bob@example.com"]') == []  # type and value of one element
+    assert found('emails[type eq "home" and value eq "bob@example.com"]') == ["bob"]
+    assert found('emails.value eq "ghost@example.com"') == []  # soft-deleted users never match
+    assert found('emails.value ne "bob@example.com"') == ["alice", "emile", "nobody"]
+    engine = sa.create_engine(fresh_db)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(sa.text("SELECT user_id, value_lower FROM scim_user_emails")).all()
+    finally:
+        engine.dispose()
+    assert sorted(v for _u, v in rows) == sorted(
+        e["value"].lower() for emails in people.values() if emails for e in emails
+    )
+    get_state(app).close()
 
 
 def test_db_upgrade_on_a_populated_database_at_head_changes_nothing(fresh_db: str, tmp_path: Path) -> None:
