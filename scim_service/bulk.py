@@ -19,6 +19,7 @@ from typing import Any
 from scim_service.errors import InvalidSyntax, InvalidValue, PayloadTooLarge, ScimError
 from scim_service.lifecycle import Lifecycle
 from scim_service.model import GroupRecord, Tenant, UserRecord
+from scim_service.profiles import ActiveProfile
 from scim_service.schemas.resources import load_group, load_user
 
 BULK_REQUEST_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:BulkRequest"
@@ -80,9 +81,11 @@ def run_bulk(
     operations: list[Mapping[str, Any]],
     fail_on_errors: int | None,
     *,
+    profile: ActiveProfile | None = None,
     on_result: Callable[[BulkResult], None] | None = None,
 ) -> list[BulkResult]:
-    """Execute the operations and return one result per operation that ran, in request order."""
+    """Execute the operations and return one result per operation that ran, in request order.
+    ``profile`` is the request's IdP profile; every operation is read with its tolerances."""
     created: dict[str, tuple[str, str]] = {}  # bulkId -> (resource type, id)
     results: dict[int, BulkResult] = {}
     pending = [_Pending(i, op) for i, op in enumerate(operations)]
@@ -97,7 +100,7 @@ def run_bulk(
             if stopped():
                 break
             try:
-                result = _run_one(lifecycle, tenant, item.operation, created)
+                result = _run_one(lifecycle, tenant, item.operation, created, profile)
             except _Unresolved as missing:
                 if _defined_later(missing.bulk_id, pending, item):
                     waiting.append(item)
@@ -132,7 +135,11 @@ def _error_result(operation: Mapping[str, Any], error: ScimError) -> BulkResult:
 
 
 def _run_one(
-    lifecycle: Lifecycle, tenant: Tenant, operation: Mapping[str, Any], created: dict[str, tuple[str, str]]
+    lifecycle: Lifecycle,
+    tenant: Tenant,
+    operation: Mapping[str, Any],
+    created: dict[str, tuple[str, str]],
+    profile: ActiveProfile | None,
 ) -> BulkResult:
     if not isinstance(operation, Mapping):
         return BulkResult(method="", bulk_id=None, status=400, error=InvalidSyntax("An operation must be an object."))
@@ -149,16 +156,21 @@ def _run_one(
         if method == "POST":
             if resource_id is not None or not bulk_id:
                 raise InvalidValue("A bulk POST needs a bulkId and a path of /Users or /Groups.")
-            record, status = _create(lifecycle, tenant, kind, data)
+            record, status = _create(lifecycle, tenant, kind, data, profile)
         elif resource_id is None:
             raise InvalidValue(f"A bulk {method} needs a path naming one resource.")
         elif method == "PUT":
-            record, status = _replace(lifecycle, tenant, kind, resource_id, data, version), 200
+            record, status = _replace(lifecycle, tenant, kind, resource_id, data, version, profile), 200
         elif method == "PATCH":
             if not isinstance(data, Mapping):
                 raise InvalidSyntax("A bulk PATCH needs a PatchOp object as data.")
-            patcher = lifecycle.patch_user if kind == "Users" else lifecycle.patch_group
-            record, status = patcher(tenant, resource_id, data, if_match=version), 200
+            if kind == "Users":
+                record = lifecycle.patch_user(tenant, resource_id, data, if_match=version, profile=profile)
+            else:  # the BulkResponse carries no body: never read the member list
+                record = lifecycle.patch_group(
+                    tenant, resource_id, data, if_match=version, profile=profile, include_members=False
+                )
+            status = 200
         elif method == "DELETE":
             deleter = lifecycle.delete_user if kind == "Users" else lifecycle.delete_group
             deleter(tenant, resource_id, if_match=version)
@@ -172,20 +184,30 @@ def _run_one(
     return BulkResult(method, bulk_id, status, kind, record.id, record.version)
 
 
-def _create(lifecycle: Lifecycle, tenant: Tenant, kind: str, data: Any) -> tuple[UserRecord | GroupRecord, int]:
+def _create(
+    lifecycle: Lifecycle, tenant: Tenant, kind: str, data: Any, profile: ActiveProfile | None
+) -> tuple[UserRecord | GroupRecord, int]:
     if kind == "Users":
-        user, was_created = lifecycle.create_user(tenant, load_user(data).data)
+        loaded_user = load_user(data, profile=profile, resource=lifecycle.user_resource)
+        user, was_created = lifecycle.create_user(tenant, loaded_user.data)
         return user, 201 if was_created else 200
-    loaded = load_group(data)
+    loaded = load_group(data, profile=profile, resource=lifecycle.group_resource)
     return lifecycle.create_group(tenant, loaded.data, loaded.members), 201
 
 
 def _replace(
-    lifecycle: Lifecycle, tenant: Tenant, kind: str, resource_id: str, data: Any, version: str | None
+    lifecycle: Lifecycle,
+    tenant: Tenant,
+    kind: str,
+    resource_id: str,
+    data: Any,
+    version: str | None,
+    profile: ActiveProfile | None,
 ) -> UserRecord | GroupRecord:
     if kind == "Users":
-        return lifecycle.replace_user(tenant, resource_id, load_user(data).data, if_match=version)
-    loaded = load_group(data)
+        loaded_user = load_user(data, profile=profile, resource=lifecycle.user_resource)
+        return lifecycle.replace_user(tenant, resource_id, loaded_user.data, if_match=version)
+    loaded = load_group(data, profile=profile, resource=lifecycle.group_resource)
     return lifecycle.replace_group(tenant, resource_id, loaded.data, loaded.members, if_match=version)
 
 

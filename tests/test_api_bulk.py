@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from api_helpers import GROUP_SCHEMA, Scim, assert_scim_error, make_app, new_org, user
 
 from scim_service.extension import get_state
@@ -112,3 +113,59 @@ def test_bad_bulk_envelopes(scim):
     assert_scim_error(scim.post("/Bulk", {"schemas": [BULK], "Operations": []}), 400, "invalidSyntax")
     bad_method = bulk(scim, [{"method": "MOVE", "path": "/Users/x"}]).get_json()["Operations"]
     assert bad_method[0]["status"] == "400"
+
+
+def test_bulk_operations_follow_the_organizations_profile(scim, state):
+    capitalised = {
+        "method": "PATCH",
+        "path": "/Users/bulkId:u",
+        "data": {"schemas": [PATCH], "Operations": [{"op": "Replace", "path": "active", "value": "False"}]},
+    }
+    create = {"method": "POST", "path": "/Users", "bulkId": "u", "data": user("entra-user")}
+    strict = bulk(scim, [create, capitalised]).get_json()["Operations"]
+    assert [r["status"] for r in strict] == ["201", "400"]  # generic: the RFC's lower-case ops and real booleans
+
+    state.store.set_profile("acme", "entra")
+    create2 = {**create, "data": user("entra-user-2")}
+    lenient = bulk(scim, [create2, capitalised]).get_json()["Operations"]
+    assert [r["status"] for r in lenient] == ["201", "200"]
+    user_id = lenient[0]["location"].rsplit("/", 1)[-1]
+    assert scim.get(f"/Users/{user_id}").get_json()["active"] is False
+
+
+def test_bulk_validates_configured_schema_extensions(tmp_path, api_database):
+    import json
+
+    if api_database == "ldap":
+        pytest.skip(
+            "the ldap backend does not declare custom_schemas (tests/test_api_extensions.py checks the refusal)"
+        )
+
+    ext = "urn:example:params:scim:schemas:extension:acme:2.0:User"
+    extensions = tmp_path / "extensions.json"
+    extensions.write_text(
+        json.dumps(
+            {
+                "schemas": [
+                    {
+                        "id": ext,
+                        "name": "AcmeUser",
+                        "resourceType": "User",
+                        "attributes": [{"name": "badge", "type": "integer"}],
+                    }
+                ]
+            }
+        )
+    )
+    app = make_app(tmp_path, SCIM_SCHEMA_EXTENSIONS_FILE=str(extensions))
+    client = Scim(app.test_client(), new_org(get_state(app), "acme"))
+    good = user("a", **{"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User", ext], ext: {"badge": 7}})
+    bad = user("b", **{"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User", ext], ext: {"badge": "seven"}})
+    ops = [
+        {"method": "POST", "path": "/Users", "bulkId": "a", "data": good},
+        {"method": "POST", "path": "/Users", "bulkId": "b", "data": bad},
+    ]
+    results = bulk(client, ops).get_json()["Operations"]
+    assert [r["status"] for r in results] == ["201", "400"]
+    user_id = results[0]["location"].rsplit("/", 1)[-1]
+    assert client.get(f"/Users/{user_id}").get_json()[ext] == {"badge": 7}

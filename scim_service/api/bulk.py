@@ -7,6 +7,7 @@ from typing import Any
 from flask import Response, request
 
 from scim_service.api.blueprint import base_url, bp, dispatch, error_body, json_body, principal, scim_response, state
+from scim_service.api.resources import active_profile
 from scim_service.bulk import BULK_RESPONSE_SCHEMA, parse_bulk_request, run_bulk
 from scim_service.errors import PayloadTooLarge
 from scim_service.schemas.render import etag
@@ -18,7 +19,7 @@ def _bulk() -> Response:
     if (request.content_length is not None and request.content_length > limit) or len(request.get_data()) > limit:
         raise PayloadTooLarge(f"The BulkRequest is larger than maxPayloadSize ({limit} bytes).")
     operations, fail_on_errors = parse_bulk_request(json_body(), max_operations=config["SCIM_BULK_MAX_OPERATIONS"])
-    results = run_bulk(state().lifecycle, principal().tenant, operations, fail_on_errors)
+    results = run_bulk(state().lifecycle, principal().tenant, operations, fail_on_errors, profile=active_profile())
     base = base_url()
     answers: list[dict[str, Any]] = []
     for result in results:
