@@ -62,6 +62,20 @@ def holds_seat(policy: SeatPolicy, *, active: bool, deleted: bool) -> bool:
     return active and not deleted
 
 
+def primary_email(data: Mapping[str, Any]) -> str | None:
+    """The user's matching email, lower-cased: the ``emails`` value marked primary, else the first one.
+
+    The one place this rule lives: under ``MatchPolicy.EMAIL`` backends refuse a second user with the
+    same primary email, and the lifecycle reactivates an inactive user that a POST matches by it.
+    """
+    emails = data.get("emails")
+    if not isinstance(emails, list):
+        return None
+    candidates = [e for e in emails if isinstance(e, Mapping) and isinstance(e.get("value"), str) and e["value"]]
+    chosen = next((e for e in candidates if e.get("primary") is True), candidates[0] if candidates else None)
+    return None if chosen is None else str(chosen["value"]).lower()
+
+
 @dataclass(frozen=True)
 class Member:
     """One member of a group (RFC 7643 §4.2 ``members``); ``value`` is the member's id."""

@@ -61,6 +61,7 @@ from scim_service.model import (
     Tenant,
     UserRecord,
     holds_seat,
+    primary_email,
 )
 from scim_service.query.ast import ListQuery
 from scim_service.query.evaluator import get_ci
@@ -132,16 +133,6 @@ def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
 def _any_of(attr: str, values: Sequence[str]) -> str:
     atoms = "".join(f"({attr}={escape(v)})" for v in values)
     return atoms if len(values) == 1 else f"(|{atoms})"
-
-
-def primary_email(data: Mapping[str, Any]) -> str | None:
-    """The lower-cased primary email: the ``emails`` value marked primary, else the first one."""
-    emails = get_ci(data, "emails")
-    if not isinstance(emails, list):
-        return None
-    candidates = [e for e in emails if isinstance(e, Mapping) and isinstance(e.get("value"), str) and e["value"]]
-    chosen = next((e for e in candidates if e.get("primary") is True), candidates[0] if candidates else None)
-    return None if chosen is None else str(chosen["value"]).lower()
 
 
 def _scim_get(data: Mapping[str, Any], path: str) -> Any:

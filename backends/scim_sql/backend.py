@@ -44,6 +44,7 @@ from scim_service.model import (
     Tenant,
     UserRecord,
     holds_seat,
+    primary_email,
 )
 from scim_service.query.ast import ListQuery
 from scim_service.sqlengine import (
@@ -118,17 +119,10 @@ def _text(data: Mapping[str, Any], key: str, *, required: bool = False) -> str |
     return value
 
 
-def primary_email(data: Mapping[str, Any]) -> str | None:
-    """The lower-cased primary email: the ``emails`` value marked primary, else the first one."""
-    emails = data.get("emails")
-    if not isinstance(emails, list):
-        return None
-    candidates = [e for e in emails if isinstance(e, Mapping) and isinstance(e.get("value"), str) and e["value"]]
-    chosen = next((e for e in candidates if e.get("primary") is True), candidates[0] if candidates else None)
-    if chosen is None:
-        return None
-    value = str(chosen["value"]).lower()
-    if len(value) > MAX_TEXT:
+def _primary_email_column(data: Mapping[str, Any]) -> str | None:
+    """The primary email (:func:`scim_service.model.primary_email`) as the indexed column holds it."""
+    value = primary_email(data)
+    if value is not None and len(value) > MAX_TEXT:
         raise InvalidValue(f"the primary email is longer than the {MAX_TEXT} characters the sql backend stores")
     return value
 
@@ -154,7 +148,7 @@ class _UserColumns:
         return cls(
             user_name=user_name,
             user_name_lower=user_name.lower(),
-            primary_email_lower=primary_email(data),
+            primary_email_lower=_primary_email_column(data),
             external_id=_text(data, "externalId"),
             display_name=_text(data, "displayName"),
             active=active,

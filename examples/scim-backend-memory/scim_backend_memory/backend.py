@@ -34,6 +34,7 @@ from scim_service.model import (
     Tenant,
     UserRecord,
     holds_seat,
+    primary_email,
 )
 from scim_service.query import evaluator
 from scim_service.query.ast import ListQuery
@@ -45,13 +46,6 @@ _CURSOR_PREFIX = "mem1."
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def primary_email(data: Mapping[str, Any]) -> str | None:
-    """The lower-cased primary email: the ``emails`` value marked primary, else the first one."""
-    emails = [e for e in data.get("emails") or () if isinstance(e, Mapping) and e.get("value")]
-    chosen = next((e for e in emails if e.get("primary") is True), emails[0] if emails else None)
-    return str(chosen["value"]).lower() if chosen else None
 
 
 @dataclass
