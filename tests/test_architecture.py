@@ -15,6 +15,10 @@ BELOW_THE_BLUEPRINTS = [
     "scim_service.plugins",
     "scim_service.lifecycle",
     "scim_service.patch",
+    "scim_service.profiles",
+    "scim_service.bulk",
+    "scim_service.schemas.extensions",
+    "scim_service.testing",
     "scim_service.config",
     "scim_service.auth",
     "scim_service.sqlengine",
@@ -28,6 +32,7 @@ BELOW_THE_BLUEPRINTS = [
     "scim_service.schemas.discovery",
     "scim_service.servicedb.store",
     "scim_sql.backend",
+    "scim_ldap.backend",
 ]
 
 

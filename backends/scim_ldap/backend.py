@@ -24,7 +24,7 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -74,6 +74,11 @@ NO_SUCH_OBJECT, OC_VIOLATION, ALREADY_EXISTS, VLV_ERROR = 32, 65, 68, 76
 FREE = "free"
 LOCK_RDN = "cn=scim-lock"
 _CHUNK = 100  # values per (|...) filter
+# Key of a group's stored document that holds the member displays the client gave (member id -> display):
+# the directory keeps members as DNs only. "$" cannot start a SCIM attribute name (RFC 7643 §2.1), so the
+# key never meets group data.
+MEMBER_DISPLAYS = "$memberDisplays"
+MAX_DISPLAY = 512  # characters of a given member display, as the sql backend allows
 
 
 Conn = ldap3.Connection
@@ -727,7 +732,21 @@ class LdapBackend(Backend):
             dn = entry["dn"]
             if rename:
                 dn = self._rename(conn, dn, rdn_attr, user_name, what="user")
+                self._follow_rename(conn, tenant, entry["dn"], dn)
             return self._user_record(self._read_back(conn, dn))
+
+    def _follow_rename(self, conn: Conn, tenant: Tenant, old_dn: str, new_dn: str) -> None:
+        """Point the groups that hold a renamed user's old DN at its new one, one delta modify per group.
+
+        The directory keeps member DNs as written (unless an overlay such as refint follows renames), so
+        without this a renamed user would drop out of its groups. Member displays are keyed by id and stay.
+        """
+        m = self.mapping
+        flt = f"(&{m.group_filter}({m.member_attribute}={escape(old_dn)}))"
+        for group in self._search(conn, self.groups_dn(tenant), flt, self._group_attrs(members=False)):
+            if conn.compare(group["dn"], m.member_attribute, new_dn):
+                continue  # only the case changed (the DNs match), or the server followed the rename itself
+            self._member_delta(conn, group, add=[new_dn], remove=[old_dn], what="follow a renamed user in its groups")
 
     @staticmethod
     def _rdn_value(entry: Entry, rdn_attr: str) -> str:
@@ -749,11 +768,26 @@ class LdapBackend(Backend):
             raise self._error(conn, f"rename the {what} {dn}")
         return f"{new_rdn},{dn.split(',', 1)[1]}" if "," in dn else new_rdn
 
-    def _drop_memberships(self, conn: Conn, tenant: Tenant, user_dn: str) -> None:
+    def _drop_memberships(self, conn: Conn, tenant: Tenant, user_dn: str, user_id: str) -> None:
+        """Remove the user from every group of the tenant, with the display it was given there."""
         m = self.mapping
         flt = f"(&{m.group_filter}({m.member_attribute}={escape(user_dn)}))"
         for group in self._search(conn, self.groups_dn(tenant), flt, self._group_attrs(members=False)):
-            self._member_delta(conn, group, add=[], remove=[user_dn], what="remove a deleted user from its groups")
+            self._member_delta(
+                conn,
+                group,
+                add=[],
+                remove=[user_dn],
+                what="remove a deleted user from its groups",
+                document=lambda added, removed, group=group: self._without_display(group, user_id),
+            )
+
+    def _without_display(self, group: Entry, user_id: str) -> str | None:
+        """The group's document without the member display given to ``user_id`` (None: it has none)."""
+        displays = self._given_displays(group)
+        if displays.pop(user_id, None) is None:
+            return None
+        return self._group_document(self._document(group) or {}, displays)
 
     def delete_user(self, tenant: Tenant, user_id: str, *, hard: bool, expected_version: str | None = None) -> None:
         """Soft delete (scimDeleted TRUE, scimActive FALSE) or remove the entry; memberships go either way."""
@@ -763,7 +797,7 @@ class LdapBackend(Backend):
                 raise NotFound(f"User {user_id!r} not found")
             self._check_version(entry, expected_version, "user")
             if hard:
-                self._drop_memberships(conn, tenant, entry["dn"])
+                self._drop_memberships(conn, tenant, entry["dn"], user_id)
                 if not conn.delete(entry["dn"]):
                     raise self._error(conn, f"delete the user {user_id}")
                 return
@@ -777,7 +811,7 @@ class LdapBackend(Backend):
             changes.update(self._cas(entry))
             # Marked first, so member lists (which skip deleted users) never show it again.
             self._modify(conn, entry, changes, f"soft-delete the user {user_id}")
-            self._drop_memberships(conn, tenant, entry["dn"])
+            self._drop_memberships(conn, tenant, entry["dn"], user_id)
 
     def list_users(self, tenant: Tenant, query: ListQuery) -> Page[UserRecord]:
         """Filter, sort and page in the directory (sort + VLV controls); totalResults is the server's count."""
@@ -810,7 +844,7 @@ class LdapBackend(Backend):
         removed: list[str] = []
         with self._locked(tenant) as conn:
             for entry in self._search(conn, self.people_dn(tenant), flt, [m.id_attribute]):
-                self._drop_memberships(conn, tenant, entry["dn"])
+                self._drop_memberships(conn, tenant, entry["dn"], self._id(entry))
                 if not conn.delete(entry["dn"]) and conn.result.get("result") != NO_SUCH_OBJECT:
                     raise self._error(conn, f"delete the inactive user {entry['dn']}")
                 removed.append(self._id(entry))
@@ -877,11 +911,15 @@ class LdapBackend(Backend):
         """The visible users among the group's member DNs (one search per 100 members)."""
         m = self.mapping
         dns = self._member_dns(entry)
+        given = self._given_displays(entry)
         out: list[Member] = []
         for chunk in _chunks(dns):
             flt = f"(&{m.user_filter}(!({m.deleted}=TRUE)){_any_of(m.dn_attribute, chunk)})"
             for user in self._search(conn, self.people_dn(tenant), flt, self._user_attrs(), what="read group members"):
                 record = self._user_record(user)
+                if record.id in given:  # the display the client gave wins over the computed one
+                    out.append(Member(value=record.id, type="User", display=given[record.id]))
+                    continue
                 display = record.data.get("displayName") or record.user_name
                 out.append(Member(value=record.id, type="User", display=str(display) if display else None))
         return sorted(out, key=lambda member: member.value)
@@ -890,6 +928,7 @@ class LdapBackend(Backend):
         created = _parse_stamp(_first(entry, self.mapping.created) or _first(entry, "createTimestamp")) or _now()
         modified = _parse_stamp(_first(entry, self.mapping.last_modified) or _first(entry, "modifyTimestamp"))
         data = self._overlay(entry, self._document(entry), ())
+        data.pop(MEMBER_DISPLAYS, None)  # storage detail, shown through the members
         display = self._group_display(entry)
         if display is not None:
             data["displayName"] = display
@@ -917,7 +956,8 @@ class LdapBackend(Backend):
                 out[self._id(e)] = e["dn"]
         return out
 
-    def _member_targets(self, conn: Conn, tenant: Tenant, members: Sequence[Member]) -> list[str]:
+    def _member_targets(self, conn: Conn, tenant: Tenant, members: Sequence[Member]) -> dict[str, str]:
+        """id -> DN of each member (in the given order), after checking each is a visible user of the tenant."""
         for member in members:
             if member.type and member.type.lower() != "user":
                 raise InvalidValue(
@@ -931,16 +971,48 @@ class LdapBackend(Backend):
             raise InvalidValue(
                 "These group members are not users of this organization: " + ", ".join(repr(i) for i in missing)
             )
-        return [found[i] for i in ids]
+        return {i: found[i] for i in ids}
 
-    def _group_attributes(self, data: Mapping[str, Any]) -> tuple[dict[str, list[str]], str]:
+    def _given_displays(self, entry: Entry) -> dict[str, str]:
+        """The member displays the client gave, kept in the group's document (member id -> display)."""
+        raw = (self._document(entry) or {}).get(MEMBER_DISPLAYS)
+        if not isinstance(raw, Mapping):
+            return {}
+        return {k: v for k, v in raw.items() if isinstance(k, str) and isinstance(v, str)}
+
+    @staticmethod
+    def _displays_of(members: Sequence[Member]) -> dict[str, str]:
+        """member id -> display for the members that carry one (the first mention of a member counts)."""
+        seen: set[str] = set()
+        out: dict[str, str] = {}
+        for member in members:
+            if member.value in seen:
+                continue
+            seen.add(member.value)
+            if member.display is not None:
+                if len(member.display) > MAX_DISPLAY:
+                    raise InvalidValue(f"Member {member.value!r}: display is longer than {MAX_DISPLAY} characters")
+                out[member.value] = member.display
+        return out
+
+    @staticmethod
+    def _group_document(data: Mapping[str, Any], displays: Mapping[str, str]) -> str:
+        """The stored JSON of a group: its SCIM data plus the given member displays (when there are any)."""
+        doc = {k: v for k, v in data.items() if k != MEMBER_DISPLAYS}
+        if displays:
+            doc[MEMBER_DISPLAYS] = dict(sorted(displays.items()))
+        return json.dumps(doc, ensure_ascii=False, sort_keys=True)
+
+    def _group_attributes(
+        self, data: Mapping[str, Any], displays: Mapping[str, str] | None = None
+    ) -> tuple[dict[str, list[str]], str]:
         display = data.get("displayName")
         if not isinstance(display, str) or not display.strip():
             raise InvalidValue("displayName is required and must be a non-empty string")
         external = data.get("externalId")
         attrs = {
             self.mapping.external_id: [external] if isinstance(external, str) and external else [],
-            self.mapping.document: [json.dumps(dict(data), ensure_ascii=False, sort_keys=True)],
+            self.mapping.document: [self._group_document(data, displays or {})],
         }
         for m in self.mapping.group_attributes:
             if m.ldap != self.mapping.group_rdn:
@@ -949,10 +1021,13 @@ class LdapBackend(Backend):
         return attrs, display
 
     def create_group(self, tenant: Tenant, data: Mapping[str, Any], members: Sequence[Member]) -> GroupRecord:
-        """Add ``cn=<displayName>`` under the tenant's Groups; an empty group holds the placeholder member."""
-        attrs, display = self._group_attributes(data)
+        """Add ``cn=<displayName>`` under the tenant's Groups; an empty group holds the placeholder member.
+
+        Member displays the client gave are kept in the group's document; the others are computed on read.
+        """
+        attrs, display = self._group_attributes(data, self._displays_of(members))
         with self._locked(tenant) as conn:
-            dns = self._member_targets(conn, tenant, members)
+            dns = list(self._member_targets(conn, tenant, members).values())
             placeholder = self.mapping.group_placeholder
             attrs.update(self._new_entry_attributes())
             attrs.update(
@@ -992,13 +1067,14 @@ class LdapBackend(Backend):
                 )
 
     def _group_changes(
-        self, conn: Conn, tenant: Tenant, entry: Entry, data: Mapping[str, Any]
+        self, conn: Conn, tenant: Tenant, entry: Entry, data: Mapping[str, Any], displays: Mapping[str, str]
     ) -> tuple[dict[str, Any], str | None]:
-        """Attribute changes for new group data, and the new displayName when the entry must be renamed.
+        """Attribute changes for new group data (with the given member ``displays`` in the document), and the
+        new displayName when the entry must be renamed.
 
         A name another group has is refused here, before anything is written.
         """
-        attrs, display = self._group_attributes(data)
+        attrs, display = self._group_attributes(data, displays)
         self._check_group_name(conn, tenant, display, entry["dn"])
         changes: dict[str, Any] = {k: [(MODIFY_REPLACE, v)] for k, v in attrs.items()}
         current = self._rdn_value(entry, self.mapping.group_rdn)
@@ -1019,14 +1095,18 @@ class LdapBackend(Backend):
         *,
         expected_version: str | None = None,
     ) -> GroupRecord:
-        """PUT: attributes and the whole member list in one modify (the only write that rewrites it)."""
+        """PUT: attributes and the whole member list in one modify (the only write that rewrites it).
+
+        The given member displays replace the stored ones in the same modify.
+        """
+        displays = self._displays_of(members)
         with self._locked(tenant) as conn:
             entry = self._find_group(conn, tenant, group_id, members=False)
             if entry is None:
                 raise NotFound(f"Group {group_id!r} not found")
             self._check_version(entry, expected_version, "group")
-            dns = self._member_targets(conn, tenant, members)
-            changes, rename = self._group_changes(conn, tenant, entry, data)
+            dns = list(self._member_targets(conn, tenant, members).values())
+            changes, rename = self._group_changes(conn, tenant, entry, data, displays)
             placeholder = self.mapping.group_placeholder
             changes[self.mapping.member_attribute] = [(MODIFY_REPLACE, dns or ([placeholder] if placeholder else []))]
             changes.update(self._cas(entry))
@@ -1046,12 +1126,15 @@ class LdapBackend(Backend):
         remove: Sequence[str],
         what: str,
         extra: Mapping[str, Any] | None = None,
+        document: Callable[[Sequence[str], Sequence[str]], str | None] | None = None,
     ) -> None:
         """One modify: the version swap, ``extra`` changes and single-value member adds/deletes.
 
         Compare operations (one per changed value) find which adds are present and which removals
         absent, so the cost follows the change. Deleting the last member makes the server refuse
-        (objectClassViolation): then the placeholder goes in with the same modify.
+        (objectClassViolation): then the placeholder goes in with the same modify. ``document``, given
+        the DNs really added and removed, returns the group's new document (or None to keep it); it is
+        written in the same modify, so the member displays it holds change with the members.
         """
         m = self.mapping
         dn = entry["dn"]
@@ -1068,6 +1151,9 @@ class LdapBackend(Backend):
             ops.append((MODIFY_ADD, to_add))
         changes: dict[str, Any] = dict(extra or {})
         changes.update(self._cas(entry))
+        new_document = document(to_add, to_remove) if document is not None else None
+        if new_document is not None:
+            changes[m.document] = [(MODIFY_REPLACE, [new_document])]
         if ops:
             changes[m.member_attribute] = ops
         if conn.modify(dn, changes):
@@ -1093,13 +1179,19 @@ class LdapBackend(Backend):
 
         With ``include_members`` False (and no ``clear_members``) the member list is never read: the
         group is returned with ``members`` None.
+
+        Member displays (kept in the document, see :meth:`_patched_document`) change in the same modify
+        as the members. The whole patch runs under the tenant lock, so concurrent patches of one group
+        are applied one after the other, each on what the previous one wrote.
         """
+        given = self._displays_of(changes.add)
         with self._locked(tenant) as conn:
             entry = self._find_group(conn, tenant, group_id, members=changes.clear_members)
             if entry is None:
                 raise NotFound(f"Group {group_id!r} not found")
             self._check_version(entry, expected_version, "group")
-            add = self._member_targets(conn, tenant, changes.add) if changes.add else []
+            targets = self._member_targets(conn, tenant, changes.add) if changes.add else {}
+            add = list(targets.values())
             remove_ids = [i for i in changes.remove if _canonical_id(i)]
             remove = list(self._resolve_all(conn, tenant, remove_ids).values())
             if changes.clear_members:
@@ -1108,14 +1200,52 @@ class LdapBackend(Backend):
             extra: dict[str, Any] = {}
             rename = None
             if changes.data is not None:
-                extra, rename = self._group_changes(conn, tenant, entry, changes.data)
-            self._member_delta(conn, entry, add=add, remove=remove, what=f"patch the group {group_id}", extra=extra)
+                extra, rename = self._group_changes(conn, tenant, entry, changes.data, {})
+            by_dn = {dn: i for i, dn in targets.items()}
+
+            def document(added: Sequence[str], removed: Sequence[str]) -> str | None:
+                return self._patched_document(entry, changes, given, [by_dn[dn] for dn in added])
+
+            self._member_delta(
+                conn,
+                entry,
+                add=add,
+                remove=remove,
+                what=f"patch the group {group_id}",
+                extra=extra,
+                document=document,
+            )
             dn = (
                 self._rename(conn, entry["dn"], self.mapping.group_rdn, rename, what="group") if rename else entry["dn"]
             )
             attrs = self._group_attrs(members=include_members)
             fresh = self._search(conn, dn, "(objectClass=*)", attrs, scope=ldap3.BASE)[0]
             return self._group_record(conn, tenant, fresh, members=include_members)
+
+    def _patched_document(
+        self, entry: Entry, changes: GroupChanges, given: Mapping[str, str], added_ids: Sequence[str]
+    ) -> str | None:
+        """The group's document after a PATCH, or None when neither its data nor its member displays change.
+
+        As the sql backend: ``replace members`` keeps exactly the displays given with the new list;
+        otherwise removed members lose theirs, a member the patch really adds gets the one given (or none,
+        so it is computed), and re-adding a present member keeps what it had.
+        """
+        old = self._given_displays(entry)
+        if changes.clear_members:
+            displays = dict(given)
+        else:
+            removed = set(changes.remove)
+            displays = {i: d for i, d in old.items() if i not in removed}
+            for i in added_ids:
+                if i in given:
+                    displays[i] = given[i]
+                else:
+                    displays.pop(i, None)
+        if changes.data is None and displays == old:
+            return None
+        base = changes.data if changes.data is not None else (self._document(entry) or {})
+        return self._group_document(base, displays)
 
     def _resolve_all(self, conn: Conn, tenant: Tenant, ids: Sequence[str]) -> dict[str, str]:
         """id -> DN of users of the tenant among ``ids``, soft-deleted ones included (for removals)."""

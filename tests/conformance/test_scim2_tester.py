@@ -20,15 +20,8 @@ pytestmark = pytest.mark.slow
 OK = {"SUCCESS", "COMPLIANT", "SKIPPED"}
 
 # (backend variant, resource type, check title) -> why that backend cannot pass it. Every check passes
-# on the sql backend (SQLite and PostgreSQL).
-_LDAP_DISPLAY = (
-    "the ldap backend stores a group's members as DNs only, so members.display is always computed from the "
-    "member's entry and a display the client gave is not kept; scim2-tester compares the patched members exactly"
-)
-KNOWN_GAPS: dict[tuple[str, str | None, str], str] = {
-    ("ldap", "Group", "check_add_attribute"): _LDAP_DISPLAY,
-    ("ldap", "Group", "check_replace_attribute"): _LDAP_DISPLAY,
-}
+# on every backend (SQLite, PostgreSQL, LDAP): none is listed.
+KNOWN_GAPS: dict[tuple[str, str | None, str], str] = {}
 
 
 def test_scim2_tester_every_check(live_server: LiveServer) -> None:

@@ -7,6 +7,7 @@ directory directly with ldap3 to show what an operator sees there.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -287,6 +288,101 @@ def test_replace_patch_rename_and_delete_group(backend: LdapBackend, tenant: Ten
     with pytest.raises(NotFound):
         backend.get_group(tenant, group.id)
     assert backend.get_user(tenant, a.id).user_name == "a"  # members untouched
+
+
+def _displays(members: Any) -> dict[str, str | None]:
+    return {m.value: m.display for m in members or ()}
+
+
+def test_member_displays_the_client_gave_are_kept(backend: LdapBackend, tenant: Tenant, settings: LdapSettings) -> None:
+    a = backend.create_user(tenant, user("a", displayName="Alice"))
+    b = backend.create_user(tenant, user("b"))
+    c = backend.create_user(tenant, user("c"))
+    group = backend.create_group(tenant, {"displayName": "crew"}, [Member(a.id, display="Boss"), Member(b.id)])
+    # a given display wins; an absent one is computed (displayName, else userName)
+    assert _displays(group.members) == {a.id: "Boss", b.id: "b"}
+    dn = f"cn=crew,ou=Groups,ou={tenant.id},{settings.base_dn}"
+    stored = json.loads(read_entry(settings, dn)["scimDocument"][0])
+    assert stored["$memberDisplays"] == {a.id: "Boss"}
+    assert "$memberDisplays" not in backend.get_group(tenant, group.id).data  # a storage detail only
+    # renaming a user changes computed displays, never a given one
+    backend.replace_user(tenant, a.id, user("a2", displayName="Alice Two"))
+    backend.replace_user(tenant, b.id, user("b2", displayName="Bea"))
+    assert _displays(backend.get_group(tenant, group.id).members) == {a.id: "Boss", b.id: "Bea"}
+    # PATCH add: a new member keeps the display given; re-adding a present member keeps what it had
+    g = backend.patch_group(
+        tenant, group.id, GroupChanges(add=(Member(c.id, display="Cee"), Member(b.id, display="ignored")))
+    )
+    assert _displays(g.members) == {a.id: "Boss", b.id: "Bea", c.id: "Cee"}
+    # a removed member loses its display: added back without one, it is computed
+    g = backend.patch_group(tenant, group.id, GroupChanges(remove=(a.id,)))
+    assert _displays(g.members) == {b.id: "Bea", c.id: "Cee"}
+    g = backend.patch_group(tenant, group.id, GroupChanges(add=(Member(a.id),)))
+    assert _displays(g.members) == {a.id: "Alice Two", b.id: "Bea", c.id: "Cee"}
+    # an attribute change keeps the displays; replace members keeps exactly those given with the new list
+    g = backend.patch_group(tenant, group.id, GroupChanges(data={"displayName": "crew", "externalId": "x"}))
+    assert g.data["externalId"] == "x" and _displays(g.members)[c.id] == "Cee"
+    g = backend.patch_group(
+        tenant, group.id, GroupChanges(add=(Member(b.id, display="B!"), Member(c.id)), clear_members=True)
+    )
+    assert _displays(g.members) == {b.id: "B!", c.id: "c"}
+    # PUT replaces the stored displays with the given ones, and renames keep them
+    g = backend.replace_group(tenant, group.id, {"displayName": "crew2"}, [Member(a.id, display="")])
+    assert _displays(g.members) == {a.id: ""}
+    # a deleted member's display leaves the document with it
+    backend.delete_user(tenant, a.id, hard=False)
+    dn = f"cn=crew2,ou=Groups,ou={tenant.id},{settings.base_dn}"
+    assert "$memberDisplays" not in json.loads(read_entry(settings, dn)["scimDocument"][0])
+    with pytest.raises(InvalidValue, match="512"):
+        backend.patch_group(tenant, group.id, GroupChanges(add=(Member(b.id, display="x" * 513),)))
+
+
+def test_a_renamed_user_stays_in_its_groups(backend: LdapBackend, tenant: Tenant, settings: LdapSettings) -> None:
+    a, b = backend.create_user(tenant, user("a")), backend.create_user(tenant, user("b"))
+    group = backend.create_group(tenant, {"displayName": "g"}, [Member(a.id), Member(b.id)])
+    backend.replace_user(tenant, a.id, user("anna"))
+    backend.replace_user(tenant, b.id, user("B"))  # only the case changes: the DN still matches
+    assert _displays(backend.get_group(tenant, group.id).members) == {a.id: "anna", b.id: "B"}
+    assert [m.value for m in backend.get_user(tenant, a.id).groups] == [group.id]
+    dn = f"cn=g,ou=Groups,ou={tenant.id},{settings.base_dn}"
+    people = f"ou=People,ou={tenant.id},{settings.base_dn}".lower()
+    assert sorted(v.lower() for v in read_entry(settings, dn)["member"]) == [f"uid=anna,{people}", f"uid=b,{people}"]
+
+
+def test_patch_add_with_displays_changes_member_by_single_value_deltas(
+    backend: LdapBackend, tenant: Tenant, settings: LdapSettings
+) -> None:
+    a, b = backend.create_user(tenant, user("a")), backend.create_user(tenant, user("b"))
+    group = backend.create_group(tenant, {"displayName": "g"}, [Member(a.id, display="A")])
+    dn = f"cn=g,ou=Groups,ou={tenant.id},{settings.base_dn}"
+    a_dn, b_dn = (f"uid={n},ou=People,ou={tenant.id},{settings.base_dn}" for n in "ab")
+    # Another tool adds b straight in the directory; a SCIM patch adding a display for a new member must not
+    # rewrite (and so drop) the member values it did not read.
+    conn = ldap3.Connection(settings.url, settings.bind_dn, settings.password, auto_bind=True)
+    try:
+        assert conn.modify(dn, {"member": [(ldap3.MODIFY_ADD, [b_dn])]})
+    finally:
+        conn.unbind()
+    c = backend.create_user(tenant, user("c"))
+    c_dn = f"uid=c,ou=People,ou={tenant.id},{settings.base_dn}"
+    g = backend.patch_group(tenant, group.id, GroupChanges(add=(Member(c.id, display="C"),)))
+    assert sorted(read_entry(settings, dn)["member"]) == sorted([a_dn, b_dn, c_dn])
+    assert _displays(g.members) == {a.id: "A", b.id: "b", c.id: "C"}
+
+
+def test_concurrent_patches_of_one_group_keep_every_member_and_display(backend: LdapBackend, tenant: Tenant) -> None:
+    n = 8
+    users = [backend.create_user(tenant, user(f"u{i}")) for i in range(n)]
+    group = backend.create_group(tenant, {"displayName": "busy"}, [])
+
+    def add(i: int) -> object:
+        return backend.patch_group(tenant, group.id, GroupChanges(add=(Member(users[i].id, display=f"D{i}"),)))
+
+    wins, errors = _race(n, add)
+    assert wins == n and not errors, errors
+    final = backend.get_group(tenant, group.id)
+    assert _displays(final.members) == {u.id: f"D{i}" for i, u in enumerate(users)}
+    assert final.version == str(1 + n)
 
 
 # -- paging --------------------------------------------------------------------------------------
