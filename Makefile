@@ -13,8 +13,8 @@ install: ## create .venv and install the project with its backends, test and dev
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[postgres,ldap,test,dev]'
 	$(BIN)/python -m pip install --quiet -e examples/scim-backend-memory
-	@command -v npm >/dev/null || { echo "npm (Node.js) is required for the conformance tests (newman)" >&2; exit 1; }
-	npm ci --no-audit --no-fund --loglevel=error
+	@if command -v npm >/dev/null; then npm ci --no-audit --no-fund --loglevel=error; \
+	else echo "npm (Node.js) not found: newman is not installed and Microsoft's Postman suite will be skipped" >&2; fi
 	@echo "installed: $(BIN)/scim-service, $(BIN)/gunicorn, $(BIN)/pytest" >&2
 
 test: ## the whole suite (unit, API, real-server integration), then the example plugin's own kit run
