@@ -230,10 +230,14 @@ class PgDatabases:
         self.admin = sa.create_engine(self.server_url, isolation_level="AUTOCOMMIT")
         self.created: list[str] = []
 
-    def create(self, *, template: str | None = None, tag: str = "") -> str:
-        """Create a new, empty (or cloned from ``template``) database and return its name."""
+    def create(self, *, template: str | None = None, tag: str = "", c_locale: bool = False) -> str:
+        """Create a new, empty (or cloned from ``template``) database and return its name.
+
+        ``c_locale`` creates it with LC_COLLATE and LC_CTYPE C, the harshest locale for case folding."""
         name = f"{DB_PREFIX}{int(time.time())}_{uuid.uuid4().hex[:8]}{('_' + tag) if tag else ''}"[:63]
         clause = f' TEMPLATE "{template}"' if template else ""
+        if c_locale:
+            clause = f"{clause or ' TEMPLATE template0'} LC_COLLATE 'C' LC_CTYPE 'C'"
         with self.admin.connect() as conn:
             conn.exec_driver_sql(f'CREATE DATABASE "{name}"{clause}')
         self.created.append(name)

@@ -14,7 +14,6 @@ table) to show what the index saves.
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -37,8 +36,6 @@ from scim_service.schemas.definitions import USER_RESOURCE
 pytestmark = pytest.mark.slow
 
 ROWS = 100_000
-POSTGRES_URL = os.environ.get("SCIM_TEST_POSTGRES_URL")
-IN_CI = os.environ.get("CI") == "true"
 
 
 def bulk_load(backend: SqlBackend, tenant: Tenant, rows: int = ROWS) -> float:
@@ -134,18 +131,9 @@ def loaded(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[SqlBackend, Tenant, float]]:
     """A backend holding 100,000 users of one tenant, analysed."""
-    admin = None
-    name = f"scim_plan_{uuid.uuid4().hex[:12]}"
     if request.param == "postgres":
-        if not POSTGRES_URL:
-            if IN_CI:
-                pytest.fail("SCIM_TEST_POSTGRES_URL is not set, and CI=true requires the PostgreSQL tests to run")
-            pytest.skip("the PostgreSQL query plan test needs SCIM_TEST_POSTGRES_URL")
-        admin_url = sa.engine.make_url(POSTGRES_URL)
-        admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-        url = admin_url.set(database=name).render_as_string(hide_password=False)
+        databases = request.getfixturevalue("pg_databases")  # skips, or fails under CI=true, without a server
+        url = databases.url(databases.create(tag="plan"))
     else:
         url = f"sqlite:///{Path(tmp_path_factory.mktemp('plan')) / 'scim.db'}"
     backend = SqlBackend.from_config({"SCIM_DATABASE_URL": url})
@@ -164,10 +152,6 @@ def loaded(
         yield backend, tenant, seconds
     finally:
         backend.close()
-        if admin is not None:
-            with admin.connect() as conn:
-                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            admin.dispose()
 
 
 def _uses_index(plan: list[str], index: str, dialect: str) -> bool:

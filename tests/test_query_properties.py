@@ -18,7 +18,6 @@ Hypothesis is derandomized so CI sees the same examples on every run.
 from __future__ import annotations
 
 import json
-import os
 import random
 import time
 import uuid
@@ -28,9 +27,9 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pg_support import PgDatabases
 from scim_sql.backend import SqlBackend
 
 from scim_service.model import ENTERPRISE_SCHEMA, MatchPolicy, Member, Tenant
@@ -41,8 +40,6 @@ from scim_service.query.resolve import resolve_filter, resolve_path
 from scim_service.schemas.definitions import GROUP_RESOURCE, USER_RESOURCE, ResourceTypeDef
 from scim_service.schemas.render import format_datetime, render_group, render_user
 
-POSTGRES_URL = os.environ.get("SCIM_TEST_POSTGRES_URL")
-IN_CI = os.environ.get("CI") == "true"
 BASE = "https://scim.test/scim/v2"
 ENT = ENTERPRISE_SCHEMA
 CORE_USER = "urn:ietf:params:scim:schemas:core:2.0:User"
@@ -75,31 +72,11 @@ def _text(rng: random.Random, parts: int = 2) -> str:
 
 
 @pytest.fixture(scope="module")
-def postgres_db_url() -> Iterator[str]:
-    """A fresh PostgreSQL database for this module, dropped afterwards."""
-    if not POSTGRES_URL:
-        if IN_CI:
-            pytest.fail("SCIM_TEST_POSTGRES_URL is not set, and CI=true requires the PostgreSQL tests to run")
-        pytest.skip("PostgreSQL property tests need SCIM_TEST_POSTGRES_URL")
-    admin_url = sa.engine.make_url(POSTGRES_URL)
-    name = f"scim_prop_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            # The harshest locale: under LC_CTYPE C, PostgreSQL's lower() folds only ASCII unless the
-            # backend asks for a Unicode-aware collation (regression: "É" sorted apart from "é").
-            conn.exec_driver_sql(f"CREATE DATABASE \"{name}\" TEMPLATE template0 LC_COLLATE 'C' LC_CTYPE 'C'")
-    except sa.exc.OperationalError as exc:
-        admin.dispose()
-        if IN_CI:
-            raise
-        pytest.skip(f"PostgreSQL at SCIM_TEST_POSTGRES_URL is not reachable: {exc}")
-    try:
-        yield admin_url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
+def postgres_db_url(pg_databases: PgDatabases) -> str:
+    """A fresh PostgreSQL database for this module, in the harshest locale: under LC_CTYPE C,
+    PostgreSQL's lower() folds only ASCII unless the backend asks for a Unicode-aware collation
+    (regression: "É" sorted apart from "é")."""
+    return pg_databases.url(pg_databases.create(tag="prop", c_locale=True))
 
 
 @pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import threading
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,6 +14,7 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from pg_support import PgDatabases
 from sqlalchemy.engine import Engine
 
 from scim_service.model import MatchPolicy, SeatPolicy
@@ -267,23 +266,11 @@ def test_prune_log(store: ServiceStore) -> None:
 
 
 @pytest.fixture
-def pg_engine() -> Iterator[Engine]:
-    """A fresh database on the PostgreSQL server named by SCIM_TEST_POSTGRES_URL."""
-    url = os.environ.get("SCIM_TEST_POSTGRES_URL")
-    if not url:
-        if os.environ.get("CI") == "true":
-            pytest.fail("SCIM_TEST_POSTGRES_URL is not set in CI")
-        pytest.skip("set SCIM_TEST_POSTGRES_URL (postgresql+psycopg://user@host:port/db) to run PostgreSQL tests")
-    name = f"scim_svc_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    eng = make_engine(str(sa.engine.make_url(url).set(database=name)))
+def pg_engine(pg_databases: PgDatabases) -> Iterator[Engine]:
+    """A fresh database on the tests' PostgreSQL server."""
+    eng = make_engine(pg_databases.url(pg_databases.create(tag="svc")))
     yield eng
     eng.dispose()
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'DROP DATABASE "{name}" WITH (FORCE)')
-    admin.dispose()
 
 
 @pytest.mark.postgres

@@ -7,45 +7,22 @@ variants skip, unless ``CI=true``, where they fail.
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
+from pg_support import PgDatabases
 from scim_sql.backend import SqlBackend
 
 from scim_service.model import MatchPolicy, SeatPolicy, Tenant
 
-POSTGRES_URL = os.environ.get("SCIM_TEST_POSTGRES_URL")
-IN_CI = os.environ.get("CI") == "true"
-
 
 @pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """The URL of a fresh PostgreSQL database for this test session."""
-    if not POSTGRES_URL:
-        if IN_CI:
-            pytest.fail("SCIM_TEST_POSTGRES_URL is not set, and CI=true requires the PostgreSQL tests to run")
-        pytest.skip("PostgreSQL tests need SCIM_TEST_POSTGRES_URL (e.g. postgresql+psycopg://postgres@127.0.0.1/test)")
-    admin_url = sa.engine.make_url(POSTGRES_URL)
-    name = f"scim_sql_test_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    except sa.exc.OperationalError as exc:
-        admin.dispose()
-        if IN_CI:
-            raise
-        pytest.skip(f"PostgreSQL at SCIM_TEST_POSTGRES_URL is not reachable: {exc}")
-    try:
-        yield admin_url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
+def postgres_url(pg_databases: PgDatabases) -> str:
+    """The URL of a fresh PostgreSQL database for this test session (the shared fixtures of
+    tests/conftest.py skip, or fail under CI=true, when there is no server)."""
+    return pg_databases.url(pg_databases.create(tag="sqlbackend"))
 
 
 @pytest.fixture(scope="session")
