@@ -39,9 +39,13 @@ class ScimState:
     store: ServiceStore
     service_engine: Engine
     lifecycle: Lifecycle
-    base_path: str
     # This app's resource types: the base User and Group plus the configured schema extensions.
     resource_types: tuple[ResourceTypeDef, ...] = RESOURCE_TYPES
+
+    @property
+    def base_path(self) -> str:
+        """The URL prefix of the SCIM endpoints ("" at the root), normalised at init_app."""
+        return str(self.config["SCIM_BASE_PATH"])
 
     @property
     def user_resource(self) -> ResourceTypeDef:
@@ -123,7 +127,6 @@ class ScimService:
             store=store,
             service_engine=service_engine,
             lifecycle=lifecycle,
-            base_path=base_path,
             resource_types=resource_types,
         )
 
