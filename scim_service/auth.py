@@ -1,6 +1,7 @@
 """The built-in authentication: ``Authorization: Bearer <token>`` checked against the token store.
 
-Registered first among the plugins, so a host app's own ``scim_authenticate`` is asked before it.
+Its hook implementation is marked ``trylast``: pluggy asks every other ``scim_authenticate`` (a host
+app's own, an installed plugin's) before it, whatever the order in which the plugins were registered.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ class BearerTokenAuth:
     def __init__(self, store: ServiceStore) -> None:
         self.store = store
 
-    @hookimpl
+    @hookimpl(trylast=True)
     def scim_authenticate(self, request: AuthRequest, config: Mapping[str, Any]) -> Principal | None:
         """Return the token's organization as a Principal.
 

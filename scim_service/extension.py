@@ -1,21 +1,21 @@
 """``ScimService``: the Flask extension that mounts SCIM into an app, in the manner of flask-sqlalchemy.
 
 State lives in ``app.extensions["scim"]``, never on the extension object, so one ``ScimService`` can
-serve several apps and two apps in one process stay independent. Configuration comes from the
-``SCIM_*`` keys of ``app.config`` only.
+serve several apps and two apps in one process stay independent (each gets its own blueprint from
+:func:`~scim_service.api.create_blueprint`). Configuration comes from the ``SCIM_*`` keys of
+``app.config`` only. The state itself (:class:`~scim_service.state.ScimState`) lives in
+:mod:`scim_service.state`, which the blueprints import instead of this module.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
-import pluggy
 from flask import Flask
-from sqlalchemy.engine import Engine
 
 from scim_service import config as settings
+from scim_service.api import create_blueprint
 from scim_service.auth import BearerTokenAuth
 from scim_service.backend import Backend
 from scim_service.lifecycle import Lifecycle
@@ -25,49 +25,9 @@ from scim_service.schemas.definitions import RESOURCE_TYPES, ResourceTypeDef
 from scim_service.schemas.extensions import ExtensionFileError, build_resource_types, load_extensions_file
 from scim_service.servicedb.store import ServiceStore
 from scim_service.sqlengine import make_engine
+from scim_service.state import EXTENSION_KEY, ScimState, get_state
 
-EXTENSION_KEY = "scim"
-
-
-@dataclass
-class ScimState:
-    """Everything scim-service holds for one app."""
-
-    config: dict[str, Any]
-    pm: pluggy.PluginManager
-    backend: Backend
-    store: ServiceStore
-    service_engine: Engine
-    lifecycle: Lifecycle
-    # This app's resource types: the base User and Group plus the configured schema extensions.
-    resource_types: tuple[ResourceTypeDef, ...] = RESOURCE_TYPES
-
-    @property
-    def base_path(self) -> str:
-        """The URL prefix of the SCIM endpoints ("" at the root), normalised at init_app."""
-        return str(self.config["SCIM_BASE_PATH"])
-
-    @property
-    def user_resource(self) -> ResourceTypeDef:
-        """The app's User resource type."""
-        return self.resource_types[0]
-
-    @property
-    def group_resource(self) -> ResourceTypeDef:
-        """The app's Group resource type."""
-        return self.resource_types[1]
-
-    def upgrade(self) -> None:
-        """Create or migrate the service tables, then the backend's store (``scim-service db upgrade``)."""
-        from scim_service.servicedb.migrate import upgrade_service_db
-
-        upgrade_service_db(self.service_engine)
-        self.backend.migrate()
-
-    def close(self) -> None:
-        """Release the backend's and the service database's connections."""
-        self.backend.close()
-        self.service_engine.dispose()
+__all__ = ["EXTENSION_KEY", "ScimService", "ScimState", "get_state"]
 
 
 class ScimService:
@@ -75,8 +35,9 @@ class ScimService:
 
     ``ScimService(app)`` or ``ScimService().init_app(app)``. ``backend`` hands in a ready Backend
     instance (one built on the host's own engine, say) instead of the one named by ``SCIM_BACKEND``;
-    ``plugins`` are objects with ``@hookimpl`` functions (the host's authentication, event handlers),
-    consulted before the built-in ones; ``load_entry_points=False`` ignores installed plugins.
+    ``plugins`` are objects with ``@hookimpl`` functions (the host's authentication, event handlers;
+    the built-in bearer tokens are ``trylast``, so a host's ``scim_authenticate`` is always asked
+    first); ``load_entry_points=False`` ignores installed plugins.
     """
 
     def __init__(
@@ -129,10 +90,8 @@ class ScimService:
             lifecycle=lifecycle,
             resource_types=resource_types,
         )
-
-        from scim_service.api import register  # the blueprint imports this module: import late
-
-        register(app, base_path)
+        # A fresh blueprint per app: two apps in one process never share routes or handlers.
+        app.register_blueprint(create_blueprint(), url_prefix=base_path or None)
 
 
 def _resource_types(config: dict[str, Any], backend: Backend) -> tuple[ResourceTypeDef, ResourceTypeDef]:
@@ -151,11 +110,3 @@ def _resource_types(config: dict[str, Any], backend: Backend) -> tuple[ResourceT
             f"(its capabilities do not include custom_schemas); remove the setting or use a backend that can"
         )
     return build_resource_types(extensions)
-
-
-def get_state(app: Flask) -> ScimState:
-    """The scim-service state of ``app``; a clear error if the extension was not initialised."""
-    try:
-        return app.extensions[EXTENSION_KEY]
-    except KeyError:
-        raise RuntimeError("scim-service is not initialised on this app: call ScimService(app)") from None

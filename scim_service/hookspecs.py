@@ -68,8 +68,9 @@ def scim_register_backends() -> list[type[Backend]]:  # type: ignore[empty-body]
 def scim_authenticate(request: AuthRequest, config: Mapping[str, Any]) -> Principal | None:  # type: ignore[empty-body]
     """Authenticate a request. Return a Principal, or None to let the next plugin try.
 
-    The first non-None answer wins; host plugins run before the built-in bearer-token plugin, so a
-    host app can bring its own sessions or API keys. Raise ``Unauthorized`` to refuse outright
+    The first non-None answer wins. The built-in bearer-token plugin is marked ``trylast``, so every
+    other implementation (a host app's sessions or API keys) is asked before it; mark yours
+    ``tryfirst`` to run before other plugins too. Raise ``Unauthorized`` to refuse outright
     (for example a revoked token). When every plugin returns None the request gets 401.
     """
 

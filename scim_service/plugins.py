@@ -1,8 +1,9 @@
 """The plugin manager: one per app, never a module global, and the choice of the backend.
 
-Built-in and third-party plugins load alike from the ``scim_service`` entry-point group. The
-built-in bearer-token authentication is registered first so that every other plugin's
-``scim_authenticate`` runs before it (pluggy calls the last registered implementation first).
+Built-in and third-party plugins load alike from the ``scim_service`` entry-point group. The order in
+which hooks run is stated on the implementations, not left to the registration order: the built-in
+bearer-token authentication is ``trylast`` (see :mod:`scim_service.auth`), so every other plugin's
+``scim_authenticate`` runs before it.
 """
 
 from __future__ import annotations
@@ -29,9 +30,10 @@ def make_plugin_manager(
 ) -> pluggy.PluginManager:
     """Build a fresh plugin manager with the hook specs, the built-ins, entry points and extras.
 
-    ``builtin_plugins`` (the bearer-token authentication) are registered first and ``extra_plugins``
-    (a host app's auth or event handlers) last, so the host's ``scim_authenticate`` runs first.
-    ``check_pending`` makes a misspelled ``scim_`` hook fail here.
+    ``builtin_plugins`` (the bearer-token authentication) and ``extra_plugins`` (a host app's auth or
+    event handlers) are registered alike; which ``scim_authenticate`` is asked first is decided by the
+    implementations' ``tryfirst``/``trylast`` marks, not by this order. ``check_pending`` makes a
+    misspelled ``scim_`` hook fail here.
     """
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)

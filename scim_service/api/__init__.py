@@ -1,13 +1,12 @@
-"""The HTTP layer: one blueprint, the only part of scim-service (with the extension) that imports Flask."""
+"""The HTTP layer: the only part of scim-service (with the extension) that imports Flask.
+
+``blueprint.py`` builds the blueprint (:func:`create_blueprint`, a fresh one per app), ``http.py`` holds
+the request and response helpers, and ``resources.py``, ``bulk.py`` and ``discovery.py`` the endpoints.
+Request bodies are parsed here, at the edge, before anything reaches the lifecycle or the store.
+"""
 
 from __future__ import annotations
 
-from flask import Flask
+from scim_service.api.blueprint import create_blueprint
 
-
-def register(app: Flask, base_path: str) -> None:
-    """Register the SCIM blueprint on ``app`` under ``base_path`` ("" serves it at the root)."""
-    from scim_service.api import bulk, discovery, resources  # noqa: F401 - they add their routes to the blueprint
-    from scim_service.api.blueprint import bp
-
-    app.register_blueprint(bp, url_prefix=base_path or None)
+__all__ = ["create_blueprint"]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, request
+from flask import Blueprint, Response, request
 
-from scim_service.api.blueprint import base_url, bp, dispatch, error_body, json_body, principal, scim_response, state
+from scim_service.api.http import METHODS, base_url, dispatch, error_body, json_body, principal, scim_response, state
 from scim_service.api.resources import active_profile
 from scim_service.bulk import BULK_RESPONSE_SCHEMA, parse_bulk_request, run_bulk
 from scim_service.errors import PayloadTooLarge
@@ -36,6 +36,11 @@ def _bulk() -> Response:
     return scim_response({"schemas": [BULK_RESPONSE_SCHEMA], "Operations": answers})
 
 
-@bp.route("/Bulk", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
 def bulk() -> Response:
+    """/Bulk: POST only."""
     return dispatch({"POST": _bulk})
+
+
+def add_routes(bp: Blueprint) -> None:
+    """Add /Bulk to ``bp`` (endpoint ``bulk``: the blueprint gives it the larger body limit)."""
+    bp.add_url_rule("/Bulk", view_func=bulk, methods=METHODS)

@@ -8,13 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response
+from flask import Blueprint, Response
 
-from scim_service.api.blueprint import LIST_SCHEMA, base_url, bp, dispatch, scim_response, state
+from scim_service.api.http import LIST_SCHEMA, METHODS, base_url, dispatch, scim_response, state
 from scim_service.errors import NotFound
 from scim_service.schemas.discovery import resource_type_documents, schema_documents, service_provider_config
-
-READ_ONLY = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 
 
 def _list(resources: list[dict[str, Any]]) -> Response:
@@ -36,12 +34,11 @@ def _find(resources: list[dict[str, Any]], ident: str, what: str) -> Response:
     raise NotFound(f"No {what} with id '{ident}'.")
 
 
-@bp.route("/ServiceProviderConfig", methods=READ_ONLY)
 def service_provider_config_endpoint() -> Response:
     def get() -> Response:
         st = state()
         capabilities = st.backend.capabilities
-        max_results = min(st.config["SCIM_MAX_PAGE_SIZE"], capabilities.max_results)
+        max_results = st.max_results
         bulk = {
             "supported": True,
             "maxOperations": st.config["SCIM_BULK_MAX_OPERATIONS"],
@@ -60,23 +57,28 @@ def service_provider_config_endpoint() -> Response:
     return dispatch({"GET": get})
 
 
-@bp.route("/Schemas", methods=READ_ONLY)
 def schemas_endpoint() -> Response:
     return dispatch({"GET": lambda: _list(schema_documents(base_url(), state().resource_types))})
 
 
-@bp.route("/Schemas/<schema_id>", methods=READ_ONLY)
 def schema_endpoint(schema_id: str) -> Response:
     return dispatch({"GET": lambda: _find(schema_documents(base_url(), state().resource_types), schema_id, "Schema")})
 
 
-@bp.route("/ResourceTypes", methods=READ_ONLY)
 def resource_types_endpoint() -> Response:
     return dispatch({"GET": lambda: _list(resource_type_documents(base_url(), state().resource_types))})
 
 
-@bp.route("/ResourceTypes/<type_id>", methods=READ_ONLY)
 def resource_type_endpoint(type_id: str) -> Response:
     return dispatch(
         {"GET": lambda: _find(resource_type_documents(base_url(), state().resource_types), type_id, "ResourceType")}
     )
+
+
+def add_routes(bp: Blueprint) -> None:
+    """Add the discovery endpoints to ``bp`` (every method is routed; only GET is served)."""
+    bp.add_url_rule("/ServiceProviderConfig", view_func=service_provider_config_endpoint, methods=METHODS)
+    bp.add_url_rule("/Schemas", view_func=schemas_endpoint, methods=METHODS)
+    bp.add_url_rule("/Schemas/<schema_id>", view_func=schema_endpoint, methods=METHODS)
+    bp.add_url_rule("/ResourceTypes", view_func=resource_types_endpoint, methods=METHODS)
+    bp.add_url_rule("/ResourceTypes/<type_id>", view_func=resource_type_endpoint, methods=METHODS)

@@ -13,11 +13,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from flask import Response, g, request
+from flask import Blueprint, Response, g, request
 
-from scim_service.api.blueprint import (
+from scim_service.api.http import (
     LIST_SCHEMA,
-    bp,
+    METHODS,
     dispatch,
     if_match,
     if_none_match,
@@ -26,7 +26,7 @@ from scim_service.api.blueprint import (
     scim_response,
     state,
 )
-from scim_service.api.blueprint import base_url as scim_base_url
+from scim_service.api.http import base_url as scim_base_url
 from scim_service.errors import (
     InvalidCursor,
     InvalidFilter,
@@ -316,39 +316,32 @@ def _root_search() -> Response:
     return _list_response(resources, total, start, parsed[0][1])
 
 
-@bp.route("/.search", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
 def root_search() -> Response:
     return dispatch({"POST": _root_search})
 
 
-@bp.route("/Users", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], strict_slashes=False)  # also /Users/
 def users() -> Response:
     return dispatch({"GET": _list_users, "POST": _create_user})
 
 
-@bp.route("/Users/.search", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
 def users_search() -> Response:
     return dispatch({"POST": lambda: _search(USERS)})
 
 
-@bp.route("/Users/<user_id>", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
 def user(user_id: str) -> Response:
     return dispatch(
         {"GET": _get_user, "PUT": _replace_user, "PATCH": _patch_user, "DELETE": _delete_user}, user_id=user_id
     )
 
 
-@bp.route("/Groups", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], strict_slashes=False)  # also /Groups/
 def groups() -> Response:
     return dispatch({"GET": _list_groups, "POST": _create_group})
 
 
-@bp.route("/Groups/.search", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
 def groups_search() -> Response:
     return dispatch({"POST": lambda: _search(GROUPS)})
 
 
-@bp.route("/Groups/<group_id>", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
 def group(group_id: str) -> Response:
     return dispatch(
         {"GET": _get_group, "PUT": _replace_group, "PATCH": _patch_group, "DELETE": _delete_group},
@@ -356,10 +349,25 @@ def group(group_id: str) -> Response:
     )
 
 
-@bp.route("/Me", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
 def me() -> Response:
     """RFC 7644 §3.11: served when the authentication names a user, otherwise 501."""
     user_id = principal().user_id
     if user_id is None:
         raise NotImplementedByServer("/Me is not available: the bearer token names an organization, not a user.")
     return dispatch({"GET": _get_user}, user_id=user_id)
+
+
+def add_routes(bp: Blueprint) -> None:
+    """Add /Users, /Groups, /Me and the .search endpoints to ``bp``.
+
+    Every method is routed so that an unsupported one gets a SCIM 405, not Flask's HTML page.
+    ``strict_slashes=False`` serves /Users/ and /Groups/ too.
+    """
+    bp.add_url_rule("/.search", view_func=root_search, methods=METHODS)
+    bp.add_url_rule("/Users", view_func=users, methods=METHODS, strict_slashes=False)
+    bp.add_url_rule("/Users/.search", view_func=users_search, methods=METHODS)
+    bp.add_url_rule("/Users/<user_id>", view_func=user, methods=METHODS)
+    bp.add_url_rule("/Groups", view_func=groups, methods=METHODS, strict_slashes=False)
+    bp.add_url_rule("/Groups/.search", view_func=groups_search, methods=METHODS)
+    bp.add_url_rule("/Groups/<group_id>", view_func=group, methods=METHODS)
+    bp.add_url_rule("/Me", view_func=me, methods=METHODS)

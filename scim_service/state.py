@@ -1,0 +1,78 @@
+"""The per-app state of scim-service (``app.extensions["scim"]``) and how the HTTP layer finds it.
+
+Its own module so that the blueprints (``scim_service/api/``) and the extension (``extension.py``) both
+import it and not each other: the extension builds a :class:`ScimState` and the blueprint reads it.
+No Flask import here; ``get_state`` only reads the ``extensions`` mapping of the app it is given.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+from sqlalchemy.engine import Engine
+
+from scim_service.backend import Backend
+from scim_service.lifecycle import Lifecycle
+from scim_service.schemas.definitions import RESOURCE_TYPES, ResourceTypeDef
+from scim_service.servicedb.store import ServiceStore
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+EXTENSION_KEY = "scim"
+
+
+@dataclass
+class ScimState:
+    """Everything scim-service holds for one app."""
+
+    config: dict[str, Any]
+    pm: pluggy.PluginManager
+    backend: Backend
+    store: ServiceStore
+    service_engine: Engine
+    lifecycle: Lifecycle
+    # This app's resource types: the base User and Group plus the configured schema extensions.
+    resource_types: tuple[ResourceTypeDef, ...] = RESOURCE_TYPES
+
+    @property
+    def base_path(self) -> str:
+        """The URL prefix of the SCIM endpoints ("" at the root), normalised at init_app."""
+        return str(self.config["SCIM_BASE_PATH"])
+
+    @property
+    def user_resource(self) -> ResourceTypeDef:
+        """The app's User resource type."""
+        return self.resource_types[0]
+
+    @property
+    def group_resource(self) -> ResourceTypeDef:
+        """The app's Group resource type."""
+        return self.resource_types[1]
+
+    @property
+    def max_results(self) -> int:
+        """The largest page served: ``SCIM_MAX_PAGE_SIZE``, or less when the backend declares less."""
+        return min(int(self.config["SCIM_MAX_PAGE_SIZE"]), self.backend.capabilities.max_results)
+
+    def upgrade(self) -> None:
+        """Create or migrate the service tables, then the backend's store (``scim-service db upgrade``)."""
+        from scim_service.servicedb.migrate import upgrade_service_db
+
+        upgrade_service_db(self.service_engine)
+        self.backend.migrate()
+
+    def close(self) -> None:
+        """Release the backend's and the service database's connections."""
+        self.backend.close()
+        self.service_engine.dispose()
+
+
+def get_state(app: Flask) -> ScimState:
+    """The scim-service state of ``app``; a clear error if the extension was not initialised."""
+    try:
+        return app.extensions[EXTENSION_KEY]
+    except KeyError:
+        raise RuntimeError("scim-service is not initialised on this app: call ScimService(app)") from None
