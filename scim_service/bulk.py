@@ -7,6 +7,9 @@ operation that refers to a bulkId created later in the request waits until it ex
 §3.7.1 lets the client order operations freely), and one that can never be resolved fails with
 ``invalidValue``. Operations run in order, one transaction each: a failure does not undo earlier
 successes, and ``failOnErrors`` stops processing after that many errors (§3.7.3).
+
+The envelope and each operation's own keys were parsed at the edge
+(:func:`scim_service.schemas.messages.load_bulk_request`); this module runs the operations.
 """
 
 from __future__ import annotations
@@ -16,14 +19,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from scim_service.errors import InvalidSyntax, InvalidValue, PayloadTooLarge, ScimError
+from scim_service.errors import InvalidValue, ScimError
 from scim_service.lifecycle import Lifecycle
 from scim_service.model import GroupRecord, Tenant, UserRecord
 from scim_service.profiles import ActiveProfile
+from scim_service.schemas.messages import BULK_RESPONSE_SCHEMA, BulkOperation, BulkRequest, load_patch_op
 from scim_service.schemas.resources import load_group, load_user
 
-BULK_REQUEST_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:BulkRequest"
-BULK_RESPONSE_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:BulkResponse"
 _PATH = re.compile(r"^/(Users|Groups)(?:/([^/]+))?$")
 _BULK_REF = re.compile(r"^bulkId:(.+)$")
 
@@ -41,72 +43,46 @@ class BulkResult:
     error: ScimError | None = None
 
 
-@dataclass
-class _Pending:
-    index: int
-    operation: Mapping[str, Any]
-
-
 class _Unresolved(Exception):
     def __init__(self, bulk_id: str) -> None:
         super().__init__(bulk_id)
         self.bulk_id = bulk_id
 
 
-def parse_bulk_request(body: Any, *, max_operations: int) -> tuple[list[Mapping[str, Any]], int | None]:
-    """Check the BulkRequest envelope; return its operations and failOnErrors (None: never stop)."""
-    if not isinstance(body, Mapping):
-        raise InvalidSyntax("A BulkRequest must be a JSON object.")
-    schemas = body.get("schemas")
-    if not isinstance(schemas, list) or BULK_REQUEST_SCHEMA not in schemas:
-        raise InvalidValue(f"A BulkRequest must list '{BULK_REQUEST_SCHEMA}' in schemas.")
-    operations = body.get("Operations")
-    if not isinstance(operations, list) or not operations:
-        raise InvalidSyntax("A BulkRequest needs a non-empty 'Operations' list.")
-    if len(operations) > max_operations:
-        raise PayloadTooLarge(
-            f"The BulkRequest has {len(operations)} operations; this server accepts at most {max_operations}."
-        )
-    fail_on_errors = body.get("failOnErrors")
-    if fail_on_errors is not None and (
-        isinstance(fail_on_errors, bool) or not isinstance(fail_on_errors, int) or fail_on_errors < 1
-    ):
-        raise InvalidValue("failOnErrors must be a positive integer.")
-    return operations, fail_on_errors
-
-
 def run_bulk(
     lifecycle: Lifecycle,
     tenant: Tenant,
-    operations: list[Mapping[str, Any]],
-    fail_on_errors: int | None,
+    request: BulkRequest,
     *,
     profile: ActiveProfile | None = None,
     on_result: Callable[[BulkResult], None] | None = None,
 ) -> list[BulkResult]:
-    """Execute the operations and return one result per operation that ran, in request order.
-    ``profile`` is the request's IdP profile; every operation is read with its tolerances."""
+    """Execute the parsed request's operations and return one result per operation that ran, in
+    request order. ``profile`` is the request's IdP profile; every operation is read with its
+    tolerances. An operation's data is parsed when it runs (after its bulkId references are resolved),
+    by the same loaders as a single request, before the lifecycle is called."""
+    fail_on_errors = request.fail_on_errors
     created: dict[str, tuple[str, str]] = {}  # bulkId -> (resource type, id)
     results: dict[int, BulkResult] = {}
-    pending = [_Pending(i, op) for i, op in enumerate(operations)]
+    pending = list(request.operations)
     errors = 0
 
     def stopped() -> bool:
         return fail_on_errors is not None and errors >= fail_on_errors
 
     while pending and not stopped():
-        waiting: list[_Pending] = []
+        waiting: list[BulkOperation] = []
         for item in pending:
             if stopped():
                 break
             try:
-                result = _run_one(lifecycle, tenant, item.operation, created, profile)
+                result = _run_one(lifecycle, tenant, item, created, profile)
             except _Unresolved as missing:
                 if _defined_later(missing.bulk_id, pending, item):
                     waiting.append(item)
                     continue
                 error = InvalidValue(f"bulkId '{missing.bulk_id}' does not name another operation of this request.")
-                result = _error_result(item.operation, error)
+                result = _error_result(item, error)
             results[item.index] = result
             if result.error is not None:
                 errors += 1
@@ -117,42 +93,39 @@ def run_bulk(
         if len(waiting) == len(pending):  # nothing ran: the remaining operations wait on each other
             for item in waiting:
                 results[item.index] = _error_result(
-                    item.operation, InvalidValue("The operation's bulkId references form a cycle.")
+                    item, InvalidValue("The operation's bulkId references form a cycle.")
                 )
             break
         pending = waiting
     return [results[i] for i in sorted(results)]
 
 
-def _defined_later(bulk_id: str, pending: list[_Pending], waiting: _Pending) -> bool:
-    return any(p is not waiting and p.operation.get("bulkId") == bulk_id for p in pending)
+def _defined_later(bulk_id: str, pending: list[BulkOperation], waiting: BulkOperation) -> bool:
+    return any(p is not waiting and p.bulk_id == bulk_id for p in pending)
 
 
-def _error_result(operation: Mapping[str, Any], error: ScimError) -> BulkResult:
-    method = str(operation.get("method", "")).upper() if isinstance(operation, Mapping) else ""
-    bulk_id = operation.get("bulkId") if isinstance(operation, Mapping) else None
-    return BulkResult(method=method, bulk_id=bulk_id, status=error.status, error=error)
+def _error_result(operation: BulkOperation, error: ScimError) -> BulkResult:
+    return BulkResult(method=operation.method, bulk_id=operation.bulk_id, status=error.status, error=error)
 
 
 def _run_one(
     lifecycle: Lifecycle,
     tenant: Tenant,
-    operation: Mapping[str, Any],
+    operation: BulkOperation,
     created: dict[str, tuple[str, str]],
     profile: ActiveProfile | None,
 ) -> BulkResult:
-    if not isinstance(operation, Mapping):
-        return BulkResult(method="", bulk_id=None, status=400, error=InvalidSyntax("An operation must be an object."))
-    method = str(operation.get("method", "")).upper()
-    bulk_id = operation.get("bulkId")
+    if operation.error is not None:
+        return _error_result(operation, operation.error)
+    method, bulk_id = operation.method, operation.bulk_id
     try:
-        path = _resolve(operation.get("path"), created)
+        path = _resolve(operation.path, created)
         match = _PATH.match(path) if isinstance(path, str) else None
         if match is None:
-            raise InvalidValue(f"Operation path {operation.get('path')!r} is not /Users, /Groups or one of their ids.")
+            raise InvalidValue(f"Operation path {operation.path!r} is not /Users, /Groups or one of their ids.")
         kind, resource_id = match.group(1), match.group(2)
-        data = _resolve(operation.get("data"), created)
-        version = _etag_version(operation.get("version"))
+        data = _resolve(operation.data, created)
+        version = operation.version
         if method == "POST":
             if resource_id is not None or not bulk_id:
                 raise InvalidValue("A bulk POST needs a bulkId and a path of /Users or /Groups.")
@@ -162,21 +135,18 @@ def _run_one(
         elif method == "PUT":
             record, status = _replace(lifecycle, tenant, kind, resource_id, data, version, profile), 200
         elif method == "PATCH":
-            if not isinstance(data, Mapping):
-                raise InvalidSyntax("A bulk PATCH needs a PatchOp object as data.")
+            operations = load_patch_op(data, profile)  # parsed before the store is read
             if kind == "Users":
-                record = lifecycle.patch_user(tenant, resource_id, data, if_match=version, profile=profile)
+                record = lifecycle.patch_user(tenant, resource_id, operations, if_match=version, profile=profile)
             else:  # the BulkResponse carries no body: never read the member list
                 record = lifecycle.patch_group(
-                    tenant, resource_id, data, if_match=version, profile=profile, include_members=False
+                    tenant, resource_id, operations, if_match=version, profile=profile, include_members=False
                 )
             status = 200
-        elif method == "DELETE":
+        else:  # DELETE: the methods were checked when the request was parsed
             deleter = lifecycle.delete_user if kind == "Users" else lifecycle.delete_group
             deleter(tenant, resource_id, if_match=version)
             return BulkResult(method, bulk_id, 204, kind, resource_id)
-        else:
-            raise InvalidValue(f"Unknown bulk method {method!r}: use POST, PUT, PATCH or DELETE.")
     except _Unresolved:
         raise
     except ScimError as error:
@@ -233,19 +203,4 @@ def _resolve(value: Any, created: dict[str, tuple[str, str]]) -> Any:
     return value
 
 
-def _etag_version(value: Any) -> str | None:
-    if not isinstance(value, str) or not value.strip():
-        return None
-    text = value.strip()
-    if text.startswith("W/"):
-        text = text[2:]
-    return text.strip('"')
-
-
-__all__ = [
-    "BULK_REQUEST_SCHEMA",
-    "BULK_RESPONSE_SCHEMA",
-    "BulkResult",
-    "parse_bulk_request",
-    "run_bulk",
-]
+__all__ = ["BULK_RESPONSE_SCHEMA", "BulkResult", "run_bulk"]

@@ -28,6 +28,7 @@ from scim_service.model import (
 from scim_service.profiles import ActiveProfile
 from scim_service.query.ast import ListQuery
 from scim_service.schemas.definitions import GROUP_RESOURCE, USER_RESOURCE, ResourceTypeDef
+from scim_service.schemas.messages import PatchOperation
 from scim_service.schemas.resources import load_group, load_user
 
 # A write that lost an optimistic race without an If-Match from the client is simply retried.
@@ -111,19 +112,19 @@ class Lifecycle:
         self,
         tenant: Tenant,
         user_id: str,
-        body: Mapping[str, Any],
+        operations: Sequence[PatchOperation],
         *,
         if_match: str | None = None,
         profile: ActiveProfile | None = None,
     ) -> UserRecord:
         """PATCH /Users/{id}: every operation applies or none (the document is patched, validated whole,
-        then written once). ``profile`` is the request's IdP profile (strict when None)."""
+        then written once). ``operations`` were parsed at the edge
+        (:func:`~scim_service.schemas.messages.load_patch_op`); ``profile`` is the request's IdP profile
+        (strict when None), under which the patched document is validated."""
         resource = self.user_resource
 
         def patched(current: UserRecord) -> Mapping[str, Any]:
-            document = patch.apply_user_patch(
-                dict(current.data), body, resource=resource, current_id=user_id, profile=profile
-            )
+            document = patch.apply_user_patch(dict(current.data), operations, resource=resource, current_id=user_id)
             return load_user(
                 _with_schemas(document, resource), default_active=False, profile=profile, resource=resource
             ).data
@@ -212,7 +213,7 @@ class Lifecycle:
         self,
         tenant: Tenant,
         group_id: str,
-        body: Mapping[str, Any],
+        operations: Sequence[PatchOperation],
         *,
         if_match: str | None = None,
         include_members: bool = True,
@@ -220,15 +221,14 @@ class Lifecycle:
     ) -> GroupRecord:
         """PATCH /Groups/{id}: attribute changes and membership deltas in one atomic backend call.
         The members are never read to compute the change, nor afterwards unless ``include_members``.
-        ``profile`` is the request's IdP profile (strict when None)."""
+        ``operations`` were parsed at the edge; ``profile`` is the request's IdP profile (strict when
+        None), under which the new attributes are validated."""
         resource = self.group_resource
 
         def write() -> tuple[GroupRecord, GroupChanges]:
             current = self.backend.get_group(tenant, group_id, include_members=False)
             _check_if_match(current.version, if_match)
-            changes = patch.apply_group_patch(
-                dict(current.data), body, resource=resource, current_id=group_id, profile=profile
-            )
+            changes = patch.apply_group_patch(dict(current.data), operations, resource=resource, current_id=group_id)
             if changes.data is not None:
                 loaded = load_group(_with_schemas(changes.data, resource), profile=profile, resource=resource)
                 changes = GroupChanges(

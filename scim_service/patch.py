@@ -1,4 +1,9 @@
-"""The PATCH engine (RFC 7644 §3.5.2): PatchOp bodies applied to user documents and turned into group deltas.
+"""The PATCH engine (RFC 7644 §3.5.2): parsed PATCH operations applied to user documents and turned
+into group deltas.
+
+The body was parsed at the edge (:func:`scim_service.schemas.messages.load_patch_op`, called by the API
+before the store is read) into :class:`~scim_service.schemas.messages.PatchOperation` objects; this
+module resolves their paths against the resource type and applies them.
 
 Users: :func:`apply_user_patch` applies every operation, in order, to a copy of the stored document and
 returns the new document; it never mutates its input, and any error raises before a result exists, so a
@@ -7,14 +12,15 @@ returns a :class:`~scim_service.model.GroupChanges` with the new attributes and 
 a PATCH of a huge group costs what the change costs.
 
 Deviations from the RFC that identity providers send are accepted only when the request's IdP profile
-allows them (:mod:`scim_service.profiles`; every public function takes the request's
-:class:`~scim_service.profiles.ActiveProfile`, strict ``generic`` when none is given). Each one that
-fires is recorded on that object:
+allows them (:mod:`scim_service.profiles`; each operation carries the request's
+:class:`~scim_service.profiles.ActiveProfile`). Each one that fires is recorded on that object:
 
-* ``op`` in another case (Entra ID sends ``"Add"``, ``"Replace"``, ``"Remove"``): ``capitalised_ops``.
-* Boolean attributes given as the strings ``"True"``/``"False"``: ``string_booleans``.
-* A complex attribute given a bare string (Entra's ``manager``) means its ``value`` sub-attribute:
-  ``manager_bare_string``.
+* ``op`` in another case (Entra ID sends ``"Add"``, ``"Replace"``, ``"Remove"``): ``capitalised_ops``,
+  decided when the body is parsed.
+* Values are read by the resources' value loader
+  (:func:`scim_service.schemas.resources.load_attribute_value`), with its tolerances
+  (``string_booleans``, ``manager_bare_string``, unknown sub-attributes) and rules (readOnly
+  sub-attributes ignored), exactly as in a POST or PUT body.
 * A path-less ``add``/``replace`` takes a map of attributes (and extension URNs holding a map of that
   extension's attributes); dotted (``name.givenName``), URN-qualified
   (``urn:...:enterprise:2.0:User:employeeNumber``) and value-path (``emails[type eq "work"].value``)
@@ -44,15 +50,15 @@ Rules of the RFC itself, for every profile:
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from scim_service.errors import InvalidFilter, InvalidPath, InvalidSyntax, InvalidValue, Mutability, NoTarget
 from scim_service.model import GroupChanges, Member
-from scim_service.profiles import ActiveProfile, Tolerance, strict
+from scim_service.profiles import Tolerance
 from scim_service.query.ast import And, Compare, Filter, Or, ValuePath
-from scim_service.query.evaluator import get_ci, matches_element, parse_datetime
+from scim_service.query.evaluator import get_ci, matches_element
 from scim_service.query.parser import PatchPath, parse_path
 from scim_service.query.resolve import resolve_filter
 from scim_service.schemas.definitions import (
@@ -64,146 +70,30 @@ from scim_service.schemas.definitions import (
     resolve_attribute,
     split_urn_path,
 )
+from scim_service.schemas.messages import PATCH_OP_SCHEMA, PatchOperation
+from scim_service.schemas.resources import load_attribute_value
 
-__all__ = ["PATCH_OP_SCHEMA", "PatchOperation", "apply_group_patch", "apply_user_patch", "parse_patch_body"]
+__all__ = ["PATCH_OP_SCHEMA", "PatchOperation", "apply_group_patch", "apply_user_patch"]
 
-PATCH_OP_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
-_OPS = ("add", "replace", "remove")
 # Never part of a stored document: the server owns them (or, for groups/members, another table does).
 _SERVER_KEYS = frozenset({"id", "meta", "schemas", "groups"})
-
-
-@dataclass(frozen=True)
-class PatchOperation:
-    """One validated operation of a PatchOp body; ``index`` is its 1-based position, for messages."""
-
-    op: str
-    path: str | None
-    value: Any
-    has_value: bool
-    index: int
-    profile: ActiveProfile = field(default_factory=strict, compare=False)
-
-    @property
-    def where(self) -> str:
-        """``Operation 2 (replace emails[...])``: the prefix of every error message about this operation."""
-        target = f" {self.path}" if self.path else ""
-        return f"Operation {self.index} ({self.op}{target})"
-
-
-def parse_patch_body(body: Mapping[str, Any], profile: ActiveProfile | None = None) -> list[PatchOperation]:
-    """Validate a PatchOp body (RFC 7644 §3.5.2) and return its operations in order.
-
-    Raises :class:`InvalidValue` when ``schemas`` does not list the PatchOp URN and :class:`InvalidSyntax`
-    when ``Operations`` is not a non-empty list of operation objects with a known ``op`` (in another
-    case only when ``profile`` allows ``capitalised_ops``).
-    """
-    profile = profile if profile is not None else strict()
-    if not isinstance(body, Mapping):
-        raise InvalidSyntax("The PATCH body must be a JSON object")
-    schemas = get_ci(body, "schemas")
-    if not isinstance(schemas, list) or not any(
-        isinstance(s, str) and s.lower() == PATCH_OP_SCHEMA.lower() for s in schemas
-    ):
-        raise InvalidValue(f"The PATCH body must list {PATCH_OP_SCHEMA} in schemas")
-    operations = get_ci(body, "Operations")
-    if not isinstance(operations, list) or not operations:
-        raise InvalidSyntax("The PATCH body needs Operations: a non-empty list of operations")
-    out: list[PatchOperation] = []
-    for index, raw in enumerate(operations, start=1):
-        if not isinstance(raw, Mapping):
-            raise InvalidSyntax(f"Operation {index} must be an object with op, path and value")
-        op = get_ci(raw, "op")
-        if not isinstance(op, str) or op.lower() not in _OPS:
-            raise InvalidSyntax(f"Operation {index}: op must be add, replace or remove, got {op!r}")
-        if op not in _OPS and not profile.allows(Tolerance.CAPITALISED_OPS, f"Operation {index}: op {op!r}"):
-            raise InvalidSyntax(f"Operation {index}: op must be add, replace or remove in lower case, got {op!r}")
-        path = get_ci(raw, "path")
-        if path is not None and not isinstance(path, str):
-            raise InvalidPath(f"Operation {index}: path must be a string, got {path!r}")
-        if isinstance(path, str) and not path.strip():
-            path = None
-        has_value = any(isinstance(k, str) and k.lower() == "value" for k in raw)
-        op = op.lower()
-        if op != "remove" and not has_value:
-            raise InvalidValue(f"Operation {index} ({op}): a value is required")
-        out.append(PatchOperation(op, path, get_ci(raw, "value"), has_value, index, profile))
-    return out
 
 
 # -- values ---------------------------------------------------------------------------------------
 
 
-def _coerce_leaf(attr: Attribute, value: Any, where: str, profile: ActiveProfile) -> Any:
-    """One simple value checked (and, for boolean strings when allowed, converted) against its definition."""
+def _value(attr: Attribute, value: Any, op: PatchOperation, *, element: bool = False) -> Any:
+    """The value an operation writes to ``attr``, read by the resources' value loader (the same types,
+    tolerances and ignored readOnly sub-attributes as a POST body). A lone value given for a
+    multi-valued attribute is one element (RFC 7644 §3.5.2.1 adds values to the attribute); elements
+    left empty (only readOnly sub-attributes, say) are dropped."""
     if value is None:
         return None
-    kind = attr.type
-    if kind == "boolean":
-        if isinstance(value, bool):
-            return value
-        if (
-            isinstance(value, str)
-            and value.strip().lower() in ("true", "false")
-            and profile.allows(Tolerance.STRING_BOOLEANS, f"{where}: {attr.name} = {value!r}")
-        ):
-            return value.strip().lower() == "true"
-        raise InvalidValue(f"{where}: {attr.name} must be true or false, got {value!r}")
-    if kind == "integer":
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        raise InvalidValue(f"{where}: {attr.name} must be an integer, got {value!r}")
-    if kind == "decimal":
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return value
-        raise InvalidValue(f"{where}: {attr.name} must be a number, got {value!r}")
-    if not isinstance(value, str):
-        raise InvalidValue(f"{where}: {attr.name} must be a string, got {value!r}")
-    if kind == "dateTime" and parse_datetime(value) is None:
-        raise InvalidValue(f"{where}: {attr.name} must be an ISO 8601 date-time, got {value!r}")
-    return value
-
-
-def _coerce_single(attr: Attribute, value: Any, where: str, profile: ActiveProfile) -> Any:
-    """One value of ``attr`` (one element when multi-valued) in canonical form."""
-    if attr.type != "complex":
-        return _coerce_leaf(attr, value, where, profile)
-    if value is None:
-        return None
-    if not isinstance(value, Mapping):
-        value_sub = attr.sub("value")
-        if (
-            value_sub is not None
-            and isinstance(value, str | int | float | bool)
-            and profile.allows(Tolerance.MANAGER_BARE_STRING, f"{where}: {attr.name} given as {value!r}")
-        ):
-            # Entra ID sends manager as the bare id.
-            return {value_sub.name: _coerce_leaf(value_sub, value, where, profile)}
-        raise InvalidValue(f"{where}: {attr.name} must be an object of sub-attributes, got {value!r}")
-    out: dict[str, Any] = {}
-    for key, sub_value in value.items():
-        sub = attr.sub(key) if isinstance(key, str) else None
-        if sub is None:
-            if profile.allows(Tolerance.UNKNOWN_ATTRIBUTE_IGNORED, f"{where}: ignored {attr.name}.{key}"):
-                continue
-            raise InvalidValue(f"{where}: {attr.name} has no sub-attribute {key!r}")
-        if sub.mutability == "readOnly":
-            continue  # server-computed (manager.displayName): ignored in input, RFC 7643 §2.2
-        coerced = _coerce_leaf(sub, sub_value, where, profile)
-        if coerced is not None:
-            out[sub.name] = coerced
-    return out
-
-
-def _coerce(attr: Attribute, value: Any, where: str, profile: ActiveProfile) -> Any:
-    """The whole value of ``attr``: a list for a multi-valued attribute (a lone value is wrapped)."""
-    if value is None:
-        return None
-    if attr.multi_valued:
+    if attr.multi_valued and not element:
         items = value if isinstance(value, list) else [value]
-        out = [_coerce_single(attr, item, where, profile) for item in items]
-        return [item for item in out if item not in (None, {})]
-    return _coerce_single(attr, value, where, profile)
+        loaded = load_attribute_value(attr, items, profile=op.profile, where=f"{op.where}: ")
+        return [item for item in loaded if item not in (None, {})]
+    return load_attribute_value(attr, value, profile=op.profile, element=element, where=f"{op.where}: ")
 
 
 # -- the document ---------------------------------------------------------------------------------
@@ -383,13 +273,13 @@ def _apply_whole(container: dict[str, Any], op: PatchOperation, target: _Target,
             _allow_remove_with_value(op)
             if not isinstance(current, list):
                 return
-            drop = _coerce(attribute, value, op.where, op.profile)
+            drop = _value(attribute, value, op)
             kept = [e for e in current if not any(_same_value(e, d) for d in drop)]
             _put(container, name, kept)
             return
         _put(container, name, None)
         return
-    coerced = _coerce(attribute, value, op.where, op.profile)
+    coerced = _value(attribute, value, op)
     if coerced is None and attribute.required:
         raise InvalidValue(f"{op.where}: {name} is required and cannot be null")
     if attribute.multi_valued:
@@ -431,7 +321,7 @@ def _apply_sub(container: dict[str, Any], op: PatchOperation, target: _Target, v
             raise InvalidValue(f"{op.where}: {sub.name} is required and cannot be removed")
         new_value = None
     else:
-        new_value = _coerce_leaf(sub, value, op.where, op.profile)
+        new_value = _value(sub, value, op)
     if attribute.multi_valued:
         elements = [dict(e) for e in current] if isinstance(current, list) else []
         if not elements and new_value is not None:
@@ -467,11 +357,11 @@ def _apply_filtered(container: dict[str, Any], op: PatchOperation, target: _Targ
         return
 
     if sub is not None:
-        new_value = _coerce_leaf(sub, value, op.where, op.profile)
+        new_value = _value(sub, value, op)
     else:
         if value is not None and not isinstance(value, Mapping):
             raise InvalidValue(f"{op.where}: the value must be an object of {attribute.name} sub-attributes")
-        new_value = _coerce_single(attribute, value, op.where, op.profile)
+        new_value = _value(attribute, value, op, element=True)
 
     written: list[dict[str, Any]] = []
     if not matched:
@@ -625,22 +515,21 @@ def _apply_user_op(doc: _Doc, op: PatchOperation, resource: ResourceTypeDef, cur
 
 def apply_user_patch(
     doc: Mapping[str, Any],
-    body: Mapping[str, Any],
+    operations: Sequence[PatchOperation],
     *,
     resource: ResourceTypeDef = USER_RESOURCE,
     current_id: str | None = None,
-    profile: ActiveProfile | None = None,
 ) -> dict[str, Any]:
-    """Apply the PatchOp ``body`` to the stored user document ``doc`` and return the new document.
+    """Apply the parsed ``operations`` (:func:`~scim_service.schemas.messages.load_patch_op`) to the
+    stored user document ``doc`` and return the new document.
 
     ``doc`` is never mutated. The result is in stored form: canonical top-level keys, extension
     attributes under their URN key, no ``id``/``meta``/``groups``/``schemas``. ``current_id`` (the
-    user's id) lets an ``id`` echoed in a path-less value be checked. ``profile`` is the request's IdP
-    profile (strict ``generic`` when None); the tolerances that fire are recorded on it. Raises
+    user's id) lets an ``id`` echoed in a path-less value be checked. Each operation carries the
+    request's IdP profile; the tolerances that fire are recorded on it. Raises
     :class:`InvalidSyntax`, :class:`InvalidValue`, :class:`InvalidPath`, :class:`NoTarget` or
     :class:`Mutability`.
     """
-    operations = parse_patch_body(body, profile)
     state = _Doc(_canonical_copy(doc, resource), resource)
     for op in operations:
         _apply_user_op(state, op, resource, current_id)
@@ -754,13 +643,12 @@ def _is_members(attribute: Attribute) -> bool:
 
 def apply_group_patch(
     data: Mapping[str, Any],
-    body: Mapping[str, Any],
+    operations: Sequence[PatchOperation],
     *,
     resource: ResourceTypeDef = GROUP_RESOURCE,
     current_id: str | None = None,
-    profile: ActiveProfile | None = None,
 ) -> GroupChanges:
-    """Turn the PatchOp ``body`` into one :class:`GroupChanges` without reading the group's members.
+    """Turn the parsed PATCH ``operations`` into one :class:`GroupChanges` without reading the group's members.
 
     ``data`` is the group's stored attribute document (``displayName``, ``externalId``, extensions);
     ``data`` of the result is the new document, or None when no attribute changed. ``members``
@@ -768,7 +656,6 @@ def apply_group_patch(
     ``members[value eq "id"]`` filter (or, under ``remove_with_value``, a value list) removes those ids,
     ``remove members`` alone clears. Raises the errors of :func:`apply_user_patch`.
     """
-    operations = parse_patch_body(body, profile)
     original = _canonical_copy(data, resource)
     doc = _Doc(copy.deepcopy(original), resource)
     deltas = _MemberDeltas()

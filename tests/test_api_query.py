@@ -284,7 +284,8 @@ def test_search_on_a_resource_type(scim: Scim, people: dict) -> None:
     assert names(response) == ["Bob"] and response.get_json()["totalResults"] == 3
     groups = scim.post("/Groups/.search", {"schemas": [SEARCH], "filter": 'displayName eq "engineers"'})
     assert names(groups) == ["Engineers"]
-    assert_scim_error(scim.post("/Users/.search", {"filter": "title pr"}), 400, "invalidSyntax")
+    # A missing 'schemas' is 400 invalidValue in every message and resource (docs/rules.md, "schemas").
+    assert_scim_error(scim.post("/Users/.search", {"filter": "title pr"}), 400, "invalidValue")
 
 
 def test_search_at_the_root_spans_users_then_groups(scim: Scim, people: dict) -> None:

@@ -14,8 +14,9 @@ import pytest
 from scim_service.errors import InvalidPath, InvalidSyntax, InvalidValue, Mutability, NoTarget, ScimError
 from scim_service.model import ENTERPRISE_SCHEMA as ENT
 from scim_service.model import GroupChanges, Member
-from scim_service.patch import PATCH_OP_SCHEMA, apply_group_patch, apply_user_patch, parse_patch_body
+from scim_service.patch import PATCH_OP_SCHEMA, apply_group_patch, apply_user_patch
 from scim_service.profiles import ENTRA, GENERIC, ActiveProfile, Profile
+from scim_service.schemas.messages import load_patch_op
 
 
 def body(*ops: dict[str, Any]) -> dict[str, Any]:
@@ -36,14 +37,14 @@ def user() -> dict[str, Any]:
 
 
 def patch(*ops: dict[str, Any], doc: dict[str, Any] | None = None, profile: Profile = ENTRA) -> dict[str, Any]:
-    return apply_user_patch(doc if doc is not None else user(), body(*ops), profile=ActiveProfile(profile))
+    return apply_user_patch(doc if doc is not None else user(), load_patch_op(body(*ops), ActiveProfile(profile)))
 
 
 # -- the body ------------------------------------------------------------------------------------
 
 
 def test_parse_patch_body() -> None:
-    ops = parse_patch_body(
+    ops = load_patch_op(
         body({"op": "Add", "path": "title", "value": "x"}, {"OP": "remove", "PATH": "title"}), ActiveProfile(ENTRA)
     )
     assert [(o.op, o.path, o.value, o.index) for o in ops] == [("add", "title", "x", 1), ("remove", "title", None, 2)]
@@ -52,8 +53,8 @@ def test_parse_patch_body() -> None:
 @pytest.mark.parametrize(
     ("raw", "error", "fragment"),
     [
-        ({"Operations": [{"op": "add", "value": {}}]}, InvalidValue, "PatchOp in schemas"),
-        ({"schemas": ["urn:x"], "Operations": []}, InvalidValue, "PatchOp in schemas"),
+        ({"Operations": [{"op": "add", "value": {}}]}, InvalidValue, "'schemas' attribute is missing"),
+        ({"schemas": ["urn:x"], "Operations": []}, InvalidValue, f"does not contain {PATCH_OP_SCHEMA}"),
         ({"schemas": [PATCH_OP_SCHEMA]}, InvalidSyntax, "non-empty list"),
         ({"schemas": [PATCH_OP_SCHEMA], "Operations": []}, InvalidSyntax, "non-empty list"),
         ({"schemas": [PATCH_OP_SCHEMA], "Operations": {"op": "add"}}, InvalidSyntax, "non-empty list"),
@@ -67,7 +68,7 @@ def test_parse_patch_body() -> None:
 )
 def test_body_errors(raw: Any, error: type[ScimError], fragment: str) -> None:
     with pytest.raises(error, match=fragment):
-        apply_user_patch(user(), raw)
+        load_patch_op(raw)
 
 
 # -- users: simple attributes ---------------------------------------------------------------------
@@ -81,7 +82,7 @@ def test_okta_deactivate_without_path() -> None:
 def test_entra_boolean_strings() -> None:
     assert patch({"op": "Replace", "path": "active", "value": "False"})["active"] is False
     assert patch({"op": "Replace", "path": "active", "value": "true"}, doc={"userName": "x"})["active"] is True
-    with pytest.raises(InvalidValue, match="active must be true or false"):
+    with pytest.raises(InvalidValue, match="'active': expected a boolean"):
         patch({"op": "replace", "path": "active", "value": "nope"})
 
 
@@ -90,10 +91,12 @@ def test_input_is_never_mutated() -> None:
     before = copy.deepcopy(doc)
     result = apply_user_patch(
         doc,
-        body(
-            {"op": "replace", "path": "name.givenName", "value": "B"},
-            {"op": "add", "path": 'emails[type eq "work"].value', "value": "new@x.org"},
-            {"op": "remove", "path": f"{ENT}:manager"},
+        load_patch_op(
+            body(
+                {"op": "replace", "path": "name.givenName", "value": "B"},
+                {"op": "add", "path": 'emails[type eq "work"].value', "value": "new@x.org"},
+                {"op": "remove", "path": f"{ENT}:manager"},
+            )
         ),
     )
     assert doc == before
@@ -154,13 +157,13 @@ def test_required_attribute_cannot_be_removed() -> None:
 
 
 def test_type_errors() -> None:
-    with pytest.raises(InvalidValue, match="displayName must be a string"):
+    with pytest.raises(InvalidValue, match="'displayName': expected a string"):
         patch({"op": "replace", "path": "displayName", "value": 5})
-    with pytest.raises(InvalidValue, match="name has no sub-attribute 'nosuch'"):
+    with pytest.raises(InvalidValue, match=r"Unknown attribute 'name\.nosuch'"):
         patch({"op": "replace", "path": "name", "value": {"nosuch": "x"}}, profile=GENERIC)
     # Under a profile that ignores unknown attributes, the unknown sub-attribute is dropped.
     assert patch({"op": "replace", "path": "name", "value": {"nosuch": "x"}})["name"] == user()["name"]
-    with pytest.raises(InvalidValue, match="must be an object of sub-attributes"):
+    with pytest.raises(InvalidValue, match="'name': expected an object with sub-attributes"):
         patch({"op": "replace", "path": "name", "value": ["x"]})
 
 
@@ -198,10 +201,12 @@ def test_pathless_value_must_be_a_map() -> None:
 
 def test_pathless_id_is_ignored_unless_it_differs() -> None:
     assert patch({"op": "replace", "value": {"id": "u1", "title": "t"}})["title"] == "t"
-    ok = apply_user_patch(user(), body({"op": "replace", "value": {"id": "u1", "title": "t"}}), current_id="u1")
+    ok = apply_user_patch(
+        user(), load_patch_op(body({"op": "replace", "value": {"id": "u1", "title": "t"}})), current_id="u1"
+    )
     assert "id" not in ok
     with pytest.raises(Mutability, match="id is readOnly"):
-        apply_user_patch(user(), body({"op": "replace", "value": {"id": "other"}}), current_id="u1")
+        apply_user_patch(user(), load_patch_op(body({"op": "replace", "value": {"id": "other"}})), current_id="u1")
 
 
 def test_remove_without_path_is_no_target() -> None:
@@ -351,7 +356,7 @@ def test_adding_a_primary_value_clears_the_others() -> None:
 
 
 def test_two_primaries_in_one_operation() -> None:
-    with pytest.raises(InvalidValue, match="at most one value of emails may be primary"):
+    with pytest.raises(InvalidValue, match="'emails': 2 values have primary set to true; at most one may"):
         patch(
             {
                 "op": "replace",
@@ -402,7 +407,10 @@ def test_a_failing_operation_leaves_no_result() -> None:
     before = copy.deepcopy(doc)
     with pytest.raises(InvalidPath):
         apply_user_patch(
-            doc, body({"op": "replace", "path": "title", "value": "x"}, {"op": "replace", "path": "nosuch", "value": 1})
+            doc,
+            load_patch_op(
+                body({"op": "replace", "path": "title", "value": "x"}, {"op": "replace", "path": "nosuch", "value": 1})
+            ),
         )
     assert doc == before
 
@@ -423,7 +431,7 @@ def test_operations_apply_in_order() -> None:
 
 def gpatch(*ops: dict[str, Any], data: dict[str, Any] | None = None) -> GroupChanges:
     return apply_group_patch(
-        data if data is not None else {"displayName": "Admins"}, body(*ops), profile=ActiveProfile(ENTRA)
+        data if data is not None else {"displayName": "Admins"}, load_patch_op(body(*ops), ActiveProfile(ENTRA))
     )
 
 

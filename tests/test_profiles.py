@@ -26,6 +26,7 @@ from scim_service.profiles import (
     get_profile,
     resolve,
 )
+from scim_service.schemas.messages import load_patch_op
 from scim_service.schemas.resources import load_group, load_user
 from scim_service.servicedb.store import AdminError, LogEntry, ServiceStore
 from scim_service.sqlengine import make_engine
@@ -111,7 +112,7 @@ def test_active_profile_records_each_tolerance_once_and_logs(caplog: pytest.LogC
 
 def _user_patch(profile: Profile, *ops: dict[str, Any]) -> tuple[dict[str, Any], ActiveProfile]:
     active = ActiveProfile(profile)
-    return apply_user_patch(user_doc(), body(*ops), profile=active), active
+    return apply_user_patch(user_doc(), load_patch_op(body(*ops), active)), active
 
 
 PATCH_CASES = [
@@ -126,7 +127,7 @@ PATCH_CASES = [
         Tolerance.STRING_BOOLEANS,
         {"op": "replace", "path": "active", "value": "False"},
         InvalidValue,
-        "active must be true or false",
+        "'active': expected a boolean",
         lambda doc: doc["active"] is False,
     ),
     (
@@ -161,7 +162,7 @@ PATCH_CASES = [
         Tolerance.MANAGER_BARE_STRING,
         {"op": "add", "path": f"{ENT}:manager", "value": "m-42"},
         InvalidValue,
-        "must be an object of sub-attributes",
+        "expected an object with sub-attributes",
         lambda doc: doc[ENT] == {"manager": {"value": "m-42"}},
     ),
     (
@@ -200,13 +201,13 @@ def test_group_remove_with_a_value_list_is_refused_strictly_and_never_clears() -
     data = {"displayName": "Admins"}
     remove = body({"op": "remove", "path": "members", "value": [{"value": "u1"}]})
     with pytest.raises(InvalidSyntax, match=r'members\[value eq "..."\]'):
-        apply_group_patch(data, remove, profile=ActiveProfile(GENERIC))
+        apply_group_patch(data, load_patch_op(remove, ActiveProfile(GENERIC)))
     active = ActiveProfile(ENTRA)
-    changes = apply_group_patch(data, remove, profile=active)
+    changes = apply_group_patch(data, load_patch_op(remove, active))
     assert changes.remove == ("u1",) and not changes.clear_members
     assert list(active.fired) == [Tolerance.REMOVE_WITH_VALUE]
     onelogin = ActiveProfile(PROFILES["onelogin"])
-    assert apply_group_patch(data, remove, profile=onelogin).remove == ("u1",)
+    assert apply_group_patch(data, load_patch_op(remove, onelogin)).remove == ("u1",)
 
 
 def test_rfc_forms_fire_no_tolerance() -> None:
@@ -227,7 +228,7 @@ def test_rfc_forms_fire_no_tolerance() -> None:
         {"op": "replace", "path": "members", "value": []},
     )
     active = ActiveProfile(GENERIC)
-    changes = apply_group_patch({"displayName": "G"}, group_ops, profile=active)
+    changes = apply_group_patch({"displayName": "G"}, load_patch_op(group_ops, active))
     assert changes.clear_members and not active.fired
 
 

@@ -160,9 +160,9 @@ def test_search_request_defaults() -> None:
 @pytest.mark.parametrize(
     ("body", "error", "fragment"),
     [
-        ({"schemas": []}, InvalidSyntax, "SearchRequest"),
-        ({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"]}, InvalidSyntax, "SearchRequest"),
-        ({}, InvalidSyntax, "SearchRequest"),
+        ({"schemas": []}, InvalidValue, "does not contain urn:ietf:params:scim:api:messages:2.0:SearchRequest"),
+        ({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"]}, InvalidValue, "SearchRequest"),
+        ({}, InvalidValue, "'schemas' attribute is missing: a SearchRequest"),
     ],
 )
 def test_search_request_needs_its_schema(body: dict[str, Any], error: type[Exception], fragment: str) -> None:

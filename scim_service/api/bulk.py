@@ -1,4 +1,4 @@
-"""POST /Bulk (RFC 7644 §3.7): limits at the edge, then the core runs each operation."""
+"""POST /Bulk (RFC 7644 §3.7): limits and the BulkRequest envelope at the edge, then the core runs each operation."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from flask import Blueprint, Response, request
 
 from scim_service.api.http import METHODS, base_url, dispatch, error_body, json_body, principal, scim_response, state
 from scim_service.api.resources import active_profile
-from scim_service.bulk import BULK_RESPONSE_SCHEMA, parse_bulk_request, run_bulk
+from scim_service.bulk import BULK_RESPONSE_SCHEMA, run_bulk
 from scim_service.errors import PayloadTooLarge
+from scim_service.schemas.messages import load_bulk_request
 from scim_service.schemas.render import etag
 
 
@@ -18,8 +19,8 @@ def _bulk() -> Response:
     limit = config["SCIM_BULK_MAX_PAYLOAD_BYTES"]
     if (request.content_length is not None and request.content_length > limit) or len(request.get_data()) > limit:
         raise PayloadTooLarge(f"The BulkRequest is larger than maxPayloadSize ({limit} bytes).")
-    operations, fail_on_errors = parse_bulk_request(json_body(), max_operations=config["SCIM_BULK_MAX_OPERATIONS"])
-    results = run_bulk(state().lifecycle, principal().tenant, operations, fail_on_errors, profile=active_profile())
+    parsed = load_bulk_request(json_body(), max_operations=config["SCIM_BULK_MAX_OPERATIONS"])
+    results = run_bulk(state().lifecycle, principal().tenant, parsed, profile=active_profile())
     base = base_url()
     answers: list[dict[str, Any]] = []
     for result in results:

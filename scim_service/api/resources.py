@@ -1,5 +1,12 @@
 """/Users, /Groups and /Me: parse at the edge, hand to the lifecycle, render and project the answer.
 
+Every handler parses all of its input before the first call that reaches the store: the query-string
+parameters (a list's :func:`~scim_service.query.params.parse_list_params`, a single resource's
+:func:`~scim_service.query.params.parse_projection`, which reads only ``attributes`` and
+``excludedAttributes``), and the body (a resource through :mod:`scim_service.schemas.resources`, a
+PatchOp or SearchRequest through :mod:`scim_service.schemas.messages`). A malformed request is answered
+without a backend call.
+
 Each write resolves the request's IdP profile once (:func:`active_profile`: the organization's setting,
 or detection from the User-Agent when it is ``auto``) and passes it down to the loading and PATCH code;
 the tolerances that fire are stored with the request's provisioning log entry. The resource types are
@@ -27,19 +34,13 @@ from scim_service.api.http import (
     state,
 )
 from scim_service.api.http import base_url as scim_base_url
-from scim_service.errors import (
-    InvalidCursor,
-    InvalidFilter,
-    InvalidSyntax,
-    InvalidValue,
-    NotImplementedByServer,
-    ScimError,
-)
+from scim_service.errors import InvalidCursor, InvalidFilter, InvalidValue, NotImplementedByServer, ScimError
 from scim_service.model import GroupRecord, Page, UserRecord
 from scim_service.profiles import ActiveProfile, resolve
-from scim_service.query.params import ListRequest, parse_list_params, parse_search_request
+from scim_service.query.params import ListRequest, Projection, list_request, parse_list_params, parse_projection
 from scim_service.schemas.definitions import ResourceTypeDef
-from scim_service.schemas.projection import includes, project
+from scim_service.schemas.messages import load_patch_op, load_search_request
+from scim_service.schemas.projection import project
 from scim_service.schemas.render import etag, render_group, render_user
 from scim_service.schemas.resources import load_group, load_user
 
@@ -52,7 +53,6 @@ class Kind:
 
     name: str
     render: Callable[[Any, str], dict[str, Any]]
-    relation: str  # the attribute the backend may skip reading: a user's groups, a group's members
 
     @property
     def resource(self) -> ResourceTypeDef:
@@ -61,8 +61,8 @@ class Kind:
         return st.user_resource if self.name == "User" else st.group_resource
 
 
-USERS = Kind("User", render_user, "groups")
-GROUPS = Kind("Group", render_group, "members")
+USERS = Kind("User", render_user)
+GROUPS = Kind("Group", render_group)
 
 
 def active_profile() -> ActiveProfile:
@@ -80,36 +80,49 @@ def active_profile() -> ActiveProfile:
     return found
 
 
-def _list_request(kind: Kind, args: Any = None) -> ListRequest:
-    config = state().config
+def group_patch_no_content(profile: ActiveProfile) -> bool:
+    """Whether a Group PATCH answers 204 No Content rather than 200 with the group: the one place this
+    is decided (RFC 7644 §3.5.2 allows both).
+
+    ``okta`` and ``entra`` (whose IdPs accept 204) get 204 without reading the members, so a membership
+    change costs what the change costs. ``generic`` and the other profiles get 200 with the group,
+    members included (a read of the member list). ``attributes``/``excludedAttributes`` always give 200,
+    and ``excludedAttributes=members`` (or ``attributes`` without members) never reads the members.
+    """
+    asked = {name.lower() for name in request.args} & {"attributes", "excludedattributes"}
+    return not asked and profile.profile.group_patch_no_content
+
+
+def _projection(kind: Kind) -> Projection:
+    """The single resource's ``attributes``/``excludedAttributes`` (other list parameters are ignored)."""
+    return parse_projection(request.args, kind.resource)
+
+
+def _list_request(kind: Kind) -> ListRequest:
     return parse_list_params(
-        request.args if args is None else args,
+        request.args,
         kind.resource,
-        default_count=config["SCIM_DEFAULT_PAGE_SIZE"],
-        max_count=min(config["SCIM_MAX_PAGE_SIZE"], state().backend.capabilities.max_results),
+        default_count=state().config["SCIM_DEFAULT_PAGE_SIZE"],
+        max_count=state().max_results,
     )
 
 
-def _wants_relation(kind: Kind, req: ListRequest) -> bool:
-    return includes(kind.resource, req.attributes, req.excluded_attributes, kind.relation)
-
-
-def _one(kind: Kind, record: Record, status: int = 200) -> Response:
-    """A single resource with its ETag, projected by the request's attributes parameters."""
-    req = _list_request(kind)
+def _one(kind: Kind, record: Record, projection: Projection, status: int = 200) -> Response:
+    """A single resource with its ETag, projected as the request asked."""
     document = kind.render(record, scim_base_url())
     headers = {"ETag": etag(record.version)}
     if status == 201:
         headers["Location"] = document["meta"]["location"]
-    projected = project(document, kind.resource, req.attributes, req.excluded_attributes)
+    projected = project(document, kind.resource, projection.attributes, projection.excluded_attributes)
     return scim_response(projected, status, headers)
 
 
+def _rendered(kind: Kind, records: list[Any], req: ListRequest, base: str) -> list[dict[str, Any]]:
+    return [project(kind.render(r, base), kind.resource, req.attributes, req.excluded_attributes) for r in records]
+
+
 def _page(kind: Kind, page: Page[Any], req: ListRequest) -> Response:
-    base = scim_base_url()
-    resources = [
-        project(kind.render(r, base), kind.resource, req.attributes, req.excluded_attributes) for r in page.resources
-    ]
+    resources = _rendered(kind, page.resources, req, scim_base_url())
     return _list_response(resources, page.total_results, page.start_index, req, page.next_cursor)
 
 
@@ -132,38 +145,40 @@ def _list_response(
 
 def _list_users(req: ListRequest | None = None) -> Response:
     req = req or _list_request(USERS)
-    query = _with_relation(req, USERS)
-    return _page(USERS, state().lifecycle.list_users(principal().tenant, query), req)
+    return _page(USERS, state().lifecycle.list_users(principal().tenant, req.query), req)
 
 
 def _create_user() -> Response:
+    projection = _projection(USERS)
     loaded = load_user(json_body(), profile=active_profile(), resource=USERS.resource)
     user, created = state().lifecycle.create_user(principal().tenant, loaded.data)
     if not created:
         user = state().lifecycle.get_user(principal().tenant, user.id)
-    return _one(USERS, user, 201 if created else 200)
+    return _one(USERS, user, projection, 201 if created else 200)
 
 
 def _get_user(user_id: str) -> Response:
-    req = _list_request(USERS)
-    user = state().lifecycle.get_user(principal().tenant, user_id, include_groups=_wants_relation(USERS, req))
+    projection = _projection(USERS)
+    user = state().lifecycle.get_user(principal().tenant, user_id, include_groups=projection.include_groups)
     if if_none_match() == user.version:
         return scim_response(None, 304, {"ETag": etag(user.version)})
-    return _one(USERS, user)
+    return _one(USERS, user, projection)
 
 
 def _replace_user(user_id: str) -> Response:
+    projection = _projection(USERS)
     loaded = load_user(json_body(), profile=active_profile(), resource=USERS.resource)
     user = state().lifecycle.replace_user(principal().tenant, user_id, loaded.data, if_match=if_match())
-    return _one(USERS, user)
+    return _one(USERS, user, projection)
 
 
 def _patch_user(user_id: str) -> Response:
-    body = _json_object()
-    user = state().lifecycle.patch_user(
-        principal().tenant, user_id, body, if_match=if_match(), profile=active_profile()
-    )
-    return _one(USERS, user)
+    projection = _projection(USERS)
+    body = json_body()
+    profile = active_profile()
+    operations = load_patch_op(body, profile)
+    user = state().lifecycle.patch_user(principal().tenant, user_id, operations, if_match=if_match(), profile=profile)
+    return _one(USERS, user, projection)
 
 
 def _delete_user(user_id: str) -> Response:
@@ -176,58 +191,51 @@ def _delete_user(user_id: str) -> Response:
 
 def _list_groups(req: ListRequest | None = None) -> Response:
     req = req or _list_request(GROUPS)
-    query = _with_relation(req, GROUPS)
-    return _page(GROUPS, state().lifecycle.list_groups(principal().tenant, query), req)
+    return _page(GROUPS, state().lifecycle.list_groups(principal().tenant, req.query), req)
 
 
 def _create_group() -> Response:
+    projection = _projection(GROUPS)
     loaded = load_group(json_body(), profile=active_profile(), resource=GROUPS.resource)
     group = state().lifecycle.create_group(principal().tenant, loaded.data, loaded.members)
-    return _one(GROUPS, group, 201)
+    return _one(GROUPS, group, projection, 201)
 
 
 def _get_group(group_id: str) -> Response:
-    req = _list_request(GROUPS)
-    group = state().lifecycle.get_group(principal().tenant, group_id, include_members=_wants_relation(GROUPS, req))
+    projection = _projection(GROUPS)
+    group = state().lifecycle.get_group(principal().tenant, group_id, include_members=projection.include_members)
     if if_none_match() == group.version:
         return scim_response(None, 304, {"ETag": etag(group.version)})
-    return _one(GROUPS, group)
+    return _one(GROUPS, group, projection)
 
 
 def _replace_group(group_id: str) -> Response:
+    projection = _projection(GROUPS)
     loaded = load_group(json_body(), profile=active_profile(), resource=GROUPS.resource)
     group = state().lifecycle.replace_group(
         principal().tenant, group_id, loaded.data, loaded.members, if_match=if_match()
     )
-    return _one(GROUPS, group)
+    return _one(GROUPS, group, projection)
 
 
 def _patch_group(group_id: str) -> Response:
-    """RFC 7644 §3.5.2 allows 200 with the resource or 204 No Content; the profile picks.
-
-    ``okta`` and ``entra`` (whose IdPs accept 204) get 204 without reading the members, so a membership
-    change costs what the change costs. ``generic`` and the other profiles get 200 with the group,
-    members included (a read of the member list). ``attributes``/``excludedAttributes`` always give 200,
-    and ``excludedAttributes=members`` (or ``attributes`` without members) never reads the members.
-    """
-    body = _json_object()
+    """RFC 7644 §3.5.2 PATCH; :func:`group_patch_no_content` picks the answer."""
+    projection = _projection(GROUPS)
+    body = json_body()
     profile = active_profile()
-    asked = {name.lower() for name in request.args} & {"attributes", "excludedattributes"}
-    if not asked and profile.profile.group_patch_no_content:
-        group = state().lifecycle.patch_group(
-            principal().tenant, group_id, body, if_match=if_match(), include_members=False, profile=profile
-        )
-        return scim_response(None, 204, {"ETag": etag(group.version)})
-    req = _list_request(GROUPS)
+    operations = load_patch_op(body, profile)
+    no_content = group_patch_no_content(profile)
     group = state().lifecycle.patch_group(
         principal().tenant,
         group_id,
-        body,
+        operations,
         if_match=if_match(),
-        include_members=_wants_relation(GROUPS, req),
+        include_members=False if no_content else projection.include_members,
         profile=profile,
     )
-    return _one(GROUPS, group)
+    if no_content:
+        return scim_response(None, 204, {"ETag": etag(group.version)})
+    return _one(GROUPS, group, projection)
 
 
 def _delete_group(group_id: str) -> Response:
@@ -235,30 +243,15 @@ def _delete_group(group_id: str) -> Response:
     return scim_response(None, 204)
 
 
-# -- shared ---------------------------------------------------------------------------------------------
-
-
-def _with_relation(req: ListRequest, kind: Kind) -> Any:
-    wanted = _wants_relation(kind, req)
-    if kind is USERS:
-        return replace(req.query, include_groups=wanted)
-    return replace(req.query, include_members=wanted)
-
-
-def _json_object() -> dict[str, Any]:
-    body = json_body()
-    if not isinstance(body, dict):
-        raise InvalidSyntax("The request body must be a JSON object.")
-    return body
+# -- search ---------------------------------------------------------------------------------------------
 
 
 def _search(kind: Kind) -> Response:
-    config = state().config
-    req = parse_search_request(
-        _json_object(),
+    req = list_request(
+        load_search_request(json_body()),
         kind.resource,
-        default_count=config["SCIM_DEFAULT_PAGE_SIZE"],
-        max_count=min(config["SCIM_MAX_PAGE_SIZE"], state().backend.capabilities.max_results),
+        default_count=state().config["SCIM_DEFAULT_PAGE_SIZE"],
+        max_count=state().max_results,
     )
     return _list_users(req) if kind is USERS else _list_groups(req)
 
@@ -266,21 +259,23 @@ def _search(kind: Kind) -> Response:
 def _root_search() -> Response:
     """POST /.search across resource types (RFC 7644 §3.4.3).
 
-    The request is parsed once per resource type. A filter (or sortBy) that names attributes only one
-    type has selects from that type only; one that neither type knows is a 400. The result is the
-    matching users (sorted as asked) followed by the matching groups (sorted as asked): totalResults is
-    the exact sum of both counts, and startIndex/count page over that concatenation, so a page may hold
-    the last users and the first groups. Cursor paging is offered on /Users and /Groups, not here.
+    The SearchRequest is checked once, then its parameters are resolved for each resource type. A
+    filter (or sortBy) that names attributes only one type has selects from that type only; one that
+    neither type knows is a 400. The result is the matching users (sorted as asked) followed by the
+    matching groups (sorted as asked): totalResults is the exact sum of both counts, and
+    startIndex/count page over that concatenation, so a page may hold the last users and the first
+    groups. Cursor paging is offered on /Users and /Groups, not here.
     """
-    config = state().config
-    body = _json_object()
-    max_count = min(config["SCIM_MAX_PAGE_SIZE"], state().backend.capabilities.max_results)
+    params = load_search_request(json_body())
     parsed: list[tuple[Kind, ListRequest]] = []
     errors: list[ScimError] = []
     for kind in (USERS, GROUPS):
         try:
-            req = parse_search_request(
-                body, kind.resource, default_count=config["SCIM_DEFAULT_PAGE_SIZE"], max_count=max_count
+            req = list_request(
+                params,
+                kind.resource,
+                default_count=state().config["SCIM_DEFAULT_PAGE_SIZE"],
+                max_count=state().max_results,
             )
         except (InvalidFilter, InvalidValue) as exc:
             errors.append(exc)
@@ -300,49 +295,55 @@ def _root_search() -> Response:
     total = 0
     resources: list[dict[str, Any]] = []
     for kind, req in parsed:
-        query = _with_relation(req, kind)
         lister = lifecycle.list_users if kind is USERS else lifecycle.list_groups
         # Count first (count=0 reads no rows), then read only the slice of this type the page needs.
-        found = lister(tenant, replace(query, count=0)).total_results
+        found = lister(tenant, replace(req.query, count=0)).total_results
         total += found
         if remaining > 0 and offset < found:
-            page = lister(tenant, replace(query, start_index=offset + 1, count=remaining))
-            resources += [
-                project(kind.render(r, base), kind.resource, req.attributes, req.excluded_attributes)
-                for r in page.resources
-            ]
+            page = lister(tenant, replace(req.query, start_index=offset + 1, count=remaining))
+            resources += _rendered(kind, page.resources, req, base)
             remaining -= len(page.resources)
         offset = max(offset - found, 0)
     return _list_response(resources, total, start, parsed[0][1])
 
 
+# -- routes ---------------------------------------------------------------------------------------------
+
+
 def root_search() -> Response:
+    """/.search: POST only."""
     return dispatch({"POST": _root_search})
 
 
 def users() -> Response:
+    """/Users: list (GET) and create (POST)."""
     return dispatch({"GET": _list_users, "POST": _create_user})
 
 
 def users_search() -> Response:
+    """/Users/.search: POST only."""
     return dispatch({"POST": lambda: _search(USERS)})
 
 
 def user(user_id: str) -> Response:
+    """/Users/{id}: GET, PUT, PATCH, DELETE."""
     return dispatch(
         {"GET": _get_user, "PUT": _replace_user, "PATCH": _patch_user, "DELETE": _delete_user}, user_id=user_id
     )
 
 
 def groups() -> Response:
+    """/Groups: list (GET) and create (POST)."""
     return dispatch({"GET": _list_groups, "POST": _create_group})
 
 
 def groups_search() -> Response:
+    """/Groups/.search: POST only."""
     return dispatch({"POST": lambda: _search(GROUPS)})
 
 
 def group(group_id: str) -> Response:
+    """/Groups/{id}: GET, PUT, PATCH, DELETE."""
     return dispatch(
         {"GET": _get_group, "PUT": _replace_group, "PATCH": _patch_group, "DELETE": _delete_group},
         group_id=group_id,

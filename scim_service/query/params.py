@@ -1,30 +1,56 @@
 """List and search request parameters (RFC 7644 §3.4.2, §3.4.3) parsed into a :class:`ListRequest`.
 
 ``GET /Users?filter=...&sortBy=...&startIndex=...&count=...&attributes=...`` goes through
-:func:`parse_list_params`; ``POST /Users/.search`` bodies through :func:`parse_search_request`. Both
-clamp paging the way RFC 7644 §3.4.2.4 asks (startIndex below 1 counts as 1, a negative count as 0,
+:func:`parse_list_params`; ``POST /Users/.search`` bodies through :func:`parse_search_request` (the
+SearchRequest message itself is checked by :func:`scim_service.schemas.messages.load_search_request`).
+Both clamp paging the way RFC 7644 §3.4.2.4 asks (startIndex below 1 counts as 1, a negative count as 0,
 a count above the server maximum as the maximum), parse and resolve the filter and sortBy, and keep the
 projection lists for the schema dump.
+
+A single resource (``GET /Users/{id}``, and the answer of a POST, PUT or PATCH) takes only
+``attributes``/``excludedAttributes``: :func:`parse_projection`. Whether a user's groups or a group's
+members are worth reading is decided once, in :func:`parse_projection`, for lists and single resources
+alike (:attr:`Projection.include_groups`, :attr:`Projection.include_members`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from scim_service.errors import InvalidFilter, InvalidSyntax, InvalidValue
+from scim_service.errors import InvalidFilter, InvalidValue
 from scim_service.query.ast import AttrPath, ListQuery
 from scim_service.query.parser import parse_attr_path, parse_filter
 from scim_service.query.resolve import resolve_filter, resolve_path
-from scim_service.schemas.definitions import ResourceTypeDef, split_urn_path
+from scim_service.schemas.definitions import ResourceTypeDef
+from scim_service.schemas.messages import SEARCH_REQUEST_SCHEMA, load_search_request
+from scim_service.schemas.projection import includes
 
-__all__ = ["SEARCH_REQUEST_SCHEMA", "ListRequest", "parse_list_params", "parse_search_request"]
-
-SEARCH_REQUEST_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:SearchRequest"
+__all__ = [
+    "SEARCH_REQUEST_SCHEMA",
+    "ListRequest",
+    "Projection",
+    "list_request",
+    "parse_list_params",
+    "parse_projection",
+    "parse_search_request",
+]
 
 # The parameters of RFC 7644 §3.4.2 (and cursor, RFC 9865) by their lower-case name.
 _PARAMS = ("filter", "sortby", "sortorder", "startindex", "count", "attributes", "excludedattributes", "cursor")
+
+
+@dataclass(frozen=True)
+class Projection:
+    """``attributes``/``excludedAttributes`` as the client wrote them (at most one set; None when not
+    asked for), and what they imply for the store: whether a user's ``groups`` and a group's
+    ``members`` survive the projection, so the backend reads them only when they do."""
+
+    attributes: tuple[str, ...] | None = None
+    excluded_attributes: tuple[str, ...] | None = None
+    include_groups: bool = True
+    include_members: bool = True
 
 
 @dataclass(frozen=True)
@@ -38,6 +64,13 @@ class ListRequest:
     query: ListQuery
     attributes: tuple[str, ...] | None = None
     excluded_attributes: tuple[str, ...] | None = None
+
+    @property
+    def projection(self) -> Projection:
+        """The projection of the listed resources (its include flags are the query's)."""
+        return Projection(
+            self.attributes, self.excluded_attributes, self.query.include_groups, self.query.include_members
+        )
 
 
 def _pick(args: Mapping[str, Any]) -> dict[str, Any]:
@@ -75,14 +108,28 @@ def _name_list(name: str, raw: Any) -> tuple[str, ...]:
     return names
 
 
-def _names_member(names: Sequence[str], attribute: str) -> bool:
-    """Whether ``names`` lists ``attribute`` itself or one of its sub-attributes (URN prefix allowed)."""
-    for name in names:
-        _urn, rest = split_urn_path(name)
-        lowered = rest.lower()
-        if lowered == attribute or lowered.startswith(attribute + "."):
-            return True
-    return False
+def _projection(params: Mapping[str, Any], resource: ResourceTypeDef) -> Projection:
+    """The projection parameters (by lower-case name) and the one decision of which relations to read."""
+    attributes = None
+    excluded = None
+    if params.get("attributes") is not None:
+        attributes = _name_list("attributes", params["attributes"]) or None
+    if params.get("excludedattributes") is not None:
+        excluded = _name_list("excludedAttributes", params["excludedattributes"]) or None
+    if attributes is not None and excluded is not None:
+        raise InvalidValue("Give either attributes or excludedAttributes, not both")
+    # A relation this resource type does not have stays True (the flag is not the backend's business).
+    relations = {
+        name: includes(resource, attributes, excluded, name)
+        for name in ("groups", "members")
+        if resource.schema.attribute(name) is not None
+    }
+    return Projection(
+        attributes,
+        excluded,
+        include_groups=relations.get("groups", True),
+        include_members=relations.get("members", True),
+    )
 
 
 def _build(params: Mapping[str, Any], resource: ResourceTypeDef, *, default_count: int, max_count: int) -> ListRequest:
@@ -125,23 +172,7 @@ def _build(params: Mapping[str, Any], resource: ResourceTypeDef, *, default_coun
             raise InvalidValue(f"cursor must be a string, got {params['cursor']!r}")
         cursor = params["cursor"]  # "" asks for the first page (RFC 9865)
 
-    attributes = None
-    excluded = None
-    if params.get("attributes") is not None:
-        attributes = _name_list("attributes", params["attributes"]) or None
-    if params.get("excludedattributes") is not None:
-        excluded = _name_list("excludedAttributes", params["excludedattributes"]) or None
-    if attributes is not None and excluded is not None:
-        raise InvalidValue("Give either attributes or excludedAttributes, not both")
-
-    include_members = include_groups = True
-    if attributes is not None:
-        include_members = _names_member(attributes, "members")
-        include_groups = _names_member(attributes, "groups")
-    elif excluded is not None:
-        include_members = not any(split_urn_path(n)[1].lower() == "members" for n in excluded)
-        include_groups = not any(split_urn_path(n)[1].lower() == "groups" for n in excluded)
-
+    projection = _projection(params, resource)
     query = ListQuery(
         filter=filter_,
         sort_by=sort_by,
@@ -149,10 +180,12 @@ def _build(params: Mapping[str, Any], resource: ResourceTypeDef, *, default_coun
         start_index=start_index,
         count=count,
         cursor=cursor,
-        include_members=include_members,
-        include_groups=include_groups,
+        include_members=projection.include_members,
+        include_groups=projection.include_groups,
     )
-    return ListRequest(query=query, attributes=attributes, excluded_attributes=excluded)
+    return ListRequest(
+        query=query, attributes=projection.attributes, excluded_attributes=projection.excluded_attributes
+    )
 
 
 def _resolve_sort(text: str, resource: ResourceTypeDef) -> AttrPath:
@@ -171,29 +204,30 @@ def parse_list_params(
     return _build(_pick(args), resource, default_count=default_count, max_count=max_count)
 
 
-def parse_search_request(
-    body: Mapping[str, Any], resource: ResourceTypeDef, *, default_count: int, max_count: int
-) -> ListRequest:
-    """Parse the JSON body of ``POST .search`` (RFC 7644 §3.4.3).
+def parse_projection(args: Mapping[str, Any], resource: ResourceTypeDef) -> Projection:
+    """Only ``attributes``/``excludedAttributes`` of a query string (names in any case), for a single
+    resource: every other list parameter (a filter, paging) is not for it and is ignored.
 
-    ``schemas`` must list :data:`SEARCH_REQUEST_SCHEMA`; ``attributes``/``excludedAttributes`` are JSON
-    arrays of names, ``startIndex``/``count`` JSON numbers. Raises :class:`InvalidSyntax` for a body that
-    is not a search request and the errors of :func:`parse_list_params` otherwise.
+    Raises :class:`InvalidValue` when both are given.
     """
-    if not isinstance(body, Mapping):
-        raise InvalidSyntax("The search request body must be a JSON object")
-    schemas = body.get("schemas")
-    if not isinstance(schemas, list) or SEARCH_REQUEST_SCHEMA not in schemas:
-        raise InvalidSyntax(f"The search request must list {SEARCH_REQUEST_SCHEMA} in schemas")
-    params = _pick(body)
-    for name in ("startindex", "count"):
-        value = params.get(name)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-            raise InvalidValue(
-                f"{'startIndex' if name == 'startindex' else 'count'} must be a JSON integer, got {value!r}"
-            )
-    for name in ("attributes", "excludedattributes"):
-        value = params.get(name)
-        if value is not None and not isinstance(value, list):
-            raise InvalidValue(f"{'attributes' if name == 'attributes' else 'excludedAttributes'} must be a JSON array")
+    return _projection(_pick(args), resource)
+
+
+def list_request(
+    params: Mapping[str, Any], resource: ResourceTypeDef, *, default_count: int, max_count: int
+) -> ListRequest:
+    """A :class:`ListRequest` from parameters already picked by lower-case name (a loaded SearchRequest,
+    :func:`~scim_service.schemas.messages.load_search_request`); the errors of :func:`parse_list_params`."""
     return _build(params, resource, default_count=default_count, max_count=max_count)
+
+
+def parse_search_request(body: Any, resource: ResourceTypeDef, *, default_count: int, max_count: int) -> ListRequest:
+    """Parse the JSON body of ``POST .search`` (RFC 7644 §3.4.3) for one resource type.
+
+    The message is checked by :func:`~scim_service.schemas.messages.load_search_request` (``schemas``
+    must list :data:`SEARCH_REQUEST_SCHEMA`, a missing or wrong one is ``InvalidValue``;
+    ``attributes``/``excludedAttributes`` are JSON arrays of names, ``startIndex``/``count`` JSON
+    integers; ``InvalidSyntax`` for a body that is not an object), then its parameters as by
+    :func:`parse_list_params`.
+    """
+    return list_request(load_search_request(body), resource, default_count=default_count, max_count=max_count)

@@ -286,17 +286,21 @@ def _find(attributes: tuple[Attribute, ...], name: str) -> Attribute | None:
 
 @dataclass
 class _Context:
-    """What canonicalisation gathers: the names it dropped, under the request's profile."""
+    """What canonicalisation gathers: the names it dropped, under the request's profile.
+
+    ``where`` prefixes the messages of the errors it raises (a PATCH operation names itself there).
+    """
 
     profile: ActiveProfile
     ignored: list[str]
+    where: str = ""
 
     def unknown(self, name: str, *, schema: bool = False) -> None:
         """An attribute (or schema) this server does not define: dropped if the profile allows it."""
         tolerance = Tolerance.UNKNOWN_SCHEMA_IGNORED if schema else Tolerance.UNKNOWN_ATTRIBUTE_IGNORED
-        if not self.profile.allows(tolerance, f"ignored {name!r}"):
+        if not self.profile.allows(tolerance, f"{self.where}ignored {name!r}"):
             what = "schema" if schema else "attribute"
-            raise InvalidValue(f"Unknown {what} '{name}': this server does not define it.")
+            raise InvalidValue(f"{self.where}Unknown {what} '{name}': this server does not define it.")
         self.ignored.append(name)
 
 
@@ -305,31 +309,30 @@ def _boolean(value: Any, path: str, ctx: _Context) -> Any:
     if (
         isinstance(value, str)
         and value.strip().lower() in ("true", "false")
-        and ctx.profile.allows(Tolerance.STRING_BOOLEANS, f"{path} = {value!r}")
+        and ctx.profile.allows(Tolerance.STRING_BOOLEANS, f"{ctx.where}{path} = {value!r}")
     ):
         return value.strip().lower() == "true"
     return value
 
 
-def _canonical_value(attribute: Attribute, value: Any, path: str, ctx: _Context) -> Any:
-    """``value`` with the sub-attribute names of a complex attribute in canonical case."""
+def _canonical_value(attribute: Attribute, value: Any, path: str, ctx: _Context, *, element: bool = False) -> Any:
+    """``value`` (one element of a multi-valued attribute when ``element``) with the profile's
+    tolerances applied and the sub-attribute names of a complex value in canonical case."""
+    if attribute.multi_valued and not element:
+        if isinstance(value, list):
+            return [_canonical_value(attribute, item, path, ctx, element=True) for item in value]
+        return value  # the wrong shape: left for the validation to report
     if attribute.type == "boolean":
-        if attribute.multi_valued and isinstance(value, list):
-            return [_boolean(item, path, ctx) for item in value]
         return _boolean(value, path, ctx)
     if attribute.type != "complex":
         return value
-    if attribute.multi_valued and isinstance(value, list):
-        return [_canonical_object(attribute.sub_attributes, item, path, ctx) for item in value]
-    if not attribute.multi_valued:
-        if (
-            isinstance(value, str)
-            and attribute.sub("value") is not None
-            and ctx.profile.allows(Tolerance.MANAGER_BARE_STRING, f"{path} given as {value!r}")
-        ):
-            value = {"value": value}  # Entra ID sends manager as the bare id
-        return _canonical_object(attribute.sub_attributes, value, path, ctx)
-    return value  # the wrong shape: left for the validation to report
+    if (
+        isinstance(value, str | int | float)  # bool is an int too
+        and attribute.sub("value") is not None
+        and ctx.profile.allows(Tolerance.MANAGER_BARE_STRING, f"{ctx.where}{path} given as {value!r}")
+    ):
+        value = {"value": value}  # Entra ID sends manager as the bare id
+    return _canonical_object(attribute.sub_attributes, value, path, ctx)
 
 
 def _canonical_object(attributes: tuple[Attribute, ...], value: Any, path: str, ctx: _Context) -> Any:
@@ -457,6 +460,45 @@ def _prune(data: dict[str, Any]) -> dict[str, Any]:
 
 
 # --- Public API ------------------------------------------------------------------------------------------
+
+
+def load_attribute_value(
+    attribute: Attribute,
+    value: Any,
+    *,
+    profile: ActiveProfile | None = None,
+    path: str | None = None,
+    element: bool = False,
+    where: str = "",
+) -> Any:
+    """One value of ``attribute`` loaded exactly as a POST or PUT body's would be: the one value loader.
+
+    The profile's tolerances apply (``string_booleans``; ``manager_bare_string``: a bare value given for
+    a complex attribute with a ``value`` sub-attribute means that sub-attribute; unknown sub-attributes
+    dropped under ``unknown_attribute_ignored``, else invalidValue); sub-attribute names take their
+    canonical case; readOnly sub-attributes and null sub-values are dropped (RFC 7643 §2.2, §2.5); then
+    the type checks of the attribute's marshmallow field run. Required sub-attributes are not enforced
+    (a PATCH merges partial values; the whole resource is validated after). ``element`` loads one
+    element of a multi-valued attribute instead of the whole list. ``path`` names the attribute in
+    messages (its name by default); ``where`` prefixes every message (``Operation 2 (add emails): ``).
+
+    Returns the canonical value (None for None); raises :class:`~scim_service.errors.InvalidValue`.
+    """
+    if value is None:
+        return None
+    ctx = _Context(profile if profile is not None else strict(), [], where)
+    name = path or attribute.name
+    canonical = _canonical_value(attribute, value, name, ctx, element=element)
+    field = _field_for(attribute, in_list=element)
+    try:
+        loaded = field.deserialize(canonical, partial=True)
+    except ma.ValidationError as error:
+        raise InvalidValue(f"{where}{'; '.join(_flatten(error.messages, name))}.") from None
+    if isinstance(loaded, dict):
+        return _prune(loaded)
+    if isinstance(loaded, list):
+        return [_prune(item) if isinstance(item, dict) else item for item in loaded]
+    return loaded
 
 
 def load_resource(
