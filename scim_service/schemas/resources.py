@@ -48,6 +48,8 @@ from scim_service.schemas.definitions import (
     ResourceTypeDef,
     split_urn_path,
 )
+from scim_service.schemas.messages import json_kind as _json_kind
+from scim_service.schemas.messages import missing_schemas, schemas_problem
 
 MEMBER_TYPES = ("User", "Group")
 
@@ -75,23 +77,6 @@ class LoadedGroup:
 
 
 # --- Fields: one per SCIM type ---------------------------------------------------------------------------
-
-
-def _json_kind(value: object) -> str:
-    """How the JSON value looks, for error messages."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return f"the boolean {str(value).lower()}"
-    if isinstance(value, int | float):
-        return f"the number {value}"
-    if isinstance(value, str):
-        return f'the string "{value}"' if len(value) <= 40 else "a string"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__
 
 
 class _ScimField(ma.fields.Field):
@@ -352,17 +337,17 @@ def _canonical_object(attributes: tuple[Attribute, ...], value: Any, path: str, 
 
 
 def _schemas_of(resource: ResourceTypeDef, payload: Mapping[str, Any], ctx: _Context) -> None:
-    """Check the ``schemas`` attribute (RFC 7643 §3): present and naming the resource's core schema."""
+    """Check ``schemas`` (RFC 7643 §3) by the rule every message follows (``schemas_problem``): present,
+    an array of URNs naming the resource's core schema. Other URNs must name its extensions, or be
+    ignored under ``unknown_schema_ignored``."""
     key = next((k for k in payload if isinstance(k, str) and k.lower() == "schemas"), None)
     core = resource.schema.id
     if key is None:
-        raise InvalidValue(f"The 'schemas' attribute is missing: a {resource.name} must list {core}.")
+        raise InvalidValue(missing_schemas(core, resource.name))
     schemas = payload[key]
-    if not isinstance(schemas, list) or not all(isinstance(s, str) for s in schemas):
-        raise InvalidValue(f"The 'schemas' attribute must be an array of schema URNs, got {_json_kind(schemas)}.")
-    lowered = [s.lower() for s in schemas]
-    if core.lower() not in lowered:
-        raise InvalidValue(f"The 'schemas' attribute does not contain {core}, the core schema of a {resource.name}.")
+    problem = schemas_problem(schemas, core, resource.name)
+    if problem is not None:
+        raise InvalidValue(problem)
     known = {schema.id.lower() for schema in resource.schemas}
     for urn in schemas:
         if urn.lower() not in known:
