@@ -33,6 +33,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import marshmallow as ma
+
 from scim_service.schemas.definitions import (
     ATTRIBUTE_TYPES,
     GROUP_RESOURCE,
@@ -45,29 +47,15 @@ from scim_service.schemas.definitions import (
     ResourceTypeDef,
     Schema,
 )
+from scim_service.schemas.messages import SchemasField
 
 __all__ = ["ExtensionFileError", "SchemaExtension", "build_resource_types", "load_extensions_file", "parse_extensions"]
 
+# The schema of a schema representation (RFC 7643 §7): what an entry's optional "schemas" must list.
+SCHEMA_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Schema"
 # RFC 7643 §2.1 ATTRNAME: ALPHA *(nameChar), nameChar = "-" / "_" / DIGIT / ALPHA; "$ref" for references.
 _ATTR_NAME = re.compile(r"^(?:[A-Za-z][A-Za-z0-9_-]*|\$ref)$")
 _RESOURCE_TYPES = {"user": "User", "group": "Group"}
-_SCHEMA_KEYS = frozenset({"id", "name", "description", "attributes", "resourceType", "required", "schemas", "meta"})
-_ATTRIBUTE_KEYS = frozenset(
-    {
-        "name",
-        "type",
-        "multiValued",
-        "description",
-        "required",
-        "caseExact",
-        "mutability",
-        "returned",
-        "uniqueness",
-        "canonicalValues",
-        "referenceTypes",
-        "subAttributes",
-    }
-)
 # Names RFC 7643 §3.1 reserves on every resource; an extension attribute may not shadow them.
 _RESERVED = frozenset({"id", "externalid", "meta", "schemas"})
 
@@ -89,127 +77,275 @@ class _Problem(ValueError):
     """A problem inside the file, with where it is (``schemas[0].attributes[2]``)."""
 
 
-def _bool(raw: Mapping[str, Any], key: str, where: str, default: bool = False) -> bool:
-    value = raw.get(key, default)
-    if not isinstance(value, bool):
-        raise _Problem(f"{where}.{key} must be true or false, got {value!r}")
-    return value
+# -- fields: the file's value types, with the messages an operator reads --------------------------------
 
 
-def _text(raw: Mapping[str, Any], key: str, where: str, *, required: bool = False, default: str = "") -> str:
-    value = raw.get(key)
-    if value is None:
+class _Bool(ma.fields.Field):
+    """true or false (not "yes", not 1)."""
+
+    def __init__(self) -> None:
+        super().__init__(load_default=False)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise ma.ValidationError(f"must be true or false, got {value!r}")
+        return value
+
+
+class _Text(ma.fields.Field):
+    """A string; when ``required``, a non-empty one."""
+
+    def __init__(self, *, required: bool = False) -> None:
+        messages = {"required": "is required", "null": "is required"}
         if required:
-            raise _Problem(f"{where}.{key} is required")
-        return default
-    if not isinstance(value, str) or (required and not value.strip()):
-        raise _Problem(f"{where}.{key} must be a non-empty string, got {value!r}")
-    return value
+            super().__init__(required=True, error_messages=messages)
+        else:
+            super().__init__(load_default="", allow_none=True, error_messages=messages)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> str:
+        if not isinstance(value, str) or (self.required and not value.strip()):
+            raise ma.ValidationError(f"must be a non-empty string, got {value!r}")
+        return value
+
+    def deserialize(self, value: Any, attr: str | None = None, data: Any = None, **kwargs: Any) -> Any:
+        return "" if value is None and not self.required else super().deserialize(value, attr, data, **kwargs)
 
 
-def _choice(raw: Mapping[str, Any], key: str, where: str, allowed: frozenset[str], default: str) -> str:
-    value = raw.get(key, default)
-    if value not in allowed:
-        raise _Problem(f"{where}.{key} must be one of {', '.join(sorted(allowed))}, got {value!r}")
-    return str(value)
+class _Choice(ma.fields.Field):
+    """One of ``allowed`` (exact spelling, as RFC 7643 §7 writes them)."""
+
+    def __init__(self, allowed: frozenset[str], default: str | None) -> None:
+        self.allowed = allowed
+        choices = ", ".join(sorted(allowed))
+        if default is None:
+            super().__init__(required=True, error_messages={"required": f"must be one of {choices}, got nothing"})
+        else:
+            super().__init__(load_default=default)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> str:
+        if value not in self.allowed:
+            raise ma.ValidationError(f"must be one of {', '.join(sorted(self.allowed))}, got {value!r}")
+        return str(value)
 
 
-def _strings(raw: Mapping[str, Any], key: str, where: str) -> tuple[str, ...]:
-    value = raw.get(key, [])
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise _Problem(f"{where}.{key} must be a list of strings, got {value!r}")
-    return tuple(value)
+class _Strings(ma.fields.Field):
+    """A list of strings (canonicalValues, referenceTypes)."""
+
+    def __init__(self) -> None:
+        super().__init__(load_default=())
+
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> Any:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ma.ValidationError(f"must be a list of strings, got {value!r}")
+        return tuple(value)
 
 
-def _attribute(raw: Any, where: str, *, sub: bool) -> Attribute:
-    if not isinstance(raw, Mapping):
-        raise _Problem(f"{where} must be an object describing an attribute")
-    unknown = sorted(set(raw) - _ATTRIBUTE_KEYS)
-    if unknown:
-        raise _Problem(f"{where} has unknown keys {unknown} (allowed: {', '.join(sorted(_ATTRIBUTE_KEYS))})")
-    name = _text(raw, "name", where, required=True)
-    if not _ATTR_NAME.match(name) or (name == "$ref" and not sub):
-        raise _Problem(
-            f"{where}.name {name!r} is not an attribute name (RFC 7643 §2.1: a letter, then letters, digits, - or _)"
+class _ObjectList(ma.fields.List):
+    """A JSON array of objects, each loaded by ``schema``; ``non_empty`` refuses ``[]``."""
+
+    def __init__(self, schema: type[ma.Schema], *, message: str, non_empty: bool = True, **kwargs: Any) -> None:
+        super().__init__(ma.fields.Nested(schema), **kwargs)
+        self.message = message
+        self.non_empty = non_empty
+
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> Any:
+        if not isinstance(value, list) or (self.non_empty and not value):
+            raise ma.ValidationError(self.message)
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+# -- schemas: an attribute, a sub-attribute, an extension ---------------------------------------------
+
+
+class _Strict(ma.Schema):
+    """Keys outside the declared fields are an error naming them and the allowed ones."""
+
+    class Meta:
+        unknown = ma.EXCLUDE
+
+    @ma.pre_load
+    def _known_keys(self, data: Any, **kwargs: Any) -> Any:
+        if not isinstance(data, Mapping):
+            raise ma.ValidationError(f"must be an object describing {self.describes}")
+        allowed = sorted(f.data_key or name for name, f in self.fields.items())
+        unknown = sorted(str(k) for k in data if k not in allowed)
+        if unknown:
+            raise ma.ValidationError(f"has unknown keys {unknown} (allowed: {', '.join(allowed)})")
+        return data
+
+    describes = "a value"
+
+
+class _SubAttributeSchema(_Strict):
+    """A sub-attribute of a complex attribute: never complex itself (RFC 7643 §2.3.8); may be ``$ref``."""
+
+    describes = "an attribute"
+    sub = True
+
+    name = _Text(required=True)
+    type = _Choice(ATTRIBUTE_TYPES, None)
+    multiValued = _Bool()
+    description = _Text()
+    required = _Bool()
+    caseExact = _Bool()
+    mutability = _Choice(MUTABILITIES, "readWrite")
+    returned = _Choice(RETURNED, "default")
+    uniqueness = _Choice(UNIQUENESS, "none")
+    canonicalValues = _Strings()
+    referenceTypes = _Strings()
+
+    @ma.validates("name")
+    def _attribute_name(self, value: str, **kwargs: Any) -> None:
+        if not _ATTR_NAME.match(value) or (value == "$ref" and not self.sub):
+            raise ma.ValidationError(
+                f"{value!r} is not an attribute name (RFC 7643 §2.1: a letter, then letters, digits, - or _)"
+            )
+
+    @ma.validates_schema(skip_on_field_errors=True)
+    def _shape(self, data: Mapping[str, Any], **kwargs: Any) -> None:
+        if data["type"] == "complex":
+            raise ma.ValidationError("a sub-attribute cannot be complex (RFC 7643 §2.3.8)")
+
+    @ma.post_load
+    def _attribute(self, data: Mapping[str, Any], **kwargs: Any) -> Attribute:
+        kind = data["type"]
+        try:
+            return Attribute(
+                name=data["name"],
+                type=kind,
+                multi_valued=data["multiValued"],
+                required=data["required"],
+                case_exact=data["caseExact"],
+                mutability=data["mutability"],
+                returned=data["returned"],
+                uniqueness=data["uniqueness"],
+                description=data["description"],
+                sub_attributes=tuple(data.get("subAttributes") or ()),
+                canonical_values=data["canonicalValues"],
+                reference_types=data["referenceTypes"] or (("external",) if kind == "reference" else ()),
+            )
+        except ValueError as exc:
+            raise ma.ValidationError(str(exc)) from None
+
+
+class _AttributeSchema(_SubAttributeSchema):
+    """A top-level attribute of an extension; a complex one lists its sub-attributes."""
+
+    sub = False
+
+    subAttributes = _ObjectList(
+        _SubAttributeSchema,
+        message="must be a non-empty list of sub-attributes",
+        non_empty=False,
+        load_default=(),
+    )
+
+    @ma.validates_schema(skip_on_field_errors=True)
+    def _shape(self, data: Mapping[str, Any], **kwargs: Any) -> None:
+        subs = data.get("subAttributes") or ()
+        if data["type"] == "complex" and not subs:
+            raise ma.ValidationError("a complex attribute needs subAttributes, a non-empty list")
+        if data["type"] != "complex" and subs:
+            raise ma.ValidationError("only a complex attribute has subAttributes")
+        _unique(subs)
+
+
+class _ExtensionSchema(_Strict):
+    """One entry of the file: an RFC 7643 §7 schema plus ``resourceType`` and ``required``."""
+
+    describes = "a schema"
+
+    id = _Text(required=True)
+    name = _Text(required=True)
+    description = _Text()
+    resourceType = ma.fields.Raw(required=True, error_messages={"required": "must be User or Group, got None"})
+    required = _Bool()
+    attributes = _ObjectList(_AttributeSchema, message="must be a non-empty list of attributes", required=True)
+    # Optional; when given, the one 'schemas' rule of every SCIM message applies (schemas/messages.py).
+    schemas = SchemasField(SCHEMA_SCHEMA, "schema representation", required=False)
+    meta = ma.fields.Raw()  # a copied /Schemas document may carry it; ignored
+
+    @ma.validates("id")
+    def _urn(self, value: str, **kwargs: Any) -> None:
+        if not value.lower().startswith("urn:") or any(c.isspace() for c in value):
+            raise ma.ValidationError(
+                f"must be a URN such as urn:example:scim:schemas:extension:acme:1.0:User, got {value!r}"
+            )
+
+    @ma.validates("resourceType")
+    def _resource_type(self, value: Any, **kwargs: Any) -> None:
+        if _RESOURCE_TYPES.get(str(value).lower()) is None:
+            raise ma.ValidationError(f"must be User or Group, got {value!r}")
+
+    @ma.validates_schema(skip_on_field_errors=True)
+    def _attribute_names(self, data: Mapping[str, Any], **kwargs: Any) -> None:
+        _unique(data["attributes"])
+        for attribute in data["attributes"]:
+            if attribute.name.lower() in _RESERVED:
+                raise ma.ValidationError(f"{attribute.name!r} is a common attribute of every resource (RFC 7643 §3.1)")
+
+    @ma.post_load
+    def _extension(self, data: Mapping[str, Any], **kwargs: Any) -> SchemaExtension:
+        schema = Schema(
+            id=data["id"], name=data["name"], description=data["description"], attributes=tuple(data["attributes"])
         )
-    where = f"{where} ({name})"
-    kind = _choice(raw, "type", where, ATTRIBUTE_TYPES, "")
-    subs_raw = raw.get("subAttributes")
-    sub_attributes: tuple[Attribute, ...] = ()
-    if kind == "complex":
-        if sub:
-            raise _Problem(f"{where}: a sub-attribute cannot be complex (RFC 7643 §2.3.8)")
-        if not isinstance(subs_raw, list) or not subs_raw:
-            raise _Problem(f"{where}: a complex attribute needs subAttributes, a non-empty list")
-        sub_attributes = tuple(
-            _attribute(item, f"{where}.subAttributes[{i}]", sub=True) for i, item in enumerate(subs_raw)
-        )
-        _unique(sub_attributes, where)
-    elif subs_raw not in (None, []):
-        raise _Problem(f"{where}: only a complex attribute has subAttributes")
-    try:
-        return Attribute(
-            name=name,
-            type=kind,
-            multi_valued=_bool(raw, "multiValued", where),
-            required=_bool(raw, "required", where),
-            case_exact=_bool(raw, "caseExact", where),
-            mutability=_choice(raw, "mutability", where, MUTABILITIES, "readWrite"),
-            returned=_choice(raw, "returned", where, RETURNED, "default"),
-            uniqueness=_choice(raw, "uniqueness", where, UNIQUENESS, "none"),
-            description=_text(raw, "description", where),
-            sub_attributes=sub_attributes,
-            canonical_values=_strings(raw, "canonicalValues", where),
-            reference_types=_strings(raw, "referenceTypes", where) or (("external",) if kind == "reference" else ()),
-        )
-    except ValueError as exc:
-        raise _Problem(f"{where}: {exc}") from None
+        return SchemaExtension(schema, _RESOURCE_TYPES[str(data["resourceType"]).lower()], data["required"])
 
 
-def _unique(attributes: Sequence[Attribute], where: str) -> None:
+def _unique(attributes: Sequence[Attribute]) -> None:
     seen: set[str] = set()
     for attribute in attributes:
         if attribute.name.lower() in seen:
-            raise _Problem(f"{where}: the attribute {attribute.name!r} is declared twice (names ignore case)")
+            raise ma.ValidationError(f"the attribute {attribute.name!r} is declared twice (names ignore case)")
         seen.add(attribute.name.lower())
 
 
+# -- errors: marshmallow's nested messages as one line that says where --------------------------------
+
+_LISTS = {"attributes": "attributes", "subAttributes": "subAttributes"}
+
+
+def _label(raw: Any, key: str) -> str:
+    """`` (name)`` after an item's path, when the item has a name (or, for a schema, an id)."""
+    value = raw.get(key) if isinstance(raw, Mapping) else None
+    return f" ({value})" if isinstance(value, str) and value else ""
+
+
+def _where_and_message(messages: Any, raw: Any, where: str, name_key: str) -> str:
+    """The first problem in ``messages`` (marshmallow's error dict for ``raw``) as ``where.key message``."""
+    if isinstance(messages, list):
+        return f"{where}: {messages[0]}" if messages and isinstance(messages[0], str) else where
+    if not isinstance(messages, Mapping):
+        return f"{where}: {messages}"
+    here = where + _label(raw, name_key)
+    if ma.exceptions.SCHEMA in messages and len(messages) == 1:
+        return _where_and_message(messages[ma.exceptions.SCHEMA], raw, here, name_key)
+    for key, nested in messages.items():
+        if key == ma.exceptions.SCHEMA:
+            continue
+        value = raw.get(key) if isinstance(raw, Mapping) else None
+        if key in _LISTS and isinstance(nested, Mapping) and all(isinstance(i, int) for i in nested):
+            index = min(nested)
+            item = value[index] if isinstance(value, list) and index < len(value) else None
+            return _where_and_message(nested[index], item, f"{here}.{key}[{index}]", "name")
+        first = str(nested[0] if isinstance(nested, list) and nested else nested)
+        return f"{here}.{key}{': ' if first[:1].isupper() else ' '}{first}"
+    return _where_and_message(messages[ma.exceptions.SCHEMA], raw, here, name_key)
+
+
 def _extension(raw: Any, where: str) -> SchemaExtension:
-    if not isinstance(raw, Mapping):
-        raise _Problem(f"{where} must be an object describing a schema")
-    unknown = sorted(set(raw) - _SCHEMA_KEYS)
-    if unknown:
-        raise _Problem(f"{where} has unknown keys {unknown} (allowed: {', '.join(sorted(_SCHEMA_KEYS))})")
-    urn = _text(raw, "id", where, required=True)
-    if not urn.lower().startswith("urn:") or any(c.isspace() for c in urn):
-        raise _Problem(
-            f"{where}.id must be a URN such as urn:example:scim:schemas:extension:acme:1.0:User, got {urn!r}"
-        )
-    where = f"{where} ({urn})"
-    resource_type = _RESOURCE_TYPES.get(str(raw.get("resourceType", "")).lower())
-    if resource_type is None:
-        raise _Problem(f"{where}.resourceType must be User or Group, got {raw.get('resourceType')!r}")
-    attributes_raw = raw.get("attributes")
-    if not isinstance(attributes_raw, list) or not attributes_raw:
-        raise _Problem(f"{where}.attributes must be a non-empty list of attributes")
-    attributes = tuple(_attribute(item, f"{where}.attributes[{i}]", sub=False) for i, item in enumerate(attributes_raw))
-    _unique(attributes, where)
-    for attribute in attributes:
-        if attribute.name.lower() in _RESERVED:
-            raise _Problem(f"{where}: {attribute.name!r} is a common attribute of every resource (RFC 7643 §3.1)")
-    schema = Schema(
-        id=urn,
-        name=_text(raw, "name", where, required=True),
-        description=_text(raw, "description", where),
-        attributes=attributes,
-    )
-    return SchemaExtension(schema, resource_type, _bool(raw, "required", where))
+    try:
+        return _ExtensionSchema().load(raw)
+    except ma.ValidationError as error:
+        raise _Problem(_where_and_message(error.messages, raw, where, "id")) from None
 
 
 def parse_extensions(document: Any) -> tuple[SchemaExtension, ...]:
     """The extensions of a parsed file (an object with ``schemas``, or the list itself).
 
-    Raises ``ValueError`` saying where in the document the problem is.
+    Each entry is checked by a marshmallow schema (the RFC 7643 §7 schema representation: its keys,
+    types and characteristics); raises ``ValueError`` saying where in the document the problem is.
+    The top-level ``schemas`` of the file is the list of those entries, not a list of URNs.
     """
     items = document.get("schemas") if isinstance(document, Mapping) else document
     if not isinstance(items, list):

@@ -95,11 +95,12 @@ def schemas_problem(value: Any, urn: str, what: str) -> str | None:
 
 
 class SchemasField(ma.fields.Field):
-    """The ``schemas`` attribute of a message: required, and checked by :func:`schemas_problem`."""
+    """The ``schemas`` attribute of a message (required unless ``required=False``), checked by
+    :func:`schemas_problem`."""
 
-    def __init__(self, urn: str, what: str) -> None:
+    def __init__(self, urn: str, what: str, *, required: bool = True) -> None:
         super().__init__(
-            required=True,
+            required=required,
             metadata={"scim_error": InvalidValue},
             error_messages={
                 "required": missing_schemas(urn, what),
