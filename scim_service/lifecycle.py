@@ -3,7 +3,8 @@
 Knows SCIM and the product page's rules (reactivation on a matching POST, 409 on an active match,
 deactivation keeps everything, the three delete policies, PATCH applied atomically, ETag
 preconditions) but nothing of HTTP or of storage. The rules that need atomicity in the store
-(uniqueness, seats, versions) are enforced by the backend; this layer decides what to ask it.
+(uniqueness, seats, versions) are enforced by the backend, with the decisions of
+:mod:`scim_service.rules`; this layer decides what to ask it.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any, TypeVar
 
 import pluggy
 
-from scim_service import patch
+from scim_service import patch, rules
 from scim_service.backend import Backend
 from scim_service.errors import NotFound, UniquenessConflict, VersionMismatch
 from scim_service.model import (
@@ -78,7 +79,7 @@ class Lifecycle:
                 except NotFound:
                     continue  # the holder was removed meanwhile: try the create again
                 if existing.active:
-                    raise UniquenessConflict(_conflict_detail(tenant, existing, data)) from None
+                    raise rules.active_match_conflict(existing, data) from None
                 try:
                     user = self.backend.replace_user(
                         tenant, existing.id, data, expected_version=existing.version, undelete=True
@@ -140,7 +141,7 @@ class Lifecycle:
 
         def delete() -> UserRecord:
             current = self.backend.get_user(tenant, user_id, include_groups=False)
-            _check_if_match(current.version, if_match)
+            rules.check_if_match(current.version, if_match)
             self.backend.delete_user(tenant, user_id, hard=hard, expected_version=current.version)
             return current
 
@@ -158,7 +159,7 @@ class Lifecycle:
     ) -> UserRecord:
         def write() -> tuple[UserRecord, UserRecord]:
             current = self.backend.get_user(tenant, user_id, include_groups=False)
-            _check_if_match(current.version, if_match)
+            rules.check_if_match(current.version, if_match)
             updated = self.backend.replace_user(tenant, user_id, new_data(current), expected_version=current.version)
             return current, updated
 
@@ -202,7 +203,7 @@ class Lifecycle:
 
         def write() -> GroupRecord:
             current = self.backend.get_group(tenant, group_id, include_members=False)
-            _check_if_match(current.version, if_match)
+            rules.check_if_match(current.version, if_match)
             return self.backend.replace_group(tenant, group_id, data, members, expected_version=current.version)
 
         group = _retry(write, if_match)
@@ -227,7 +228,7 @@ class Lifecycle:
 
         def write() -> tuple[GroupRecord, GroupChanges]:
             current = self.backend.get_group(tenant, group_id, include_members=False)
-            _check_if_match(current.version, if_match)
+            rules.check_if_match(current.version, if_match)
             changes = patch.apply_group_patch(dict(current.data), operations, resource=resource, current_id=group_id)
             if changes.data is not None:
                 loaded = load_group(_with_schemas(changes.data, resource), profile=profile, resource=resource)
@@ -257,19 +258,11 @@ class Lifecycle:
 
         def delete() -> None:
             current = self.backend.get_group(tenant, group_id, include_members=False)
-            _check_if_match(current.version, if_match)
+            rules.check_if_match(current.version, if_match)
             self.backend.delete_group(tenant, group_id, expected_version=current.version)
 
         _retry(delete, if_match)
         self.hook.scim_group_changed(tenant=tenant, group=None, group_id=group_id, action="deleted")
-
-
-def _check_if_match(version: str, if_match: str | None) -> None:
-    """RFC 7644 §3.14: a stale If-Match fails with 412; ``*`` matches any existing version."""
-    if if_match is None or if_match == "*":
-        return
-    if version != if_match:
-        raise VersionMismatch()
 
 
 def _retry(action: Callable[[], R], if_match: str | None) -> R:
@@ -288,13 +281,3 @@ def _with_schemas(document: Mapping[str, Any], resource: ResourceTypeDef) -> dic
     """A stored document with the ``schemas`` it uses: the core schema and each extension it holds."""
     schemas = [resource.schema.id] + [ext.id for ext, _required in resource.extensions if ext.id in document]
     return {"schemas": schemas, **document}
-
-
-def _conflict_detail(tenant: Tenant, existing: UserRecord, data: Mapping[str, Any]) -> str:
-    user_name = str(data.get("userName", ""))
-    if existing.user_name.lower() == user_name.lower():
-        return f"A user with userName '{user_name}' already exists in this organization."
-    return (
-        "A user with the same primary email already exists in this organization; "
-        "update that user with PUT or PATCH instead of creating a duplicate."
-    )

@@ -6,6 +6,9 @@ seat check and the write that follows cannot interleave with another writer. On 
 write first locks its tenant's row in ``scim_tenant_state`` (``SELECT ... FOR UPDATE``), which
 serialises the writers of one tenant; the unique index on (tenant, lower userName) stays the last
 word either way and its violation becomes ``UniquenessConflict``.
+
+The product rules applied inside those transactions (which conflict to report, seat admission, member
+checks and displays, versions) are :mod:`scim_service.rules`; this module holds the queries.
 """
 
 from __future__ import annotations
@@ -23,27 +26,18 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Engine, Row
 
+from scim_service import rules
 from scim_service.backend import Backend
-from scim_service.errors import (
-    InvalidValue,
-    NotFound,
-    ScimError,
-    SeatLimitReached,
-    Unavailable,
-    UniquenessConflict,
-    VersionMismatch,
-)
+from scim_service.errors import InvalidValue, NotFound, ScimError, Unavailable, UniquenessConflict
 from scim_service.model import (
     Capabilities,
     GroupChanges,
     GroupRecord,
-    MatchPolicy,
     Member,
     Page,
     SeatPolicy,
     Tenant,
     UserRecord,
-    holds_seat,
     primary_email,
 )
 from scim_service.query.ast import ListQuery
@@ -142,9 +136,7 @@ class _UserColumns:
     def of(cls, data: Mapping[str, Any]) -> _UserColumns:
         user_name = _text(data, "userName", required=True)
         assert user_name is not None
-        active = data.get("active", True)
-        if not isinstance(active, bool):
-            raise InvalidValue(f"active must be a boolean, got {active!r}")
+        active = rules.document_active(data)
         return cls(
             user_name=user_name,
             user_name_lower=user_name.lower(),
@@ -153,10 +145,6 @@ class _UserColumns:
             display_name=_text(data, "displayName"),
             active=active,
         )
-
-
-def _member_display(row: Row[Any]) -> str:
-    return row.display_name or row.user_name
 
 
 class SqlBackend(Backend):
@@ -250,49 +238,30 @@ class SqlBackend(Backend):
         )
         conn.execute(sa.select(tenant_state.c.tenant_id).where(tenant_state.c.tenant_id == tenant.id).with_for_update())
 
-    @staticmethod
-    def _check_version(expected: str | None, row: Row[Any], what: str) -> None:
-        if expected is not None and expected != str(row.version):
-            raise VersionMismatch(
-                f"The {what} is at version {row.version}, not {expected!r} as the precondition requires."
-            )
-
     def _find_conflict(
-        self, conn: Connection, tenant: Tenant, cols: _UserColumns, exclude_id: str | None
+        self, conn: Connection, tenant: Tenant, keys: rules.UserKeys, exclude_id: str | None
     ) -> UniquenessConflict | None:
-        """The conflict a write of ``cols`` would have with another record of the tenant, if any."""
-        match = [users.c.user_name_lower == cols.user_name_lower]
-        use_email = tenant.match_policy is MatchPolicy.EMAIL and cols.primary_email_lower is not None
-        if use_email:
-            match.append(users.c.primary_email_lower == cols.primary_email_lower)
+        """The other records holding ``keys`` (the userName holder first), judged by the rules."""
+        name_match = users.c.user_name_lower == keys.user_name_lower
+        match = [name_match]
+        if keys.email is not None:
+            match.append(users.c.primary_email_lower == keys.email)
         stmt = sa.select(users.c.id, users.c.user_name_lower, users.c.primary_email_lower).where(
             users.c.tenant_id == tenant.id, sa.or_(*match)
         )
         if exclude_id is not None:
             stmt = stmt.where(users.c.id != exclude_id)
-        rows = conn.execute(stmt.limit(2)).all()
-        if not rows:
-            return None
-        by_name = [r for r in rows if r.user_name_lower == cols.user_name_lower]
-        if by_name:
-            return UniquenessConflict(
-                f"userName {cols.user_name!r} is already taken in this organization (compared case-insensitively)",
-                existing_id=by_name[0].id,
-            )
-        return UniquenessConflict(
-            f"The primary email {cols.primary_email_lower!r} already belongs to another user of this organization",
-            existing_id=rows[0].id,
-        )
+        # At most one record holds the userName (unique index); with it, one email holder is enough.
+        rows = conn.execute(stmt.order_by(sa.case((name_match, 0), else_=1)).limit(2)).all()
+        holders = [rules.Holder(r.id, r.user_name_lower, r.primary_email_lower) for r in rows]
+        return rules.uniqueness_conflict(keys, holders)
 
     def _seats_used(self, conn: Connection, tenant: Tenant) -> int:
+        """The count of :func:`~scim_service.model.holds_seat` records, in SQL."""
         stmt = sa.select(sa.func.count()).select_from(users).where(users.c.tenant_id == tenant.id)
         if tenant.seat_policy is SeatPolicy.ACTIVE:
             stmt = stmt.where(users.c.active.is_(sa.true()), users.c.deleted.is_(sa.false()))
         return int(conn.execute(stmt).scalar_one())
-
-    def _check_seat(self, conn: Connection, tenant: Tenant) -> None:
-        if tenant.max_seats is not None and self._seats_used(conn, tenant) >= tenant.max_seats:
-            raise SeatLimitReached(tenant.max_seats)
 
     def _user_groups(self, conn: Connection, tenant: Tenant, user_ids: Sequence[str]) -> dict[str, list[Member]]:
         out: dict[str, list[Member]] = {uid: [] for uid in user_ids}
@@ -353,17 +322,18 @@ class SqlBackend(Backend):
     def create_user(self, tenant: Tenant, data: Mapping[str, Any]) -> UserRecord:
         """Insert a user after the uniqueness and seat checks, all in one write transaction."""
         cols = _UserColumns.of(data)
+        keys = rules.user_keys(tenant, data)
         user_id = str(uuid.uuid4())
         now = _now()
         stored = copy.deepcopy(dict(data))
         try:
             with write_transaction(self.engine) as conn:
                 self._lock_tenant(conn, tenant)
-                conflict = self._find_conflict(conn, tenant, cols, None)
+                conflict = self._find_conflict(conn, tenant, keys, None)
                 if conflict is not None:
                     raise conflict
-                if holds_seat(tenant.seat_policy, active=cols.active, deleted=False):
-                    self._check_seat(conn, tenant)
+                if rules.needs_seat_check(tenant, active=cols.active):
+                    rules.admit_seat(tenant, self._seats_used(conn, tenant))
                 conn.execute(
                     users.insert().values(
                         id=user_id,
@@ -384,14 +354,14 @@ class SqlBackend(Backend):
                 )
                 self._write_emails(conn, tenant, user_id, stored)
         except sa.exc.IntegrityError as exc:
-            raise self._conflict_after_race(tenant, cols, None) from exc
+            raise self._conflict_after_race(tenant, keys, None) from exc
         return UserRecord(id=user_id, data=stored, created=now, last_modified=now, version="1")
 
-    def _conflict_after_race(self, tenant: Tenant, cols: _UserColumns, exclude_id: str | None) -> UniquenessConflict:
+    def _conflict_after_race(self, tenant: Tenant, keys: rules.UserKeys, exclude_id: str | None) -> UniquenessConflict:
         """The unique index refused a write another transaction raced us to: name the holder."""
         with read_transaction(self.engine) as conn:
-            conflict = self._find_conflict(conn, tenant, cols, exclude_id)
-        return conflict or UniquenessConflict(f"userName {cols.user_name!r} is already taken in this organization")
+            conflict = self._find_conflict(conn, tenant, keys, exclude_id)
+        return conflict or rules.duplicate_user_name(keys.user_name)
 
     @_guard
     def get_user(
@@ -417,6 +387,7 @@ class SqlBackend(Backend):
     ) -> UserRecord:
         """Replace the document; checks uniqueness, the seat a reactivation takes and the version."""
         cols = _UserColumns.of(data)
+        keys = rules.user_keys(tenant, data)
         stored = copy.deepcopy(dict(data))
         now = _now()
         try:
@@ -425,14 +396,19 @@ class SqlBackend(Backend):
                 row = self._load_user(conn, tenant, user_id, lock=True)
                 if row is None or (row.deleted and not undelete):
                     raise NotFound(f"User {user_id!r} not found")
-                self._check_version(expected_version, row, "user")
-                conflict = self._find_conflict(conn, tenant, cols, user_id)
+                rules.check_version(expected_version, row.version, "user")
+                conflict = self._find_conflict(conn, tenant, keys, user_id)
                 if conflict is not None:
                     raise conflict
                 deleted = False if undelete else bool(row.deleted)
-                held = holds_seat(tenant.seat_policy, active=bool(row.active), deleted=bool(row.deleted))
-                if not held and holds_seat(tenant.seat_policy, active=cols.active, deleted=deleted):
-                    self._check_seat(conn, tenant)
+                if rules.needs_seat_check(
+                    tenant,
+                    active=cols.active,
+                    deleted=deleted,
+                    was_active=bool(row.active),
+                    was_deleted=bool(row.deleted),
+                ):
+                    rules.admit_seat(tenant, self._seats_used(conn, tenant))
                 was_active = bool(row.active) and not row.deleted
                 if cols.active and not deleted:
                     deactivated_at = None
@@ -460,8 +436,8 @@ class SqlBackend(Backend):
                 )
                 if email_values(row.data) != email_values(stored):
                     self._write_emails(conn, tenant, user_id, stored, replace=True)
-                display = cols.display_name or cols.user_name
-                old_display = row.display_name or row.user_name
+                display = rules.default_member_display(cols.display_name, cols.user_name)
+                old_display = rules.default_member_display(row.display_name, row.user_name)
                 if display != old_display:
                     # Only the computed displays follow the user; a display the client gave is kept.
                     conn.execute(
@@ -475,7 +451,7 @@ class SqlBackend(Backend):
                     )
                 user_groups = self._user_groups(conn, tenant, [user_id])[user_id]
         except sa.exc.IntegrityError as exc:
-            raise self._conflict_after_race(tenant, cols, user_id) from exc
+            raise self._conflict_after_race(tenant, keys, user_id) from exc
         return UserRecord(
             id=user_id,
             data=stored,
@@ -495,7 +471,7 @@ class SqlBackend(Backend):
             row = self._load_user(conn, tenant, user_id, lock=True)
             if row is None or row.deleted:
                 raise NotFound(f"User {user_id!r} not found")
-            self._check_version(expected_version, row, "user")
+            rules.check_version(expected_version, row.version, "user")
             # Change the user row first: on PostgreSQL that waits for a group write that validated it.
             if hard:
                 conn.execute(users.delete().where(users.c.id == user_id))
@@ -613,26 +589,12 @@ class SqlBackend(Backend):
     def _member_rows(
         self, conn: Connection, tenant: Tenant, group_id: str, members: Iterable[Member]
     ) -> list[dict[str, Any]]:
-        """Membership rows for ``members``, after checking each is a visible user of the tenant.
-
-        A member's ``display`` is kept as the client gave it (RFC 7643 §4.2); only an absent one is
-        computed from the user (displayName, else userName)."""
-        ids: list[str] = []
-        seen: set[str] = set()
-        given: dict[str, str] = {}
-        for member in members:
-            if member.type and member.type.lower() != "user":
-                raise InvalidValue(
-                    f"Member {member.value!r} has type {member.type!r}: the sql backend only takes users as "
-                    "group members (no nested groups)"
-                )
-            if member.value not in seen:
-                seen.add(member.value)
-                ids.append(member.value)
-                if member.display is not None:
-                    if len(member.display) > 512:
-                        raise InvalidValue(f"Member {member.value!r}: display is longer than 512 characters")
-                    given[member.value] = member.display
+        """Membership rows for ``members`` (checked by :func:`scim_service.rules.check_members`), after
+        finding each among the visible users of the tenant; the display as :func:`~scim_service.rules.member_display`
+        has it (the client's, else computed from the user)."""
+        checked = rules.check_members(members, nested_groups=self.capabilities.nested_groups, backend=self.name)
+        ids = [member.value for member in checked]
+        given = {member.value: member.display for member in checked}
         found: dict[str, Row[Any]] = {}
         for chunk in _chunks(ids):
             stmt = sa.select(users.c.id, users.c.user_name, users.c.display_name).where(
@@ -643,16 +605,14 @@ class SqlBackend(Backend):
             found.update({row.id: row for row in conn.execute(stmt)})
         missing = [i for i in ids if i not in found]
         if missing:
-            raise InvalidValue(
-                "These group members are not users of this organization: " + ", ".join(repr(i) for i in missing)
-            )
+            raise rules.unknown_members(missing)
         return [
             {
                 "tenant_id": tenant.id,
                 "group_id": group_id,
                 "member_id": i,
                 "member_type": "User",
-                "display": given[i] if i in given else _member_display(found[i]),
+                "display": rules.member_display(given[i], found[i].display_name, found[i].user_name),
             }
             for i in ids
         ]
@@ -744,7 +704,7 @@ class SqlBackend(Backend):
         values = self._group_values(data)
         with write_transaction(self.engine) as conn:
             row = self._load_group(conn, tenant, group_id, lock=True)
-            self._check_version(expected_version, row, "group")
+            rules.check_version(expected_version, row.version, "group")
             rows = self._member_rows(conn, tenant, group_id, members)
             conn.execute(
                 groups.update()
@@ -772,7 +732,7 @@ class SqlBackend(Backend):
         now = _now()
         with write_transaction(self.engine) as conn:
             row = self._load_group(conn, tenant, group_id, lock=True)
-            self._check_version(expected_version, row, "group")
+            rules.check_version(expected_version, row.version, "group")
             values: dict[str, Any] = {"last_modified": now, "version": row.version + 1}
             if changes.data is not None:
                 values.update(self._group_values(changes.data))
@@ -809,7 +769,7 @@ class SqlBackend(Backend):
         """Remove the group and its membership rows."""
         with write_transaction(self.engine) as conn:
             row = self._load_group(conn, tenant, group_id, lock=True)
-            self._check_version(expected_version, row, "group")
+            rules.check_version(expected_version, row.version, "group")
             # Explicit, so it also holds on a host engine without SQLite's foreign_keys pragma.
             conn.execute(group_members.delete().where(group_members.c.group_id == group_id))
             conn.execute(groups.delete().where(groups.c.id == group_id))

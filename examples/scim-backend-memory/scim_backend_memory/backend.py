@@ -3,6 +3,9 @@
 Filtering, sorting and paging use the reference evaluator of scim-service over rendered documents,
 so this backend agrees with the contract by construction; a real store would compile the filter AST
 to its own query language instead. Cursor paging is supported (``capabilities.cursor``).
+
+The product rules (which uniqueness conflict to report, seat admission, member checks and displays,
+versions) come from :mod:`scim_service.rules`: this module only finds the records they judge.
 """
 
 from __future__ import annotations
@@ -15,20 +18,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from scim_service import rules
 from scim_service.backend import Backend
-from scim_service.errors import (
-    InvalidCursor,
-    InvalidValue,
-    NotFound,
-    SeatLimitReached,
-    UniquenessConflict,
-    VersionMismatch,
-)
+from scim_service.errors import InvalidCursor, NotFound
 from scim_service.model import (
     Capabilities,
     GroupChanges,
     GroupRecord,
-    MatchPolicy,
     Member,
     Page,
     Tenant,
@@ -69,7 +65,8 @@ class _Group:
     created: datetime
     last_modified: datetime
     version: int = 1
-    members: dict[str, Member] = field(default_factory=dict)  # insertion-ordered by member id
+    # Insertion-ordered by member id; ``display`` is the one the client gave (None: computed on read).
+    members: dict[str, Member] = field(default_factory=dict)
 
 
 @dataclass
@@ -124,45 +121,41 @@ class MemoryBackend(Backend):
         )
 
     @staticmethod
-    def _group_record(group: _Group, include_members: bool) -> GroupRecord:
+    def _group_record(space: _Space, group: _Group, include_members: bool) -> GroupRecord:
+        members = None
+        if include_members:
+            members = []
+            for member in group.members.values():
+                data = space.users[member.value].data
+                display = rules.member_display(member.display, data.get("displayName"), data.get("userName"))
+                members.append(Member(member.value, member.type, display))
         return GroupRecord(
             id=group.id,
             data=copy.deepcopy(group.data),
             created=group.created,
             last_modified=group.last_modified,
             version=str(group.version),
-            members=tuple(group.members.values()) if include_members else None,
+            members=None if members is None else tuple(members),
         )
 
     @staticmethod
-    def _check_version(expected: str | None, version: int, what: str) -> None:
-        if expected is not None and expected != str(version):
-            raise VersionMismatch(f"The {what} is at version {version}, not {expected!r}.")
-
-    @staticmethod
     def _conflict(tenant: Tenant, space: _Space, data: Mapping[str, Any], exclude: str | None) -> None:
-        name = str(data.get("userName") or "")
-        if not name:
-            raise InvalidValue("userName is required and must be a non-empty string")
-        email = primary_email(data) if tenant.match_policy is MatchPolicy.EMAIL else None
-        by_email = None
+        """Find the other users holding this userName or email (a scan, under the lock); the rules judge."""
+        keys = rules.user_keys(tenant, data)
+        holders = []
         for user in space.users.values():
             if user.id == exclude:
                 continue
-            if str(user.data.get("userName", "")).lower() == name.lower():
-                raise UniquenessConflict(f"userName {name!r} is already taken in this organization", user.id)
-            if email is not None and by_email is None and primary_email(user.data) == email:
-                by_email = user
-        if by_email is not None:
-            raise UniquenessConflict(f"The primary email {email!r} already belongs to another user", by_email.id)
+            name, email = str(user.data.get("userName", "")), primary_email(user.data)
+            if name.lower() == keys.user_name_lower or (keys.email is not None and email == keys.email):
+                holders.append(rules.Holder(user.id, name, email))
+        conflict = rules.uniqueness_conflict(keys, holders)
+        if conflict is not None:
+            raise conflict
 
     @staticmethod
-    def _check_seat(tenant: Tenant, space: _Space) -> None:
-        if tenant.max_seats is None:
-            return
-        used = sum(holds_seat(tenant.seat_policy, active=u.active, deleted=u.deleted) for u in space.users.values())
-        if used >= tenant.max_seats:
-            raise SeatLimitReached(tenant.max_seats)
+    def _seats_used(tenant: Tenant, space: _Space) -> int:
+        return sum(holds_seat(tenant.seat_policy, active=u.active, deleted=u.deleted) for u in space.users.values())
 
     def _visible_user(self, space: _Space, user_id: str, *, include_deleted: bool = False) -> _User:
         user = space.users.get(user_id)
@@ -177,15 +170,12 @@ class MemoryBackend(Backend):
         return group
 
     def _members(self, space: _Space, members: Sequence[Member]) -> dict[str, Member]:
-        """Validated members (users of the tenant that are not soft-deleted), de-duplicated by id."""
-        out: dict[str, Member] = {}
-        for member in members:
-            user = space.users.get(member.value)
-            if (member.type or "User").lower() != "user" or user is None or user.deleted:
-                raise InvalidValue(f"Group member {member.value!r} is not a user of this organization")
-            display = user.data.get("displayName") or user.data.get("userName")
-            out.setdefault(member.value, Member(value=user.id, type="User", display=display))
-        return out
+        """Members checked by the rules, each a user of the tenant that is not soft-deleted."""
+        checked = rules.check_members(members, nested_groups=self.capabilities.nested_groups, backend=self.name)
+        missing = [m.value for m in checked if m.value not in space.users or space.users[m.value].deleted]
+        if missing:
+            raise rules.unknown_members(missing)
+        return {member.value: member for member in checked}
 
     def _drop_memberships(self, space: _Space, user_ids: set[str], now: datetime) -> None:
         for group in space.groups.values():
@@ -233,8 +223,8 @@ class MemoryBackend(Backend):
         with self._lock:
             space = self._space(tenant)
             self._conflict(tenant, space, stored, None)
-            if holds_seat(tenant.seat_policy, active=bool(stored.get("active", True)), deleted=False):
-                self._check_seat(tenant, space)
+            if rules.needs_seat_check(tenant, active=rules.document_active(stored)):
+                rules.admit_seat(tenant, self._seats_used(tenant, space))
             now = _now()
             user = _User(id=str(uuid.uuid4()), data=stored, created=now, last_modified=now)
             space.users[user.id] = user
@@ -263,12 +253,17 @@ class MemoryBackend(Backend):
         with self._lock:
             space = self._space(tenant)
             user = self._visible_user(space, user_id, include_deleted=undelete)
-            self._check_version(expected_version, user.version, "user")
+            rules.check_version(expected_version, user.version, "user")
             self._conflict(tenant, space, stored, user_id)
             deleted = False if undelete else user.deleted
-            held = holds_seat(tenant.seat_policy, active=user.active, deleted=user.deleted)
-            if not held and holds_seat(tenant.seat_policy, active=bool(stored.get("active", True)), deleted=deleted):
-                self._check_seat(tenant, space)
+            if rules.needs_seat_check(
+                tenant,
+                active=rules.document_active(stored),
+                deleted=deleted,
+                was_active=bool(user.data.get("active", True)),
+                was_deleted=user.deleted,
+            ):
+                rules.admit_seat(tenant, self._seats_used(tenant, space))
             user.data, user.deleted = stored, deleted
             user.version += 1
             user.last_modified = _now()
@@ -279,7 +274,7 @@ class MemoryBackend(Backend):
         with self._lock:
             space = self._space(tenant)
             user = self._visible_user(space, user_id)
-            self._check_version(expected_version, user.version, "user")
+            rules.check_version(expected_version, user.version, "user")
             now = _now()
             if hard:
                 del space.users[user_id]
@@ -336,12 +331,13 @@ class MemoryBackend(Backend):
             group = _Group(id=str(uuid.uuid4()), data=copy.deepcopy(dict(data)), created=now, last_modified=now)
             group.members = valid
             space.groups[group.id] = group
-            return self._group_record(group, include_members=True)
+            return self._group_record(space, group, include_members=True)
 
     def get_group(self, tenant: Tenant, group_id: str, *, include_members: bool = True) -> GroupRecord:
         """Read one group."""
         with self._lock:
-            return self._group_record(self._group(self._space(tenant), group_id), include_members)
+            space = self._space(tenant)
+            return self._group_record(space, self._group(space, group_id), include_members)
 
     def replace_group(
         self,
@@ -356,12 +352,12 @@ class MemoryBackend(Backend):
         with self._lock:
             space = self._space(tenant)
             group = self._group(space, group_id)
-            self._check_version(expected_version, group.version, "group")
+            rules.check_version(expected_version, group.version, "group")
             valid = self._members(space, members)  # validate before changing anything
             group.data, group.members = copy.deepcopy(dict(data)), valid
             group.version += 1
             group.last_modified = _now()
-            return self._group_record(group, include_members=True)
+            return self._group_record(space, group, include_members=True)
 
     def patch_group(
         self,
@@ -376,7 +372,7 @@ class MemoryBackend(Backend):
         with self._lock:
             space = self._space(tenant)
             group = self._group(space, group_id)
-            self._check_version(expected_version, group.version, "group")
+            rules.check_version(expected_version, group.version, "group")
             added = self._members(space, changes.add)
             if changes.data is not None:
                 group.data = copy.deepcopy(dict(changes.data))
@@ -388,14 +384,14 @@ class MemoryBackend(Backend):
                 group.members.setdefault(member_id, member)
             group.version += 1
             group.last_modified = _now()
-            return self._group_record(group, include_members=include_members)
+            return self._group_record(space, group, include_members=include_members)
 
     def delete_group(self, tenant: Tenant, group_id: str, *, expected_version: str | None = None) -> None:
         """Remove the group; its member users are untouched."""
         with self._lock:
             space = self._space(tenant)
             group = self._group(space, group_id)
-            self._check_version(expected_version, group.version, "group")
+            rules.check_version(expected_version, group.version, "group")
             del space.groups[group_id]
 
     def list_groups(self, tenant: Tenant, query: ListQuery) -> Page[GroupRecord]:
@@ -404,10 +400,12 @@ class MemoryBackend(Backend):
             space = self._space(tenant)
             docs = [
                 self._full_precision(
-                    render_group(self._group_record(g, include_members=True), _BASE_URL), g.created, g.last_modified
+                    render_group(self._group_record(space, g, include_members=True), _BASE_URL),
+                    g.created,
+                    g.last_modified,
                 )
                 for g in space.groups.values()
             ]
             ids, total, start, next_cursor = self._page(docs, query)
-            resources = [self._group_record(space.groups[i], query.include_members) for i in ids]
+            resources = [self._group_record(space, space.groups[i], query.include_members) for i in ids]
         return Page(resources=resources, total_results=total, start_index=start, next_cursor=next_cursor)

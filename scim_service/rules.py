@@ -1,0 +1,255 @@
+"""The product rules a backend applies inside its atomic writes, written once for every backend.
+
+A backend knows its store: it finds, atomically, who holds a userName, how many seats are taken, which
+member ids are users of the tenant. What those answers mean is decided here, so that every backend
+reports the same conflict with the same message, admits the same writes past the seat limit, gives
+members the same default display and checks versions the same way. A plugin author writes the queries
+and calls these functions; no function here touches a store, Flask or SQL.
+
+The rules, and the functions that state them:
+
+* **Uniqueness** (per tenant): :func:`user_keys` says what a user is matched by (userName compared
+  case-insensitively; its primary email too under ``MatchPolicy.EMAIL``); the backend finds the other
+  records holding those keys and :func:`uniqueness_conflict` picks the conflict to report (the
+  userName holder first) with its message. :func:`duplicate_user_name` is the conflict when the store
+  only says "taken" (a unique index won a race). :func:`active_match_conflict` is the 409 a POST gets
+  when its match is an active user; :func:`group_name_conflict` a taken group displayName.
+* **Seats**: :func:`~scim_service.model.holds_seat` says which records hold a seat;
+  :func:`needs_seat_check` whether a write must pass admission (the record takes a seat it did not
+  hold); :func:`admit_seat`, given the number of seats in use, refuses it at the limit.
+* **Members**: :func:`check_members` de-duplicates a member list and refuses non-user members
+  (without nested groups) and displays over :data:`MAX_MEMBER_DISPLAY` characters;
+  :func:`unknown_members` is the error for ids that are not users of the tenant;
+  :func:`member_display` keeps a display the client gave, else :func:`default_member_display`.
+* **Versions**: :func:`check_version` for ``expected_version``; :func:`check_if_match` for the
+  client's If-Match (the lifecycle's).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from scim_service.errors import InvalidValue, SeatLimitReached, UniquenessConflict, VersionMismatch
+from scim_service.model import MatchPolicy, Member, Tenant, UserRecord, holds_seat, primary_email
+
+__all__ = [
+    "MAX_MEMBER_DISPLAY",
+    "Holder",
+    "UserKeys",
+    "active_match_conflict",
+    "admit_seat",
+    "check_if_match",
+    "check_members",
+    "check_version",
+    "default_member_display",
+    "document_active",
+    "duplicate_user_name",
+    "group_name_conflict",
+    "holds_seat",
+    "member_display",
+    "needs_seat_check",
+    "primary_email",
+    "uniqueness_conflict",
+    "unknown_members",
+    "user_keys",
+]
+
+MAX_MEMBER_DISPLAY = 512
+"""The longest member ``display`` a group keeps (characters); longer is ``InvalidValue``."""
+
+
+# -- uniqueness -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UserKeys:
+    """What a user is matched by within its tenant: its userName (compared case-insensitively) and,
+    under ``MatchPolicy.EMAIL``, its primary email (lower case; None when it has none or under
+    ``MatchPolicy.USERNAME``)."""
+
+    user_name: str
+    email: str | None = None
+
+    @property
+    def user_name_lower(self) -> str:
+        """The userName as the comparison sees it."""
+        return self.user_name.lower()
+
+
+@dataclass(frozen=True)
+class Holder:
+    """Another record of the tenant that the store found holding the new user's userName or email."""
+
+    id: str
+    user_name: str
+    email: str | None = None
+
+
+def user_keys(tenant: Tenant, data: Mapping[str, Any]) -> UserKeys:
+    """The keys of the user document ``data`` under the tenant's match policy.
+
+    Raises ``InvalidValue`` when ``userName`` is missing, not a string or blank (the schemas refuse
+    that before a backend is called; this keeps a backend called directly honest).
+    """
+    user_name = data.get("userName")
+    if not isinstance(user_name, str) or not user_name.strip():
+        raise InvalidValue("userName is required and must be a non-empty string")
+    email = primary_email(data) if tenant.match_policy is MatchPolicy.EMAIL else None
+    return UserKeys(user_name, email)
+
+
+def uniqueness_conflict(keys: UserKeys, holders: Iterable[Holder]) -> UniquenessConflict | None:
+    """The conflict a write of a user with ``keys`` has with the other records ``holders``, or None.
+
+    ``holders`` are the other records of the tenant (active, inactive or soft-deleted; never the
+    record being written) that the store found with the same userName (case-insensitively) or, when
+    ``keys.email`` is set, the same primary email. A userName holder is reported first; the conflict
+    names it in ``existing_id`` (so the lifecycle can reactivate it), never to the client.
+    """
+    email_holder: Holder | None = None
+    for holder in holders:
+        if holder.user_name.lower() == keys.user_name_lower:
+            return UniquenessConflict(
+                f"userName {keys.user_name!r} is already taken in this organization (compared case-insensitively)",
+                existing_id=holder.id,
+            )
+        if email_holder is None and keys.email is not None and (holder.email or "").lower() == keys.email:
+            email_holder = holder
+    if email_holder is None:
+        return None
+    return UniquenessConflict(
+        f"The primary email {keys.email!r} already belongs to another user of this organization",
+        existing_id=email_holder.id,
+    )
+
+
+def duplicate_user_name(user_name: str) -> UniquenessConflict:
+    """The conflict when the store refused a userName (a unique index) and the holder cannot be named."""
+    return UniquenessConflict(f"userName {user_name!r} is already taken in this organization")
+
+
+def active_match_conflict(existing: UserRecord, data: Mapping[str, Any]) -> UniquenessConflict:
+    """The 409 a POST /Users gets when the user it matches is active: never auto-link, never duplicate."""
+    user_name = str(data.get("userName", ""))
+    if existing.user_name.lower() == user_name.lower():
+        return UniquenessConflict(f"A user with userName '{user_name}' already exists in this organization.")
+    return UniquenessConflict(
+        "A user with the same primary email already exists in this organization; "
+        "update that user with PUT or PATCH instead of creating a duplicate."
+    )
+
+
+def group_name_conflict(display_name: str) -> UniquenessConflict:
+    """The conflict of a group whose displayName (compared case-insensitively) another group holds."""
+    return UniquenessConflict(f"A group named {display_name!r} already exists in this organization")
+
+
+# -- seats ----------------------------------------------------------------------------------------------
+
+
+def document_active(data: Mapping[str, Any]) -> bool:
+    """Whether a user document is active: ``active`` absent means active (RFC 7643 leaves it optional).
+
+    Raises ``InvalidValue`` for an ``active`` that is not a boolean.
+    """
+    active = data.get("active", True)
+    if not isinstance(active, bool):
+        raise InvalidValue(f"active must be a boolean, got {active!r}")
+    return active
+
+
+def needs_seat_check(
+    tenant: Tenant,
+    *,
+    active: bool,
+    deleted: bool = False,
+    was_active: bool | None = None,
+    was_deleted: bool = False,
+) -> bool:
+    """Whether a user write must pass seat admission (:func:`admit_seat`).
+
+    It must when the tenant has a limit and the record holds a seat after the write
+    (``active``/``deleted``) but did not before (``was_active``/``was_deleted``; ``was_active`` None
+    for a create). Under ``SeatPolicy.ALL`` only a create takes a seat; under ``SeatPolicy.ACTIVE``
+    also a reactivation or an undelete.
+    """
+    if tenant.max_seats is None or not holds_seat(tenant.seat_policy, active=active, deleted=deleted):
+        return False
+    if was_active is None:
+        return True
+    return not holds_seat(tenant.seat_policy, active=was_active, deleted=was_deleted)
+
+
+def admit_seat(tenant: Tenant, seats_used: int) -> None:
+    """Seat admission: ``seats_used`` records already hold a seat (the count the store made, in the
+    write's transaction); ``SeatLimitReached`` (403) when that is ``max_seats`` or more."""
+    if tenant.max_seats is not None and seats_used >= tenant.max_seats:
+        raise SeatLimitReached(tenant.max_seats)
+
+
+# -- members --------------------------------------------------------------------------------------------
+
+
+def check_members(members: Iterable[Member], *, nested_groups: bool = False, backend: str = "") -> list[Member]:
+    """A group's members as a backend stores them: one per id (the first mention wins), in order.
+
+    ``InvalidValue`` for a member whose type is not User (nor Group, when the backend declares
+    ``nested_groups``), and for a ``display`` longer than :data:`MAX_MEMBER_DISPLAY`. ``backend``
+    names the backend in the message. The ids are not looked up here: that is the store's
+    (:func:`unknown_members` is the error for those it does not find).
+    """
+    allowed = ("user", "group") if nested_groups else ("user",)
+    out: dict[str, Member] = {}
+    for member in members:
+        kind = (member.type or "User").lower()
+        if kind not in allowed:
+            who = f"the {backend} backend" if backend else "this backend"
+            raise InvalidValue(
+                f"Member {member.value!r} has type {member.type!r}: {who} only takes users as group members "
+                "(no nested groups)"
+            )
+        if member.value in out:
+            continue
+        if member.display is not None and len(member.display) > MAX_MEMBER_DISPLAY:
+            raise InvalidValue(f"Member {member.value!r}: display is longer than {MAX_MEMBER_DISPLAY} characters")
+        out[member.value] = Member(member.value, kind.capitalize(), member.display)
+    return list(out.values())
+
+
+def unknown_members(ids: Sequence[str]) -> InvalidValue:
+    """The error for member ids that are not visible users (or groups) of the tenant."""
+    return InvalidValue(
+        "These group members are not users of this organization: " + ", ".join(repr(i) for i in ids)
+    )
+
+
+def default_member_display(display_name: str | None, user_name: str | None) -> str | None:
+    """The display of a member the client gave none: the user's displayName, else its userName."""
+    return display_name or user_name or None
+
+
+def member_display(given: str | None, display_name: str | None, user_name: str | None) -> str | None:
+    """A member's display: the one the client gave (RFC 7643 §4.2 keeps it as sent), else the default."""
+    return given if given is not None else default_member_display(display_name, user_name)
+
+
+# -- versions -------------------------------------------------------------------------------------------
+
+
+def check_version(expected: str | None, current: str | int, what: str) -> None:
+    """A backend's optimistic check: ``VersionMismatch`` (412) when ``expected`` is given and is not
+    the stored version ``current`` of the ``what`` ("user", "group")."""
+    if expected is not None and expected != str(current):
+        raise VersionMismatch(
+            f"The {what} is at version {current}, not {expected!r} as the precondition requires."
+        )
+
+
+def check_if_match(current: str, if_match: str | None) -> None:
+    """RFC 7644 §3.14: a stale If-Match fails with 412; ``*`` (or none) matches any existing version."""
+    if if_match is None or if_match == "*":
+        return
+    if current != if_match:
+        raise VersionMismatch()
