@@ -13,7 +13,8 @@ __all__ = ["ScimService", "__version__", "create_app", "get_state"]
 
 if TYPE_CHECKING:
     from scim_service.app import create_app
-    from scim_service.extension import ScimService, get_state
+    from scim_service.extension import ScimService
+    from scim_service.state import get_state
 
 
 def __getattr__(name: str) -> Any:
@@ -21,8 +22,12 @@ def __getattr__(name: str) -> Any:
         from scim_service.app import create_app
 
         return create_app
-    if name in {"ScimService", "get_state"}:
-        from scim_service import extension
+    if name == "ScimService":
+        from scim_service.extension import ScimService
 
-        return getattr(extension, name)
+        return ScimService
+    if name == "get_state":
+        from scim_service.state import get_state
+
+        return get_state
     raise AttributeError(f"module 'scim_service' has no attribute {name!r}")

@@ -220,9 +220,7 @@ def check_members(members: Iterable[Member], *, nested_groups: bool = False, bac
 
 def unknown_members(ids: Sequence[str]) -> InvalidValue:
     """The error for member ids that are not visible users (or groups) of the tenant."""
-    return InvalidValue(
-        "These group members are not users of this organization: " + ", ".join(repr(i) for i in ids)
-    )
+    return InvalidValue("These group members are not users of this organization: " + ", ".join(repr(i) for i in ids))
 
 
 def default_member_display(display_name: str | None, user_name: str | None) -> str | None:
@@ -242,9 +240,7 @@ def check_version(expected: str | None, current: str | int, what: str) -> None:
     """A backend's optimistic check: ``VersionMismatch`` (412) when ``expected`` is given and is not
     the stored version ``current`` of the ``what`` ("user", "group")."""
     if expected is not None and expected != str(current):
-        raise VersionMismatch(
-            f"The {what} is at version {current}, not {expected!r} as the precondition requires."
-        )
+        raise VersionMismatch(f"The {what} is at version {current}, not {expected!r} as the precondition requires.")
 
 
 def check_if_match(current: str, if_match: str | None) -> None:

@@ -35,6 +35,8 @@ def _find(resources: list[dict[str, Any]], ident: str, what: str) -> Response:
 
 
 def service_provider_config_endpoint() -> Response:
+    """GET /ServiceProviderConfig: what this server and its backend support."""
+
     def get() -> Response:
         st = state()
         capabilities = st.backend.capabilities
@@ -58,18 +60,22 @@ def service_provider_config_endpoint() -> Response:
 
 
 def schemas_endpoint() -> Response:
+    """GET /Schemas: every schema of the app's resource types."""
     return dispatch({"GET": lambda: _list(schema_documents(base_url(), state().resource_types))})
 
 
 def schema_endpoint(schema_id: str) -> Response:
+    """GET /Schemas/{id}."""
     return dispatch({"GET": lambda: _find(schema_documents(base_url(), state().resource_types), schema_id, "Schema")})
 
 
 def resource_types_endpoint() -> Response:
+    """GET /ResourceTypes: User and Group with their schema extensions."""
     return dispatch({"GET": lambda: _list(resource_type_documents(base_url(), state().resource_types))})
 
 
 def resource_type_endpoint(type_id: str) -> Response:
+    """GET /ResourceTypes/{id} (or its name)."""
     return dispatch(
         {"GET": lambda: _find(resource_type_documents(base_url(), state().resource_types), type_id, "ResourceType")}
     )
