@@ -141,9 +141,11 @@ def active_match_conflict(existing: UserRecord, data: Mapping[str, Any]) -> Uniq
     )
 
 
-def group_name_conflict(display_name: str) -> UniquenessConflict:
-    """The conflict of a group whose displayName (compared case-insensitively) another group holds."""
-    return UniquenessConflict(f"A group named {display_name!r} already exists in this organization")
+def group_name_conflict(display_name: str, why: str | None = None) -> UniquenessConflict:
+    """The conflict of a group whose displayName (compared case-insensitively) another group holds;
+    ``why`` adds the backend's reason in parentheses (the ldap backend names groups by displayName)."""
+    reason = f" ({why})" if why else ""
+    return UniquenessConflict(f"A group named {display_name!r} already exists in this organization{reason}")
 
 
 # -- seats ----------------------------------------------------------------------------------------------

@@ -65,7 +65,8 @@ def test_an_email_holder_is_reported_when_no_one_has_the_username() -> None:
 def test_the_other_conflict_messages() -> None:
     assert rules.duplicate_user_name("ann").detail == "userName 'ann' is already taken in this organization"
     assert rules.group_name_conflict("Ops").status == 409
-    assert "'Ops'" in rules.group_name_conflict("Ops").detail
+    assert rules.group_name_conflict("Ops").detail == "A group named 'Ops' already exists in this organization"
+    assert rules.group_name_conflict("Ops", "by cn").detail.endswith("organization (by cn)")
     existing = UserRecord("u1", {"userName": "ANN"}, created=None, last_modified=None, version="1")  # type: ignore[arg-type]
     assert "userName 'ann' already exists" in rules.active_match_conflict(existing, {"userName": "ann"}).detail
     by_email = rules.active_match_conflict(existing, {"userName": "other"})
