@@ -128,15 +128,15 @@ def test_the_backend_reads_and_writes_guids_and_account_control() -> None:
     backend = LdapBackend(settings, load_mapping(AD))  # never connects: these calls need no directory
     try:
         entry = {"raw_attributes": {"objectGUID": [GUID_BYTES]}, "attributes": {"userAccountControl": "66048"}}
-        assert backend._id(entry) == GUID
+        assert backend.codec.id(entry) == GUID
         other = str(uuid.uuid4())
-        assert backend._id_filter([GUID, other]) == (
+        assert backend.codec.id_filter([GUID, other]) == (
             f"(|(objectGUID={guid_filter_value(GUID)})(objectGUID={guid_filter_value(other)}))"
         )
-        assert backend._stored_active(entry) is True
-        assert backend._active_value(False, entry) == "66050"
-        assert backend._active_value(True, None) == "512"
-        assert backend._active_filter(False) == uac_filter(False)
+        assert backend.codec.stored_active(entry) is True
+        assert backend.codec.active_value(False, entry) == "66050"
+        assert backend.codec.active_value(True, None) == "512"
+        assert backend.codec.active_filter(False) == uac_filter(False)
         assert backend.capabilities.extra["filter_operators"]["User"]["id"] == ["eq", "ne", "pr"]
     finally:
         backend.close()
