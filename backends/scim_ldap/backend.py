@@ -20,6 +20,7 @@ Atomicity without transactions:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
@@ -32,15 +33,12 @@ from ldap3.utils.dn import escape_rdn
 
 from scim_ldap.ad import sam_account_name
 from scim_ldap.codec import EntryCodec, rdn_value
-from scim_ldap.controls import VLV_RESPONSE_OID, SortKey, decode_vlv_response, sort_control, vlv_control
 from scim_ldap.directory import (
     ALREADY_EXISTS,
     CONSTRAINT,
     NO_SUCH_ATTRIBUTE,
     NO_SUCH_OBJECT,
     OC_VIOLATION,
-    SUCCESS,
-    VLV_ERROR,
     Conn,
     Entry,
     Layout,
@@ -54,9 +52,11 @@ from scim_ldap.directory import (
     values,
     why,
 )
-from scim_ldap.filters import FilterCompiler, declared_limits, escape, generalized_time
+from scim_ldap.filters import FilterCompiler, escape, generalized_time
+from scim_ldap.listing import Lister, R, Source
 from scim_ldap.lock import TenantLock
 from scim_ldap.mapping import LdapMapping, load_mapping
+from scim_ldap.paging import Reader, ReadStats
 from scim_ldap.pool import ConnectionPool, LdapSettings
 from scim_ldap.schema import OBJECT_CLASS
 from scim_service.backend import Backend
@@ -82,6 +82,7 @@ from scim_service.model import (
     primary_email,
 )
 from scim_service.query.ast import ListQuery
+from scim_service.schemas.render import render_group, render_user
 
 log = logging.getLogger(__name__)
 
@@ -94,15 +95,11 @@ class LdapBackend(Backend):
         filter=True,
         sort=True,
         etag=True,
-        cursor=False,
+        cursor=True,
         nested_groups=False,
         max_results=1000,
-        extra={
-            "value_path_filters": "one comparison on the value sub-attribute",
-            "unique_group_display_name": True,
-            "paging": "vlv",
-            # filter_operators and sort_attributes: per instance, from the mapping (see __init__)
-        },
+        # Group displayNames name the entries, so they are unique per organization.
+        extra={"unique_group_display_name": True},
     )
 
     def __init__(self, settings: LdapSettings, mapping: LdapMapping | None = None, *, max_results: int = 1000) -> None:
@@ -112,11 +109,8 @@ class LdapBackend(Backend):
         self.layout = Layout(settings.base_dn, self.mapping)
         self.codec = EntryCodec(self.mapping)
         self.lock = TenantLock(self.pool, self.layout)
-        # What the filter compiler refuses under this mapping, declared for the conformance kit.
-        extra = {**type(self).capabilities.extra, **declared_limits(self.mapping)}
-        self.capabilities = Capabilities(
-            **{**type(self).capabilities.__dict__, "max_results": max_results, "extra": extra}
-        )
+        self.stats = ReadStats()  # entries and searches read from the directory (see scim_ldap.paging)
+        self.capabilities = dataclasses.replace(type(self).capabilities, max_results=max_results)
 
     # -- life of the backend -------------------------------------------------------------------
 
@@ -188,7 +182,9 @@ class LdapBackend(Backend):
     def _search(
         self, conn: Conn, base: str, flt: str, attrs: Sequence[str], *, scope: str = ldap3.SUBTREE, what: str = ""
     ) -> list[Entry]:
-        return search(conn, base, flt, attrs, scope=scope, what=what)
+        found = search(conn, base, flt, attrs, scope=scope, what=what)
+        self.stats.add(len(found))
+        return found
 
     def _modify(self, conn: Conn, entry: Entry, changes: Mapping[str, Any], what: str) -> None:
         if conn.modify(entry["dn"], dict(changes)):
@@ -426,19 +422,35 @@ class LdapBackend(Backend):
             self._drop_memberships(conn, tenant, entry["dn"], user_id)
 
     def list_users(self, tenant: Tenant, query: ListQuery) -> Page[UserRecord]:
-        """Filter, sort and page in the directory (sort + VLV controls); totalResults is the server's count."""
+        """Filter, sort and page in the directory where it can, else over the candidates it narrows to
+        (see :mod:`scim_ldap.listing`); totalResults is exact either way."""
+        m = self.mapping
+
+        def record(entry: Entry, groups: bool) -> UserRecord:
+            return self.codec.user_record(entry, self._groups_of(conn, tenant, entry["dn"]) if groups else ())
+
         with self.pool.connection(discard=True) as conn:  # its VLV context dies with it
-            compiler = FilterCompiler(self.mapping, "User", self._resolver(conn, tenant))
-            m = self.mapping
-            flt = f"(&{m.user_filter}(!({m.deleted}=TRUE))"
-            flt += (compiler.compile(query.filter) if query.filter is not None else "") + ")"
-            keys = compiler.sort_keys(query.sort_by, query.descending)
-            entries, total = self._vlv_keys(conn, self.people_dn(tenant), flt, self.codec.user_attrs(), keys, query)
-            records = [
-                self.codec.user_record(e, self._groups_of(conn, tenant, e["dn"]) if query.include_groups else ())
-                for e in entries
-            ]
-        return Page(resources=records, total_results=total, start_index=query.start_index)
+            source = Source(
+                resource="User",
+                base=self.people_dn(tenant),
+                object_filter=f"(&{m.user_filter}(!({m.deleted}=TRUE)))",
+                relation="groups",
+                attrs=lambda _groups: self.codec.user_attrs(),
+                record=record,
+                render=lambda r: render_user(r, ""),
+            )
+            return self._lister(conn, tenant, source).page(query)
+
+    def _lister(self, conn: Conn, tenant: Tenant, source: Source[R]) -> Lister[R]:
+        compiler = FilterCompiler(self.mapping, source.resource, self._resolver(conn, tenant))
+        return Lister(
+            Reader(conn, self.stats),
+            compiler,
+            source,
+            tenant,
+            max_scan=self.settings.max_scan,
+            directory_cursors=self.mapping.id_format == "uuid",
+        )
 
     def count_seats(self, tenant: Tenant) -> int:
         """Counted by the server over the tenant's People."""
@@ -461,38 +473,6 @@ class LdapBackend(Backend):
                     raise error(conn, f"delete the inactive user {entry['dn']}")
                 removed.append(self.codec.id(entry))
         return removed
-
-    # -- paging --------------------------------------------------------------------------------
-
-    def _vlv_keys(
-        self, conn: Conn, base: str, flt: str, attrs: Sequence[str], keys: list[SortKey], query: ListQuery
-    ) -> tuple[list[Entry], int]:
-        return self._vlv_raw(conn, base, flt, attrs, keys, max(query.start_index, 1), max(query.count, 0))
-
-    def _vlv_raw(
-        self, conn: Conn, base: str, flt: str, attrs: Sequence[str], keys: list[SortKey], start: int, count: int
-    ) -> tuple[list[Entry], int]:
-        """One sorted VLV search: the page at ``start`` (1-based) of ``count`` entries and the server's total."""
-        controls = [sort_control(keys), vlv_control(start, 0, max(count - 1, 0))]
-        conn.search(base, flt, ldap3.SUBTREE, attributes=list(attrs), controls=controls)
-        code = conn.result.get("result")
-        if code == NO_SUCH_OBJECT:
-            return [], 0
-        if code not in (SUCCESS, VLV_ERROR):
-            if code == 18:  # inappropriateMatching: no ordering rule for the sort key
-                raise InvalidValue(f"The directory cannot sort this way: {why(conn)}")
-            raise error(conn, f"list {base}")
-        control = (conn.result.get("controls") or {}).get(VLV_RESPONSE_OID)
-        if control is None:
-            raise Unavailable(
-                "The directory ignored the VLV control: load the sssvlv overlay (OpenLDAP) or use a server with "
-                "server-side sorting and virtual list views"
-            )
-        total = decode_vlv_response(control["value"]).content_count
-        entries = [e for e in conn.response or [] if e.get("type") == "searchResEntry"]
-        if code == VLV_ERROR or count == 0 or start > total:
-            return [], total
-        return entries[:count], total
 
     # -- groups --------------------------------------------------------------------------------
 
@@ -813,12 +793,18 @@ class LdapBackend(Backend):
 
     def list_groups(self, tenant: Tenant, query: ListQuery) -> Page[GroupRecord]:
         """As :meth:`list_users`, over the tenant's Groups."""
+
+        def record(entry: Entry, members: bool) -> GroupRecord:
+            return self._group_record(conn, tenant, entry, members=members)
+
         with self.pool.connection(discard=True) as conn:  # its VLV context dies with it
-            compiler = FilterCompiler(self.mapping, "Group", self._resolver(conn, tenant))
-            flt = f"(&{self.mapping.group_filter}"
-            flt += (compiler.compile(query.filter) if query.filter is not None else "") + ")"
-            keys = compiler.sort_keys(query.sort_by, query.descending)
-            attrs = self.codec.group_attrs(members=query.include_members)
-            entries, total = self._vlv_keys(conn, self.groups_dn(tenant), flt, attrs, keys, query)
-            records = [self._group_record(conn, tenant, e, members=query.include_members) for e in entries]
-        return Page(resources=records, total_results=total, start_index=query.start_index)
+            source = Source(
+                resource="Group",
+                base=self.groups_dn(tenant),
+                object_filter=self.mapping.group_filter,
+                relation="members",
+                attrs=lambda members: self.codec.group_attrs(members=members),
+                record=record,
+                render=lambda r: render_group(r, ""),
+            )
+            return self._lister(conn, tenant, source).page(query)

@@ -28,20 +28,16 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC
-from typing import Any
 
 from ldap3.utils.conv import escape_filter_chars
 
 from scim_ldap.ad import guid_filter_value, uac_filter
 from scim_ldap.controls import SortKey
 from scim_ldap.mapping import DN, AttributeMap, LdapMapping
-from scim_service.errors import InvalidFilter, InvalidValue, ScimError
+from scim_service.errors import InvalidFilter
 from scim_service.model import ENTERPRISE_SCHEMA
 from scim_service.query.ast import And, AttrPath, Compare, Filter, Not, Or, Present, Value, ValuePath
 from scim_service.query.evaluator import matches, parse_datetime
-from scim_service.query.parser import parse_attr_path, parse_filter
-from scim_service.query.resolve import resolve_filter, resolve_path
-from scim_service.schemas.definitions import GROUP_RESOURCE, USER_RESOURCE, ResourceTypeDef
 
 TRUE = "(objectClass=*)"
 FALSE = "(!(objectClass=*))"
@@ -320,101 +316,30 @@ class FilterCompiler:
 
     # -- sorting -------------------------------------------------------------------------------
 
-    def sort_keys(self, path: AttrPath | None, descending: bool) -> list[SortKey]:
-        """Server-side sort keys for ``sortBy`` (then the id, so ties keep id ascending)."""
+    def sort_keys(self, path: AttrPath | None, descending: bool) -> list[SortKey] | None:
+        """Server-side sort keys for ``sortBy`` (then the id, so ties keep id ascending), or None when the
+        directory cannot order by it the way SCIM does (the backend then sorts in Python)."""
         tie = SortKey(self.mapping.id_attribute)
         if path is None:
             return [tie]
         try:
             target = self.target(path)
-        except InvalidFilter as exc:
-            raise InvalidValue(str(exc.detail).replace("filter on", "sort by")) from None
+        except InvalidFilter:
+            return None  # no directory attribute
         if target.kind == UUID_KIND:
             if self.mapping.id_format == "guid":
-                raise InvalidValue(
-                    "The ldap backend cannot sort by 'id': a binary objectGUID does not order like its string"
-                )
+                return None  # a binary objectGUID does not order like its string
             return [SortKey(target.ldap, reverse=descending), tie] if descending else [tie]
         if target.kind == TIME_KIND:
             return [SortKey(target.ldap, reverse=descending), tie]
         if target.sort_attribute:
             return [SortKey(target.sort_attribute, "caseIgnoreOrderingMatch", descending), tie]
         if target.filler:
-            raise InvalidValue(
-                f"The ldap backend cannot sort by {path.dotted()!r}: users without one hold a filler value in "
-                f"{target.ldap} (the object class requires it), which would sort among the real values"
-            )
+            return None  # users without one hold a filler value, which would sort among the real values
         if target.kind in (BOOL_KIND, CONST_KIND, DN) or target.ordering_rule is None or target.multi:
-            raise InvalidValue(
-                f"The ldap backend cannot sort by {path.dotted()!r}: the directory has no ordering for it"
-            )
+            return None  # no ordering rule for it in the directory
         if path.case_exact and target.ordering_rule == "caseIgnoreOrderingMatch":
             rule = "caseExactOrderingMatch"
         else:
             rule = target.ordering_rule or None
         return [SortKey(target.ldap, rule, descending), tie]
-
-
-# -- what the compiler accepts, declared to the conformance kit --------------------------------------
-
-PROBE_OPERATORS = ("eq", "ne", "co", "sw", "ew", "gt", "ge", "lt", "le", "pr")
-_PROBE_VALUES = {
-    "boolean": "true",
-    "integer": "1",
-    "decimal": "1",
-    "dateTime": '"2020-01-01T00:00:00Z"',
-}
-_PROBE_STRING = '"00000000-0000-4000-8000-000000000000"'  # a UUID, so id takes ordering probes too
-COMMON_PATHS = ("id", "externalId", "meta.created", "meta.lastModified", "meta.resourceType", "meta.version")
-
-
-def _schema_paths(resource: ResourceTypeDef) -> list[str]:
-    paths = list(COMMON_PATHS)
-    for schema in resource.schemas:
-        prefix = "" if schema is resource.schema else f"{schema.id}:"
-        for attribute in schema.attributes:
-            if not (attribute.type == "complex" and attribute.multi_valued):
-                paths.append(prefix + attribute.name)
-            paths += [f"{prefix}{attribute.name}.{sub.name}" for sub in attribute.sub_attributes]
-    return paths
-
-
-def declared_limits(mapping: LdapMapping) -> dict[str, dict[str, Any]]:
-    """``filter_operators`` and ``sort_attributes`` for ``Capabilities.extra``, found by asking the compiler.
-
-    Every path of the User and Group schemas is tried with every operator (and as sortBy); what the
-    compiler accepts is declared, so the declaration cannot drift from what the backend does. The
-    conformance kit skips exactly the refused cases (docs/plugins.md).
-    """
-    filters: dict[str, Any] = {}
-    sorts: dict[str, Any] = {}
-    for resource in (USER_RESOURCE, GROUP_RESOURCE):
-        compiler = FilterCompiler(mapping, resource.name, lambda _ref: None)
-        operators: dict[str, list[str]] = {}
-        sortable: list[str] = []
-        for text in _schema_paths(resource):
-            for op in PROBE_OPERATORS:
-                try:
-                    path = resolve_path(parse_attr_path(text), resource)
-                    value = "" if op == "pr" else " " + _PROBE_VALUES.get(path.type, _PROBE_STRING)
-                    f = resolve_filter(parse_filter(f"{text} {op}{value}"), resource)
-                except ScimError:
-                    try:
-                        f = resolve_filter(parse_filter(f"{text} pr"), resource) if op == "pr" else None
-                    except ScimError:
-                        f = None
-                if f is None:
-                    continue
-                try:
-                    compiler.compile(f)
-                except InvalidFilter:
-                    continue
-                operators.setdefault(text, []).append(op)
-            try:
-                compiler.sort_keys(resolve_path(parse_attr_path(text), resource), False)
-            except ScimError:
-                continue
-            sortable.append(text)
-        filters[resource.name] = operators
-        sorts[resource.name] = sortable
-    return {"filter_operators": filters, "sort_attributes": sorts}

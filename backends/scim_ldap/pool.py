@@ -44,6 +44,7 @@ class LdapSettings:
     pool_size: int = 8
     lock_timeout: float = 10.0
     lock_lease: float = 30.0
+    max_scan: int = 10_000
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> LdapSettings:
@@ -93,7 +94,21 @@ class LdapSettings:
             pool_size=int(number("SCIM_LDAP_POOL_SIZE", 8)),
             lock_timeout=number("SCIM_LDAP_LOCK_TIMEOUT", 10.0),
             lock_lease=number("SCIM_LDAP_LOCK_LEASE", 30.0),
+            max_scan=_whole("SCIM_LDAP_MAX_SCAN", config.get("SCIM_LDAP_MAX_SCAN"), 10_000),
         )
+
+
+def _whole(key: str, raw: Any, default: int) -> int:
+    """A positive whole number setting (``ValueError`` names the setting)."""
+    if raw in (None, ""):
+        return default
+    try:
+        value = int(str(raw).strip())
+    except ValueError:
+        raise ValueError(f"{key}: expected a whole number, got {raw!r}") from None
+    if value <= 0:
+        raise ValueError(f"{key}: expected a positive number, got {raw!r}")
+    return value
 
 
 class ConnectionPool:

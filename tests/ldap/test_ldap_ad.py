@@ -20,11 +20,12 @@ from scim_ldap.ad import (
     uac_with,
 )
 from scim_ldap.backend import LdapBackend
-from scim_ldap.filters import FilterCompiler, declared_limits
+from scim_ldap.filters import TRUE, FilterCompiler
 from scim_ldap.mapping import load_mapping
+from scim_ldap.plan import FilterSplitter
 from scim_ldap.pool import LdapSettings
 
-from scim_service.errors import InvalidFilter, InvalidValue
+from scim_service.errors import InvalidFilter
 from scim_service.model import ENTERPRISE_SCHEMA
 from scim_service.query.parser import parse_attr_path, parse_filter
 from scim_service.query.resolve import resolve_filter, resolve_path
@@ -109,18 +110,22 @@ def test_the_ad_preset_mapping() -> None:
         load_mapping({"SCIM_LDAP_PRESET": "novell"})
 
 
-def test_ad_filters_and_declared_limits() -> None:
+def test_ad_filters_and_what_is_left_to_python() -> None:
     assert compile_user('userName gt "m"') == "(&(userPrincipalName>=m)(!(userPrincipalName=m)))"
     assert compile_user('userName eq "x)(cn=*"') == "(userPrincipalName=x\\29\\28cn=\\2a)"
     with pytest.raises(InvalidFilter, match="objectGUID"):
         compile_user(f'id gt "{GUID}"')
     compiler = FilterCompiler(load_mapping(AD), "User", lambda _ref: None)
-    with pytest.raises(InvalidValue):
-        compiler.sort_keys(resolve_path(parse_attr_path("id"), USER_RESOURCE), False)
-    limits = declared_limits(load_mapping(AD))
-    assert limits["filter_operators"]["User"]["id"] == ["eq", "ne", "pr"]
-    assert "id" not in limits["sort_attributes"]["User"]
-    assert f"{ENTERPRISE_SCHEMA}:division" in limits["sort_attributes"]["User"]
+    # What the directory cannot order or compare goes to the reference evaluator instead of a refusal.
+    plan = FilterSplitter(compiler).plan(
+        resolve_filter(parse_filter(f'id gt "{GUID}" and title eq "x"'), USER_RESOURCE)
+    )
+    assert plan.pushed == "(title=x)" and not plan.exact and plan.evaluated == ("id",)
+    plan = FilterSplitter(compiler).plan(resolve_filter(parse_filter(f'id gt "{GUID}"'), USER_RESOURCE))
+    assert plan.pushed == TRUE and not plan.exact
+    assert compiler.sort_keys(resolve_path(parse_attr_path("id"), USER_RESOURCE), False) is None
+    division = compiler.sort_keys(resolve_path(parse_attr_path(f"{ENTERPRISE_SCHEMA}:division"), USER_RESOURCE), False)
+    assert division is not None and division[0].attribute == "division"
 
 
 def test_the_backend_reads_and_writes_guids_and_account_control() -> None:
@@ -137,6 +142,7 @@ def test_the_backend_reads_and_writes_guids_and_account_control() -> None:
         assert backend.codec.active_value(False, entry) == "66050"
         assert backend.codec.active_value(True, None) == "512"
         assert backend.codec.active_filter(False) == uac_filter(False)
-        assert backend.capabilities.extra["filter_operators"]["User"]["id"] == ["eq", "ne", "pr"]
+        assert "filter_operators" not in backend.capabilities.extra  # nothing is refused, nothing declared
+        assert backend.capabilities.cursor is True
     finally:
         backend.close()
