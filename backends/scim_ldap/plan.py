@@ -122,12 +122,11 @@ class FilterSplitter:
         except InvalidFilter:
             pass
         if isinstance(f, ValuePath):
-            evaluated.extend(path_name(p) for p in paths_of(f.filter))
-            return self._element_condition(f, f.filter), False
+            return self._element_condition(f, f.filter, evaluated), False
         evaluated.append(path_name(f.path))
         return TRUE, False
 
-    def _element_condition(self, outer: ValuePath, f: Filter) -> str:
+    def _element_condition(self, outer: ValuePath, f: Filter, evaluated: list[str]) -> str:
         """A necessary condition of ``outer`` from the comparisons on ``value`` inside it.
 
         Every inner comparison on the element's ``value`` that the directory can test on the attribute's
@@ -135,14 +134,22 @@ class FilterSplitter:
         the other sub-attributes, ``ne`` and ``not`` give nothing.
         """
         if isinstance(f, And):
-            return _and(self._element_condition(outer, f.left), self._element_condition(outer, f.right))
+            left, right = (
+                self._element_condition(outer, f.left, evaluated),
+                self._element_condition(outer, f.right, evaluated),
+            )
+            return _and(left, right)
         if isinstance(f, Or):
-            return _or(self._element_condition(outer, f.left), self._element_condition(outer, f.right))
-        if isinstance(f, Compare | Present) and (f.path.sub_attr or "").lower() == "value":
-            if isinstance(f, Compare) and (f.op == "ne" or f.value is None):
-                return TRUE
+            left, right = (
+                self._element_condition(outer, f.left, evaluated),
+                self._element_condition(outer, f.right, evaluated),
+            )
+            return _or(left, right)
+        on_value = isinstance(f, Compare | Present) and (f.path.sub_attr or "").lower() == "value"
+        if on_value and not (isinstance(f, Compare) and (f.op == "ne" or f.value is None)):
             try:
                 return self.compiler.compile(ValuePath(outer.attr, f))
             except InvalidFilter:
-                return TRUE
+                pass
+        evaluated.extend(path_name(p) for p in paths_of(f))
         return TRUE

@@ -15,8 +15,9 @@ from typing import Any
 
 import pytest
 from scim_ldap.backend import LdapBackend
-from scim_ldap.filters import FALSE, FilterCompiler, escape
+from scim_ldap.filters import FALSE, TRUE, FilterCompiler, escape
 from scim_ldap.mapping import LdapMapping
+from scim_ldap.plan import FilterPlan, FilterSplitter
 
 from scim_service.errors import InvalidFilter
 from scim_service.model import ENTERPRISE_SCHEMA, Member, Tenant, UserRecord
@@ -268,6 +269,42 @@ def test_sorted_paging_and_totals(world: World) -> None:
     assert page.resources == [] and page.total_results == 4
 
 
+def test_cursor_pages_sorted_in_python_survive_inserts_and_deletes(backend: LdapBackend, tenant: Tenant) -> None:
+    for i, family in enumerate(["b", None, "a", "b", "c", None, "a"]):
+        data: dict[str, Any] = {"userName": f"p{i}", "emails": [{"value": f"p{i}@x.example", "type": "work"}]}
+        if family:
+            data["name"] = {"familyName": family}
+        backend.create_user(tenant, data)
+    works = resolved('emails.type eq "work"')  # emails.type and name.familyName: filtered and sorted here
+    family = resolve_path(parse_attr_path("name.familyName"), USER_RESOURCE)
+
+    def whole() -> list[str]:
+        page = backend.list_users(tenant, ListQuery(filter=works, sort_by=family, count=100))
+        return [u.id for u in page.resources]
+
+    before = whole()
+    first = backend.list_users(tenant, ListQuery(filter=works, sort_by=family, cursor="", count=3))
+    assert [u.id for u in first.resources] == before[:3] and first.total_results == 7 and first.next_cursor
+    # Between pages: one user sorting before the cursor, one after it, and a delete of an unseen one.
+    early = backend.create_user(
+        tenant, {"userName": "early", "name": {"familyName": "a"}, "emails": [{"value": "e@x", "type": "work"}]}
+    )
+    late = backend.create_user(
+        tenant, {"userName": "late", "name": {"familyName": "z"}, "emails": [{"value": "l@x", "type": "work"}]}
+    )
+    backend.delete_user(tenant, before[4], hard=False)
+    after = whole()
+    walked: list[str] = []
+    cursor = first.next_cursor
+    while cursor is not None:
+        page = backend.list_users(tenant, ListQuery(filter=works, sort_by=family, cursor=cursor, count=2))
+        assert page.total_results == 8
+        walked += [u.id for u in page.resources]
+        cursor = page.next_cursor
+    assert walked == after[after.index(before[2]) + 1 :]
+    assert late.id in walked and early.id not in walked and before[4] not in walked
+
+
 # -- escaping ------------------------------------------------------------------------------------
 
 NASTY = ["a*b", "a(b)", "a\\b", "a\x00b", "ab", "a", "x)(uid=*", "*"]
@@ -316,6 +353,27 @@ def test_escape_and_compile_strings() -> None:
     )
     with pytest.raises(InvalidFilter):
         compiler.compile(Compare(AttrPath("meta", "version"), "eq", "x"))
+
+
+def test_the_split_pushes_what_the_directory_evaluates() -> None:
+    plan = FilterSplitter(FilterCompiler(LdapMapping(), "User", lambda _ref: None)).plan
+    assert plan(resolved('emails[type eq "work" and value co "x"]')) == FilterPlan(
+        "(mail=*x*)", False, ("emails.type",)
+    )
+    assert plan(resolved('userName eq "a" and nickName eq "b"')) == FilterPlan("(uid=a)", False, ("nickName",))
+    assert plan(resolved('userName eq "a" or nickName eq "b"')).pushed == TRUE  # the or may hold by nickName
+    assert plan(resolved('not (nickName eq "b")')).pushed == TRUE
+    assert plan(resolved('not (userName eq "a")')) == FilterPlan("(!(uid=a))", True)
+    assert plan(resolved('emails[value eq "x"]')) == FilterPlan("(mail=x)", True)
+    assert plan(resolved('emails[type eq "w"] or emails[value sw "x"]')).pushed == TRUE
+    assert (
+        plan(resolved('emails[value sw "a" or value sw "b"] and title pr')).pushed
+        == "(&(|(mail=a*)(mail=b*))(title=*))"
+    )
+    assert plan(resolved('emails[not (value eq "x")]')).pushed == TRUE  # some other value: nothing to push
+    assert plan(resolved('id eq "nope" and nickName pr')).pushed == FALSE  # known empty: no search at all
+    with pytest.raises(InvalidFilter, match=r"meta\.location"):
+        plan(resolved('meta.location eq "x"'))
 
 
 # -- groups --------------------------------------------------------------------------------------
