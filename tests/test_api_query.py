@@ -249,6 +249,9 @@ def test_groups_excluded_members_reads_no_membership_rows(app, scim: Scim, peopl
     """``GET /Groups?excludedAttributes=members`` must not touch scim_group_members at all."""
     from scim_service.extension import get_state
 
+    if backend_name(app) == "ldap":
+        _groups_excluded_members_resolve_no_member_on_ldap(app, scim, people)
+        return
     if backend_name(app) != "sql":
         pytest.skip(f"counts the SQL statements of the sql backend; this app's backend is {backend_name(app)}")
     engine = get_state(app).backend.engine
@@ -272,6 +275,25 @@ def test_groups_excluded_members_reads_no_membership_rows(app, scim: Scim, peopl
     assert not [s for s in without if "scim_group_members" in s], without
     # The listener does see the membership table when members are wanted (the test can fail).
     assert any("scim_group_members" in s for s in statements)
+    assert len(with_members.get_json()["Resources"][0]["members"]) == 2
+
+
+def _groups_excluded_members_resolve_no_member_on_ldap(app: Any, scim: Scim, people: dict) -> None:
+    """The ldap backend's count of searches: a member costs a search of the users it names, so without
+    members each request is one search (the list; the group by id), with members more."""
+    from scim_service.extension import get_state
+
+    stats = get_state(app).backend.stats
+    before = stats.snapshot()
+    response = scim.get("/Groups", query_string={"excludedAttributes": "members"})
+    one = scim.get(f"/Groups/{people['__group__']['id']}", query_string={"excludedAttributes": "members"})
+    middle = stats.snapshot()
+    with_members = scim.get("/Groups")
+    after = stats.snapshot()
+    assert names(response) == ["Engineers"] and "members" not in response.get_json()["Resources"][0]
+    assert one.status_code == 200 and "members" not in one.get_json()
+    assert middle.searches - before.searches == 2, "one search per request: no member was resolved"
+    assert after.searches - middle.searches == 2, "the list, then one search resolving its two members"
     assert len(with_members.get_json()["Resources"][0]["members"]) == 2
 
 
