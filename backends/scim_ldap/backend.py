@@ -49,6 +49,7 @@ from scim_ldap.directory import (
     error,
     first,
     search,
+    shown,
     values,
     why,
 )
@@ -194,7 +195,7 @@ class LdapBackend(Backend):
             raise VersionMismatch(f"The resource changed while it was being written ({what}); retry.")
         if code == NO_SUCH_OBJECT:
             raise NotFound(f"The resource was removed while it was being written ({what})")
-        raise error(conn, what)
+        raise error(conn, what, where=entry["dn"])
 
     def _check_version(self, entry: Entry, expected: str | None, what: str) -> None:
         current = first(entry, self.mapping.version) or "0"
@@ -238,7 +239,15 @@ class LdapBackend(Backend):
         ]
         if not found:
             return None
-        by_name = [e for e in found if any(v.lower() == user_name.lower() for v in values(e, name_ldap))]
+
+        def by_email(e: Entry) -> bool:
+            return bool(use_email) and any(v.lower() == str(email).lower() for v in values(e, m.primary_email))
+
+        # The directory's equality also ignores insignificant spaces ("x " is " x"): what did not match
+        # by email matched by name.
+        by_name = [
+            e for e in found if any(v.lower() == user_name.lower() for v in values(e, name_ldap)) or not by_email(e)
+        ]
         if by_name:
             return UniquenessConflict(
                 f"userName {user_name!r} is already taken in this organization (compared case-insensitively)",
@@ -264,7 +273,7 @@ class LdapBackend(Backend):
     def _read_back(self, conn: Conn, dn: str) -> Entry:
         found = self._search(conn, dn, "(objectClass=*)", self.codec.user_attrs(), scope=ldap3.BASE, what="read back")
         if not found:
-            raise Unavailable(f"The entry {dn} vanished right after it was written")
+            raise Unavailable("The entry vanished right after it was written; retry.")
         return found[0]
 
     def create_user(self, tenant: Tenant, data: Mapping[str, Any]) -> UserRecord:
@@ -288,7 +297,7 @@ class LdapBackend(Backend):
                     raise self._conflict(conn, tenant, user_name, None, None) or UniquenessConflict(
                         f"userName {user_name!r} is already taken in this organization"
                     )
-                raise error(conn, f"add the user {user_name!r}")
+                raise error(conn, f"add the user {shown(user_name)}", where=dn)
             return self.codec.user_record(self._read_back(conn, dn))
 
     def get_user(
@@ -373,7 +382,7 @@ class LdapBackend(Backend):
             if conn.result.get("result") == ALREADY_EXISTS:
                 label = "userName" if what == "user" else "displayName"
                 raise UniquenessConflict(f"The {label} {value!r} is already taken in this organization")
-            raise error(conn, f"rename the {what} {dn}")
+            raise error(conn, f"rename the {what} to {shown(value)}", where=dn)
         return f"{new_rdn},{dn.split(',', 1)[1]}" if "," in dn else new_rdn
 
     def _drop_memberships(self, conn: Conn, tenant: Tenant, user_dn: str, user_id: str) -> None:
@@ -407,7 +416,7 @@ class LdapBackend(Backend):
             if hard:
                 self._drop_memberships(conn, tenant, entry["dn"], user_id)
                 if not conn.delete(entry["dn"]):
-                    raise error(conn, f"delete the user {user_id}")
+                    raise error(conn, f"delete the user {user_id}", where=entry["dn"])
                 return
             doc = self.codec.document(entry) or {}
             doc["active"] = False
@@ -470,7 +479,7 @@ class LdapBackend(Backend):
             for entry in self._search(conn, self.people_dn(tenant), flt, [m.id_attribute]):
                 self._drop_memberships(conn, tenant, entry["dn"], self.codec.id(entry))
                 if not conn.delete(entry["dn"]) and conn.result.get("result") != NO_SUCH_OBJECT:
-                    raise error(conn, f"delete the inactive user {entry['dn']}")
+                    raise error(conn, f"delete the inactive user {self.codec.id(entry)}", where=entry["dn"])
                 removed.append(self.codec.id(entry))
         return removed
 
@@ -567,7 +576,7 @@ class LdapBackend(Backend):
                         f"A group named {display!r} already exists in this organization (the ldap backend names "
                         "groups by displayName)"
                     )
-                raise error(conn, f"add the group {display!r}")
+                raise error(conn, f"add the group {shown(display)}", where=dn)
             entry = self._search(conn, dn, "(objectClass=*)", self.codec.group_attrs(members=True), scope=ldap3.BASE)[0]
             return self._group_record(conn, tenant, entry, members=True)
 
@@ -688,7 +697,7 @@ class LdapBackend(Backend):
                 return
         if conn.result.get("result") in (NO_SUCH_ATTRIBUTE, CONSTRAINT):
             raise VersionMismatch(f"The group changed while it was being written ({what}); retry.")
-        raise error(conn, what)
+        raise error(conn, what, where=dn)
 
     def patch_group(
         self,
@@ -789,7 +798,7 @@ class LdapBackend(Backend):
                 raise NotFound(f"Group {group_id!r} not found")
             self._check_version(entry, expected_version, "group")
             if not conn.delete(entry["dn"]):
-                raise error(conn, f"delete the group {group_id}")
+                raise error(conn, f"delete the group {group_id}", where=entry["dn"])
 
     def list_groups(self, tenant: Tenant, query: ListQuery) -> Page[GroupRecord]:
         """As :meth:`list_users`, over the tenant's Groups."""

@@ -31,6 +31,10 @@ from scim_service.query.evaluator import get_ci
 # key never meets group data.
 MEMBER_DISPLAYS = "$memberDisplays"
 MAX_DISPLAY = 512  # characters of a given member display, as the sql backend allows
+# userName and a group's displayName name their entries. OpenLDAP's mdb keys an entry by its RDN (as
+# given and normalised), which fails with "other" (an LDAP 80, a 503) somewhere past 240 bytes; a name
+# this long is a client's mistake, so it is refused (400) before anything is written.
+MAX_NAME_BYTES = 200
 
 Changes = dict[str, list[tuple[str, list[str]]]]
 
@@ -100,6 +104,16 @@ def scim_set(data: dict[str, Any], path: str, value: Any) -> None:
         container.pop(parts[-1], None)
     else:
         container[parts[-1]] = value
+
+
+def check_name(value: str, label: str) -> None:
+    """``InvalidValue`` when ``value`` is too long to name an entry (see :data:`MAX_NAME_BYTES`)."""
+    size = len(escape_rdn(value).encode("utf-8", "surrogatepass"))
+    if size > MAX_NAME_BYTES:
+        raise InvalidValue(
+            f"{label} is too long for the ldap backend, where it names the directory entry: at most "
+            f'{MAX_NAME_BYTES} bytes (UTF-8, with , + " \\ < > ; = escaped), this one has {size}'
+        )
 
 
 def rdn_value(entry: Entry, rdn_attr: str) -> str:
@@ -321,6 +335,7 @@ class EntryCodec:
         display = data.get("displayName")
         if not isinstance(display, str) or not display.strip():
             raise InvalidValue("displayName is required and must be a non-empty string")
+        check_name(display, "displayName")
         external = data.get("externalId")
         attrs = {
             self.mapping.external_id: [external] if isinstance(external, str) and external else [],
@@ -365,6 +380,7 @@ class EntryCodec:
         user_name = data.get("userName")
         if not isinstance(user_name, str) or not user_name.strip():
             raise InvalidValue("userName is required and must be a non-empty string")
+        check_name(user_name, "userName")
         active = data.get("active", True)
         if not isinstance(active, bool):
             raise InvalidValue(f"active must be a boolean, got {active!r}")

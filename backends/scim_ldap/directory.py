@@ -5,6 +5,7 @@ Everything here is stateless; the tenant lock, the codec and the backend build o
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -18,11 +19,13 @@ from scim_ldap.mapping import LdapMapping
 from scim_service.errors import InvalidValue, ScimError, Unavailable
 from scim_service.model import Tenant
 
+log = logging.getLogger("scim_ldap.backend")
+
 # LDAP result codes the backend reacts to
 SUCCESS, NO_SUCH_ATTRIBUTE, CONSTRAINT, VALUE_EXISTS, SYNTAX = 0, 16, 19, 20, 21
 NO_SUCH_OBJECT, OC_VIOLATION, ALREADY_EXISTS, VLV_ERROR = 32, 65, 68, 76
 # Codes that mean the request (the client's data) was at fault, not the directory.
-CLIENT_FAULTS = (SYNTAX, CONSTRAINT, OC_VIOLATION, 17, 18, 34, 64)
+CLIENT_FAULTS = frozenset({SYNTAX, CONSTRAINT, OC_VIOLATION, 17, 18, 34, 64})
 PAGED_RESULTS_OID = "1.2.840.113556.1.4.319"
 CHUNK = 100  # values per (|...) filter
 
@@ -74,12 +77,43 @@ def why(conn: Conn) -> str:
     return f"{result.get('description')}{': ' + message if message else ''}"
 
 
-def error(conn: Conn, what: str) -> ScimError:
-    """The SCIM error for a failed operation: the client's fault (400) or the directory's (503)."""
-    code = (conn.result or {}).get("result")
+# What each client-fault result means, in words that name no entry (raw messages may hold DNs).
+CLIENT_FAULT_TEXT = {
+    17: "an attribute of the mapping is not in the directory's schema",
+    18: "the directory cannot compare these values that way",
+    19: "a value breaks a constraint of the directory (too long, or several where one is allowed)",
+    21: "a value does not fit the syntax of its directory attribute",
+    34: "the value does not make a valid entry name",
+    64: "the value breaks the directory's naming rules",
+    65: "the entry would break its object class (a required value missing, or one not allowed)",
+}
+
+
+def shown(value: object, limit: int = 60) -> str:
+    """A client value for a message: its repr, cut to ``limit`` characters."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 4] + "...'"
+
+
+def error(conn: Conn, what: str, *, where: str | None = None) -> ScimError:
+    """The SCIM error for a failed operation: the client's fault (400) or the directory's (503).
+
+    ``what`` is shown to the client and must name no DN; the directory's own message, which can hold
+    DNs with tenant ids, and ``where`` (the DN concerned) go to the service log only.
+    """
+    result = conn.result or {}
+    code = result.get("result")
+    log.warning(
+        "ldap backend: the directory refused to %s%s: result %s, %s",
+        what,
+        f" at {where}" if where else "",
+        code,
+        why(conn),
+    )
     if code in CLIENT_FAULTS:
-        return InvalidValue(f"The directory refused to {what}: {why(conn)}")
-    return Unavailable(f"The directory failed to {what}: {why(conn)}")
+        return InvalidValue(f"The directory refused to {what}: {CLIENT_FAULT_TEXT[code]}.")
+    description = result.get("description") or "no answer"
+    return Unavailable(f"The directory failed to {what} (LDAP result {code}, {description}); retry later.")
 
 
 def search(
@@ -88,7 +122,7 @@ def search(
     """The entries of one search (none when ``base`` does not exist); other failures raise."""
     ok = conn.search(base, flt, scope, attributes=list(attrs))
     if not ok and conn.result.get("result") not in (SUCCESS, NO_SUCH_OBJECT):
-        raise error(conn, what or f"search {base}")
+        raise error(conn, what or "search the directory", where=base)
     return [e for e in conn.response or [] if e.get("type") == "searchResEntry"]
 
 
@@ -99,7 +133,7 @@ def count(conn: Conn, base: str, flt: str) -> int:
     while True:
         ok = conn.search(base, flt, ldap3.SUBTREE, attributes=["1.1"], paged_size=500, paged_cookie=cookie)
         if not ok and conn.result.get("result") not in (SUCCESS, NO_SUCH_OBJECT):
-            raise error(conn, f"count the entries of {base}")
+            raise error(conn, "count entries", where=base)
         total += sum(1 for e in conn.response or [] if e.get("type") == "searchResEntry")
         control = (conn.result.get("controls") or {}).get(PAGED_RESULTS_OID)
         cookie = control["value"]["cookie"] if control else None

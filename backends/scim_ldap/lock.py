@@ -66,7 +66,7 @@ class TenantLock:
         ]
         for dn, classes, attrs in entries:
             if not conn.add(dn, classes, attrs) and conn.result.get("result") != ALREADY_EXISTS:
-                raise error(conn, f"create the tenant entry {dn}")
+                raise error(conn, "create the organization's entries", where=dn)
         self._ready.add(tenant.id)
 
     @contextmanager
@@ -101,7 +101,7 @@ class TenantLock:
                 self.ensure_tenant(conn, tenant)
                 continue
             if code != NO_SUCH_ATTRIBUTE:
-                raise error(conn, f"take the lock of tenant {tenant.id!r}")
+                raise error(conn, "take the organization's write lock", where=lock_dn)
             for entry in search(conn, lock_dn, "(objectClass=*)", ["description"], scope=ldap3.BASE):
                 for held in values(entry, "description"):
                     try:

@@ -17,11 +17,10 @@ from dataclasses import dataclass
 import ldap3
 
 from scim_ldap.controls import VLV_RESPONSE_OID, SortKey, decode_vlv_response, sort_control, vlv_control
-from scim_ldap.directory import NO_SUCH_OBJECT, PAGED_RESULTS_OID, SUCCESS, VLV_ERROR, Conn, Entry, error, why
-from scim_service.errors import InvalidValue, Unavailable
+from scim_ldap.directory import NO_SUCH_OBJECT, PAGED_RESULTS_OID, SUCCESS, VLV_ERROR, Conn, Entry, error
+from scim_service.errors import Unavailable
 
 MAX_VLV_OFFSET = 2**31 - 1  # the VLV offset is an INTEGER (0..maxInt)
-INAPPROPRIATE_MATCHING = 18
 
 
 @dataclass
@@ -79,9 +78,7 @@ class Reader:
         self.stats.add(len(entries))
         if code == NO_SUCH_OBJECT:
             return [], 0
-        if code == INAPPROPRIATE_MATCHING:  # a mapping that names an ordering rule the attribute lacks
-            raise InvalidValue(f"The directory cannot sort this way: {why(conn)}")
-        if code not in (SUCCESS, VLV_ERROR):
+        if code not in (SUCCESS, VLV_ERROR):  # 18: the mapping names an ordering rule the attribute lacks
             raise error(conn, "list the entries")
         control = (conn.result.get("controls") or {}).get(VLV_RESPONSE_OID)
         if control is None:
