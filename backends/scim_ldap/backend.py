@@ -60,11 +60,10 @@ from scim_ldap.mapping import LdapMapping, load_mapping
 from scim_ldap.paging import Reader, ReadStats
 from scim_ldap.pool import ConnectionPool, LdapSettings
 from scim_ldap.schema import OBJECT_CLASS
+from scim_service import rules
 from scim_service.backend import Backend
 from scim_service.errors import (
-    InvalidValue,
     NotFound,
-    SeatLimitReached,
     Unavailable,
     UniquenessConflict,
     VersionMismatch,
@@ -73,19 +72,17 @@ from scim_service.model import (
     Capabilities,
     GroupChanges,
     GroupRecord,
-    MatchPolicy,
     Member,
     Page,
     SeatPolicy,
     Tenant,
     UserRecord,
-    holds_seat,
-    primary_email,
 )
 from scim_service.query.ast import ListQuery
 from scim_service.schemas.render import render_group, render_user
 
 log = logging.getLogger(__name__)
+NAMED_BY_DISPLAY = "the ldap backend names groups by displayName"  # why a group name is taken
 
 
 class LdapBackend(Backend):
@@ -198,9 +195,7 @@ class LdapBackend(Backend):
         raise error(conn, what, where=entry["dn"])
 
     def _check_version(self, entry: Entry, expected: str | None, what: str) -> None:
-        current = first(entry, self.mapping.version) or "0"
-        if expected is not None and expected != current:
-            raise VersionMismatch(f"The {what} is at version {current}, not {expected!r} as the precondition requires.")
+        rules.check_version(expected, self.codec.version(entry), what)
 
     # -- reading users -------------------------------------------------------------------------
 
@@ -222,41 +217,27 @@ class LdapBackend(Backend):
     # -- writing users -------------------------------------------------------------------------
 
     def _conflict(
-        self, conn: Conn, tenant: Tenant, user_name: str, email: str | None, exclude_dn: str | None
+        self, conn: Conn, tenant: Tenant, keys: rules.UserKeys, exclude_dn: str | None
     ) -> UniquenessConflict | None:
+        """The other records holding ``keys`` (a search under the lock), judged by the rules."""
         m = self.mapping
         name_attr = m.user_attribute("userName")
         name_ldap = name_attr.ldap if name_attr else m.user_rdn
-        atoms = [f"({name_ldap}={escape(user_name)})"]
-        use_email = tenant.match_policy is MatchPolicy.EMAIL and email
-        if use_email:
-            atoms.append(f"({m.primary_email}={escape(str(email))})")
+        atoms = [f"({name_ldap}={escape(keys.user_name)})"]
+        if keys.email:
+            atoms.append(f"({m.primary_email}={escape(keys.email)})")
         flt = f"(&{m.user_filter}(|{''.join(atoms)}))"
-        found = [
-            e
-            for e in self._search(conn, self.people_dn(tenant), flt, [m.id_attribute, name_ldap, m.primary_email])
-            if exclude_dn is None or e["dn"].lower() != exclude_dn.lower()
-        ]
-        if not found:
-            return None
-
-        def by_email(e: Entry) -> bool:
-            return bool(use_email) and any(v.lower() == str(email).lower() for v in values(e, m.primary_email))
-
-        # The directory's equality also ignores insignificant spaces ("x " is " x"): what did not match
-        # by email matched by name.
-        by_name = [
-            e for e in found if any(v.lower() == user_name.lower() for v in values(e, name_ldap)) or not by_email(e)
-        ]
-        if by_name:
-            return UniquenessConflict(
-                f"userName {user_name!r} is already taken in this organization (compared case-insensitively)",
-                existing_id=self.codec.id(by_name[0]),
-            )
-        return UniquenessConflict(
-            f"The primary email {email!r} already belongs to another user of this organization",
-            existing_id=self.codec.id(found[0]),
-        )
+        holders = []
+        for e in self._search(conn, self.people_dn(tenant), flt, [m.id_attribute, name_ldap, m.primary_email]):
+            if exclude_dn is not None and e["dn"].lower() == exclude_dn.lower():
+                continue
+            email = first(e, m.primary_email)
+            by_email = keys.email is not None and any(v.lower() == keys.email for v in values(e, m.primary_email))
+            # The directory's equality also ignores insignificant spaces ("x " is " x"): an entry it found
+            # that does not hold the email holds the userName.
+            name = keys.user_name if not by_email else (first(e, name_ldap) or "")
+            holders.append(rules.Holder(self.codec.id(e), name, email))
+        return rules.uniqueness_conflict(keys, holders)
 
     def _seat_filter(self, tenant: Tenant) -> str:
         m = self.mapping
@@ -265,10 +246,7 @@ class LdapBackend(Backend):
         return m.user_filter
 
     def _check_seat(self, conn: Conn, tenant: Tenant) -> None:
-        if tenant.max_seats is None:
-            return
-        if count(conn, self.people_dn(tenant), self._seat_filter(tenant)) >= tenant.max_seats:
-            raise SeatLimitReached(tenant.max_seats)
+        rules.admit_seat(tenant, count(conn, self.people_dn(tenant), self._seat_filter(tenant)))
 
     def _read_back(self, conn: Conn, dn: str) -> Entry:
         found = self._search(conn, dn, "(objectClass=*)", self.codec.user_attrs(), scope=ldap3.BASE, what="read back")
@@ -279,12 +257,12 @@ class LdapBackend(Backend):
     def create_user(self, tenant: Tenant, data: Mapping[str, Any]) -> UserRecord:
         """Add ``uid=<userName>`` under the tenant's People after the uniqueness and seat checks, under the lock."""
         with self.lock.held(tenant) as conn:
+            keys = rules.user_keys(tenant, data)
             attrs, user_name = self.codec.user_attributes(data, self._resolver(conn, tenant), deleted=False)
-            conflict = self._conflict(conn, tenant, user_name, primary_email(data), None)
+            conflict = self._conflict(conn, tenant, keys, None)
             if conflict is not None:
                 raise conflict
-            active = data.get("active", True) is True
-            if holds_seat(tenant.seat_policy, active=active, deleted=False):
+            if rules.needs_seat_check(tenant, active=rules.document_active(data)):
                 self._check_seat(conn, tenant)
             attrs.update(self.codec.new_entry_attributes())
             if self.mapping.sam_account_name:
@@ -294,9 +272,8 @@ class LdapBackend(Backend):
             dn = f"{rdn_attr}={escape_rdn(user_name)},{self.people_dn(tenant)}"
             if not conn.add(dn, list(self.mapping.user_classes), {k: v for k, v in attrs.items() if v}):
                 if conn.result.get("result") == ALREADY_EXISTS:
-                    raise self._conflict(conn, tenant, user_name, None, None) or UniquenessConflict(
-                        f"userName {user_name!r} is already taken in this organization"
-                    )
+                    taken = rules.UserKeys(user_name)
+                    raise self._conflict(conn, tenant, taken, None) or rules.duplicate_user_name(user_name)
                 raise error(conn, f"add the user {shown(user_name)}", where=dn)
             return self.codec.user_record(self._read_back(conn, dn))
 
@@ -334,14 +311,15 @@ class LdapBackend(Backend):
             attrs, user_name = self.codec.user_attributes(
                 data, self._resolver(conn, tenant), deleted=False if undelete else was_deleted, entry=entry
             )
-            conflict = self._conflict(conn, tenant, user_name, primary_email(data), entry["dn"])
+            conflict = self._conflict(conn, tenant, rules.user_keys(tenant, data), entry["dn"])
             if conflict is not None:
                 raise conflict
-            was_active = self.codec.stored_active(entry) is not False
-            held = holds_seat(tenant.seat_policy, active=was_active, deleted=was_deleted)
-            deleted_now = False if undelete else was_deleted
-            if not held and holds_seat(
-                tenant.seat_policy, active=data.get("active", True) is True, deleted=deleted_now
+            if rules.needs_seat_check(
+                tenant,
+                active=rules.document_active(data),
+                deleted=False if undelete else was_deleted,
+                was_active=self.codec.stored_active(entry) is not False,
+                was_deleted=was_deleted,
             ):
                 self._check_seat(conn, tenant)
             rdn_attr = self.mapping.user_rdn
@@ -380,8 +358,9 @@ class LdapBackend(Backend):
         new_rdn = f"{rdn_attr}={escape_rdn(value)}"
         if not conn.modify_dn(dn, new_rdn, delete_old_dn=True):
             if conn.result.get("result") == ALREADY_EXISTS:
-                label = "userName" if what == "user" else "displayName"
-                raise UniquenessConflict(f"The {label} {value!r} is already taken in this organization")
+                if what == "user":
+                    raise rules.duplicate_user_name(value)
+                raise rules.group_name_conflict(value, NAMED_BY_DISPLAY)
             raise error(conn, f"rename the {what} to {shown(value)}", where=dn)
         return f"{new_rdn},{dn.split(',', 1)[1]}" if "," in dn else new_rdn
 
@@ -507,11 +486,11 @@ class LdapBackend(Backend):
                 conn, self.people_dn(tenant), flt, self.codec.user_attrs(), what="read group members"
             ):
                 record = self.codec.user_record(user)
-                if record.id in given:  # the display the client gave wins over the computed one
-                    out.append(Member(value=record.id, type="User", display=given[record.id]))
-                    continue
-                display = record.data.get("displayName") or record.user_name
-                out.append(Member(value=record.id, type="User", display=str(display) if display else None))
+                shown_name = record.data.get("displayName")
+                display = rules.member_display(
+                    given.get(record.id), shown_name if isinstance(shown_name, str) else None, record.user_name
+                )
+                out.append(Member(value=record.id, type="User", display=display))
         return sorted(out, key=lambda member: member.value)
 
     def _group_record(self, conn: Conn, tenant: Tenant, entry: Entry, *, members: bool) -> GroupRecord:
@@ -538,19 +517,12 @@ class LdapBackend(Backend):
 
     def _member_targets(self, conn: Conn, tenant: Tenant, members: Sequence[Member]) -> dict[str, str]:
         """id -> DN of each member (in the given order), after checking each is a visible user of the tenant."""
-        for member in members:
-            if member.type and member.type.lower() != "user":
-                raise InvalidValue(
-                    f"Member {member.value!r} has type {member.type!r}: the ldap backend takes only users as "
-                    "group members (no nested groups)"
-                )
-        ids = list(dict.fromkeys(member.value for member in members))
+        checked = rules.check_members(members, nested_groups=self.capabilities.nested_groups, backend=self.name)
+        ids = [member.value for member in checked]
         found = self._resolve_members(conn, tenant, ids)
         missing = [i for i in ids if i not in found]
         if missing:
-            raise InvalidValue(
-                "These group members are not users of this organization: " + ", ".join(repr(i) for i in missing)
-            )
+            raise rules.unknown_members(missing)
         return {i: found[i] for i in ids}
 
     def create_group(self, tenant: Tenant, data: Mapping[str, Any], members: Sequence[Member]) -> GroupRecord:
@@ -572,10 +544,7 @@ class LdapBackend(Backend):
             dn = f"{self.mapping.group_rdn}={escape_rdn(display)},{self.groups_dn(tenant)}"
             if not conn.add(dn, list(self.mapping.group_classes), {k: v for k, v in attrs.items() if v}):
                 if conn.result.get("result") == ALREADY_EXISTS:
-                    raise UniquenessConflict(
-                        f"A group named {display!r} already exists in this organization (the ldap backend names "
-                        "groups by displayName)"
-                    )
+                    raise rules.group_name_conflict(display, NAMED_BY_DISPLAY)
                 raise error(conn, f"add the group {shown(display)}", where=dn)
             entry = self._search(conn, dn, "(objectClass=*)", self.codec.group_attrs(members=True), scope=ldap3.BASE)[0]
             return self._group_record(conn, tenant, entry, members=True)
@@ -594,10 +563,7 @@ class LdapBackend(Backend):
         flt = f"(&{self.mapping.group_filter}({rdn}={escape(display)}))"
         for other in self._search(conn, self.groups_dn(tenant), flt, [rdn], scope=ldap3.LEVEL):
             if exclude_dn is None or other["dn"].lower() != exclude_dn.lower():
-                raise UniquenessConflict(
-                    f"A group named {display!r} already exists in this organization (the ldap backend names "
-                    "groups by displayName)"
-                )
+                raise rules.group_name_conflict(display, NAMED_BY_DISPLAY)
 
     def _group_changes(
         self, conn: Conn, tenant: Tenant, entry: Entry, data: Mapping[str, Any], displays: Mapping[str, str]

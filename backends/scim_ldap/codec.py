@@ -22,6 +22,7 @@ from scim_ldap.directory import Entry, first, values
 from scim_ldap.filters import escape
 from scim_ldap.mapping import DN, AttributeMap, LdapMapping
 from scim_ldap.schema import OBJECT_CLASS
+from scim_service import rules
 from scim_service.errors import InvalidValue
 from scim_service.model import ENTERPRISE_SCHEMA, GroupRecord, Member, UserRecord, primary_email
 from scim_service.query.evaluator import get_ci
@@ -30,7 +31,7 @@ from scim_service.query.evaluator import get_ci
 # the directory keeps members as DNs only. "$" cannot start a SCIM attribute name (RFC 7643 §2.1), so the
 # key never meets group data.
 MEMBER_DISPLAYS = "$memberDisplays"
-MAX_DISPLAY = 512  # characters of a given member display, as the sql backend allows
+MAX_DISPLAY = rules.MAX_MEMBER_DISPLAY  # characters of a given member display
 # userName and a group's displayName name their entries. OpenLDAP's mdb keys an entry by its RDN (as
 # given and normalised), which fails with "other" (an LDAP 80, a 503) somewhere past 240 bytes; a name
 # this long is a client's mistake, so it is refused (400) before anything is written.
@@ -381,9 +382,7 @@ class EntryCodec:
         if not isinstance(user_name, str) or not user_name.strip():
             raise InvalidValue("userName is required and must be a non-empty string")
         check_name(user_name, "userName")
-        active = data.get("active", True)
-        if not isinstance(active, bool):
-            raise InvalidValue(f"active must be a boolean, got {active!r}")
+        active = rules.document_active(data)
         m = self.mapping
         attrs: dict[str, list[str]] = {a.ldap: self.scim_values(data, a, resolve) for a in m.user_attributes}
         fillers: list[str] = []
