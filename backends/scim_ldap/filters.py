@@ -1,8 +1,10 @@
 """Compile the SCIM filter AST to an RFC 4515 LDAP filter string, and sortBy to server-side sort keys.
 
 The semantics are those of :mod:`scim_service.query.evaluator`. What LDAP can say natively is
-compiled natively; where a faithful translation is impossible the compiler refuses with
-``InvalidFilter`` rather than answer wrongly:
+compiled natively; where a faithful translation is impossible the compiler raises ``InvalidFilter``
+(a sortBy: :meth:`FilterCompiler.sort_keys` returns None), and :mod:`scim_ldap.plan` leaves that part to
+the reference evaluator over the candidates the rest narrows to. So a refusal here is never an answer
+to the client:
 
 * every assertion value is escaped (``* ( ) \\`` and NUL become ``\\2a \\28 \\29 \\5c \\00``), so a
   value matches literally and never as a wildcard or an injected term;
@@ -10,14 +12,14 @@ compiled natively; where a faithful translation is impossible the compiler refus
   ``(&(a>=v)(!(a=v)))``/``(&(a<=v)(!(a=v)))`` on attributes with an ORDERING rule (id, externalId,
   meta.created, meta.lastModified); stock attributes such as ``uid`` or ``sn`` have none, so there they
   use an extensible match with the mapping's ordering rule (``(uid:caseIgnoreOrderingMatch:=v)``, true
-  when the value sorts before ``v``); multi-valued attributes refuse them;
-* references (``manager``) are not filterable: the directory holds them as DNs only when they named a
+  when the value sorts before ``v``); multi-valued attributes are not compiled for them;
+* references (``manager``) are not compiled: the directory holds them as DNs only when they named a
   user of the organization at write time;
 * values that cannot match (a number against a string attribute, an id that is no UUID, an unparsable
   date, ``eq ""``) compile to a filter that is never true, never to an LDAP *Undefined* that ``!`` would
   keep undefined;
-* a value path may hold one comparison on the mapped sub-attribute (``emails[value eq "x"]``); the
-  directory keeps values only, so ``emails.type`` and friends are not filterable;
+* a value path compiles when it holds one comparison on the mapped sub-attribute (``emails[value eq
+  "x"]``); the directory keeps values only, so ``emails.type`` and friends are not compiled;
 * attributes with a filler value (``sn``/``cn`` required by ``person``) exclude entries whose value is a
   filler (``scimFiller``).
 """
