@@ -53,7 +53,7 @@ from scim_ldap.directory import (
     values,
     why,
 )
-from scim_ldap.filters import FilterCompiler, escape, generalized_time
+from scim_ldap.filters import FALSE, TRUE, FilterCompiler, escape, generalized_time
 from scim_ldap.listing import Lister, R, Source
 from scim_ldap.lock import TenantLock
 from scim_ldap.mapping import LdapMapping, load_mapping
@@ -78,10 +78,12 @@ from scim_service.model import (
     Tenant,
     UserRecord,
 )
-from scim_service.query.ast import ListQuery
+from scim_service.query.ast import Compare, Filter, ListQuery, Present, ValuePath
+from scim_service.query.evaluator import matches_element
 from scim_service.schemas.render import render_group, render_user
 
 log = logging.getLogger(__name__)
+MAX_MEMBERSHIP_TERMS = 1000  # member DNs a filter on a user's groups may push to the directory
 NAMED_BY_DISPLAY = "the ldap backend names groups by displayName"  # why a group name is taken
 
 
@@ -426,8 +428,46 @@ class LdapBackend(Backend):
                 attrs=lambda _groups: self.codec.user_attrs(),
                 record=record,
                 render=lambda r: render_user(r, ""),
+                membership=lambda f: self._membership(conn, tenant, f),
             )
             return self._lister(conn, tenant, source).page(query)
+
+    def _membership(self, conn: Conn, tenant: Tenant, f: Filter) -> str:
+        """A necessary condition for a comparison or value path on a user's ``groups``: membership of the
+        groups whose element (``value``, ``display``, ``type`` as a user's document shows them) satisfies
+        it, as ``(|(entryDN=...)...)`` over their member DNs.
+
+        The tenant's groups are read without members, then the members of the chosen ones. ``ne`` and
+        ``eq null`` hold for users in no group, so they narrow nothing; nor does a choice of more than
+        :data:`MAX_MEMBERSHIP_TERMS` members (a filter that long costs the directory more than it saves).
+        """
+        inner: Filter = f.filter if isinstance(f, ValuePath) else f
+        if isinstance(inner, Compare) and (inner.op == "ne" or inner.value is None):
+            return TRUE
+        if isinstance(inner, Compare | Present) and inner.path.sub_attr is None:
+            # At the top level ``groups eq x`` compares each element's value.
+            value_path = dataclasses.replace(inner.path, sub_attr="value")
+            inner = dataclasses.replace(inner, path=value_path)
+        m = self.mapping
+        attrs = [m.id_attribute, "cn", m.document]
+        chosen = []
+        for group in self._search(conn, self.groups_dn(tenant), m.group_filter, attrs, what="read the groups"):
+            group_id = self.codec.id(group)
+            element = {"value": group_id, "$ref": f"/Groups/{group_id}", "type": "direct"}
+            display = self.codec.group_display(group)
+            if display is not None:
+                element["display"] = display
+            if matches_element(inner, element):
+                chosen.append(group_id)
+        dns: list[str] = []
+        for chunk in chunks(chosen):
+            flt = f"(&{m.group_filter}{self.codec.id_filter(chunk)})"
+            for group in self._search(conn, self.groups_dn(tenant), flt, [m.member_attribute], what="read members"):
+                dns += self.codec.member_dns(group)
+                if len(dns) > MAX_MEMBERSHIP_TERMS:
+                    return TRUE
+        dns = list(dict.fromkeys(dns))
+        return any_of(m.dn_attribute, dns) if dns else FALSE
 
     def _lister(self, conn: Conn, tenant: Tenant, source: Source[R]) -> Lister[R]:
         compiler = FilterCompiler(self.mapping, source.resource, self._resolver(conn, tenant))

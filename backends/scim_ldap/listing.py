@@ -30,7 +30,7 @@ from scim_ldap.paging import Reader
 from scim_ldap.plan import FilterPlan, FilterSplitter, check_listable, names_attribute, path_name
 from scim_service.errors import InvalidCursor, InvalidValue, TooMany
 from scim_service.model import GroupRecord, Page, Tenant, UserRecord
-from scim_service.query.ast import ListQuery
+from scim_service.query.ast import Filter, ListQuery
 from scim_service.query.evaluator import matches, sort_key
 
 R = TypeVar("R", UserRecord, GroupRecord)
@@ -42,7 +42,8 @@ class Source(Generic[R]):
 
     ``relation`` is the attribute whose reading costs extra searches (a user's ``groups``, a group's
     ``members``); ``record`` builds a record with it (True) or without; ``attrs`` are the LDAP attributes
-    to read, with the relation's own attribute (True) or not.
+    to read, with the relation's own attribute (True) or not. ``membership`` narrows filters on a
+    user's ``groups`` (:class:`~scim_ldap.plan.FilterSplitter`).
     """
 
     resource: str
@@ -52,6 +53,7 @@ class Source(Generic[R]):
     attrs: Callable[[bool], list[str]]
     record: Callable[[Entry, bool], R]
     render: Callable[[R], dict[str, Any]]
+    membership: Callable[[Filter], str] | None = None
 
     def without_relation(self, record: R) -> R:
         """The record as a list that did not ask for the relation returns it."""
@@ -95,7 +97,7 @@ class Lister(Generic[R]):
 
     def page(self, query: ListQuery) -> Page[R]:
         """The page ``query`` asks for, with the exact total and (cursor paging) the next cursor."""
-        plan = FilterSplitter(self.compiler).plan(query.filter)
+        plan = FilterSplitter(self.compiler, self.source.membership).plan(query.filter)
         if query.sort_by is not None:
             check_listable(query.sort_by, InvalidValue)
         keys = self.compiler.sort_keys(query.sort_by, query.descending)

@@ -14,7 +14,7 @@ evaluator's by construction and the directory only narrows what is read.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from scim_ldap.filters import FALSE, TRUE, FilterCompiler
@@ -89,11 +89,22 @@ def _or(left: str, right: str) -> str:
     return f"(|{left}{right})"
 
 
-class FilterSplitter:
-    """Splits filters of one resource type into the pushed LDAP filter and the part left to Python."""
+def names_relation(f: Filter, attr: str) -> bool:
+    """Whether a comparison or value path is on the core attribute ``attr`` (a user's ``groups``)."""
+    path = f.attr if isinstance(f, ValuePath) else f.path if isinstance(f, Compare | Present) else None
+    return path is not None and path.attr.lower() == attr and path.schema != ENTERPRISE_SCHEMA
 
-    def __init__(self, compiler: FilterCompiler) -> None:
+
+class FilterSplitter:
+    """Splits filters of one resource type into the pushed LDAP filter and the part left to Python.
+
+    ``membership``, for users, turns a comparison or value path on ``groups`` into a necessary condition:
+    the members of the groups whose element could satisfy it (see the backend's ``_membership``).
+    """
+
+    def __init__(self, compiler: FilterCompiler, membership: Callable[[Filter], str] | None = None) -> None:
         self.compiler = compiler
+        self.membership = membership
 
     def plan(self, f: Filter | None) -> FilterPlan:
         """The plan of ``f`` (None: every entry, exactly)."""
@@ -121,6 +132,9 @@ class FilterSplitter:
             return self.compiler.compile(f), True
         except InvalidFilter:
             pass
+        if self.membership is not None and names_relation(f, "groups"):
+            evaluated.extend(path_name(p) for p in paths_of(f))
+            return self.membership(f), False
         if isinstance(f, ValuePath):
             return self._element_condition(f, f.filter, evaluated), False
         evaluated.append(path_name(f.path))

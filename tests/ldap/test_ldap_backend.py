@@ -476,6 +476,15 @@ def test_settings_read_the_password_file_and_refuse_missing_ones(tmp_path: Any) 
         LdapSettings.from_config({"SCIM_LDAP_URL": "ldap://x", "SCIM_LDAP_BASE_DN": "dc=x", "SCIM_LDAP_TIMEOUT": "-1"})
 
 
+def test_the_scan_limit_setting() -> None:
+    base = {"SCIM_LDAP_URL": "ldap://x", "SCIM_LDAP_BASE_DN": "dc=x"}
+    assert LdapSettings.from_config(base).max_scan == 10_000
+    assert LdapSettings.from_config({**base, "SCIM_LDAP_MAX_SCAN": " 250 "}).max_scan == 250
+    for bad in ("0", "-3", "many", "1.5"):
+        with pytest.raises(ValueError, match="SCIM_LDAP_MAX_SCAN"):
+            LdapSettings.from_config({**base, "SCIM_LDAP_MAX_SCAN": bad})
+
+
 def test_unreachable_directory_is_unavailable() -> None:
     from scim_service.errors import Unavailable
 

@@ -305,6 +305,31 @@ def test_cursor_pages_sorted_in_python_survive_inserts_and_deletes(backend: Ldap
     assert late.id in walked and early.id not in walked and before[4] not in walked
 
 
+def test_filters_on_a_users_groups_push_the_members(backend: LdapBackend, tenant: Tenant) -> None:
+    users = {n: backend.create_user(tenant, {"userName": n}) for n in ("a", "b", "c", "d")}
+    ops = backend.create_group(tenant, {"displayName": "Ops"}, [Member(users["a"].id), Member(users["b"].id)])
+    dev = backend.create_group(tenant, {"displayName": "dev"}, [Member(users["b"].id), Member(users["c"].id)])
+
+    def names(text: str) -> tuple[set[str], int]:
+        before = backend.stats.snapshot().entries
+        page = backend.list_users(tenant, ListQuery(filter=resolved(text), count=100))
+        assert page.total_results == len(page.resources)
+        return {u.user_name for u in page.resources}, backend.stats.snapshot().entries - before
+
+    assert names('groups.display eq "ops"')[0] == {"a", "b"}
+    assert names('groups[display eq "dev" and type eq "direct"]')[0] == {"b", "c"}
+    assert names(f'groups eq "{ops.id}"')[0] == {"a", "b"}
+    assert names(f'groups.value eq "{dev.id}" and userName ne "b"')[0] == {"c"}
+    assert names("groups pr")[0] == {"a", "b", "c"}
+    assert names("not (groups pr)")[0] == {"d"}
+    assert names('groups.display ne "ops"')[0] == {"c", "d"}
+    assert names('groups[not (display eq "ops")]')[0] == {"b", "c"}
+    nobody, read = names('groups.display eq "nope"')
+    assert nobody == set() and read == 2, "no group matches: only the two groups are read, no user"
+    # ops: the two groups, ops's member list, its two members, and each member's groups (a: 1, b: 2).
+    assert names('groups.display eq "ops"') == ({"a", "b"}, 2 + 1 + 2 + 3)
+
+
 # -- escaping ------------------------------------------------------------------------------------
 
 NASTY = ["a*b", "a(b)", "a\\b", "a\x00b", "ab", "a", "x)(uid=*", "*"]

@@ -5,7 +5,7 @@ backend's own codec (so each holds the SCIM document the backend stores). The ba
 it receives (``LdapBackend.stats``); each test measures one list call by that count, never by time:
 
 * a filter the directory cannot evaluate whole (``emails.type``, ``locale``) but with an indexed part
-  (``emails.value``, ``userName sw``) reads exactly the entries the indexed part selects;
+  (``emails.value``, ``userName sw``, a group's members) reads exactly the entries that part selects;
 * a directory-answered list reads only its page, cursor pages only theirs (plus one count);
 * the same non-indexed filter without a narrowing part is refused with 400 ``tooMany`` after reading
   at most SCIM_LDAP_MAX_SCAN entries (plus one page of the paged search), and answered exactly when the
@@ -30,7 +30,7 @@ from scim_ldap.lock import FREE
 from scim_ldap.mapping import LdapMapping
 
 from scim_service.errors import TooMany
-from scim_service.model import Tenant
+from scim_service.model import Member, Tenant
 from scim_service.query.ast import ListQuery
 from scim_service.query.parser import parse_attr_path, parse_filter
 from scim_service.query.resolve import resolve_filter, resolve_path
@@ -143,6 +143,15 @@ def test_an_indexed_prefix_reads_only_its_candidates(big: LdapBackend) -> None:
     page, read = measured(big, ListQuery(filter=users('userName sw "u0012"'), sort_by=by_family, descending=True))
     assert [u.data["name"]["familyName"] for u in page.resources] == [f"Family{n:03d}" for n in range(129, 119, -1)]
     assert read == 10
+
+
+def test_a_filter_on_groups_reads_only_the_members(big: LdapBackend) -> None:
+    members = big.list_users(TENANT, ListQuery(filter=users('userName sw "u1999"'))).resources  # u19990..u19999
+    big.create_group(TENANT, {"displayName": "team"}, [Member(u.id) for u in members])
+    page, read = measured(big, ListQuery(filter=users('groups.display eq "team" and emails.type eq "work"')))
+    assert {u.user_name for u in page.resources} == {f"u1999{n}" for n in range(10)} and page.total_results == 10
+    # The group list (one group), its member list, the ten members, and each member's groups.
+    assert read == 1 + 1 + 10 + 10
 
 
 def test_directory_answered_lists_read_only_their_page(big: LdapBackend) -> None:
