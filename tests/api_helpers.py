@@ -229,10 +229,10 @@ def declared_refusal(app: Flask, method: str, path: str, query: dict[str, str], 
         response.status_code == 409
         and resource == "Group"
         and method.upper() in ("POST", "PUT", "PATCH")
-        and backend.capabilities.extra.get("unique_group_display_name")
+        and backend.capabilities.unique_group_display_name
     ):
         why = (
-            f"{type(backend).__name__} declares capabilities.extra['unique_group_display_name']: two groups of "
+            f"{type(backend).__name__} declares capabilities.unique_group_display_name=True: two groups of "
             "one organization cannot share a displayName"
         )
     return f"{why}; {answer}" if why else None
@@ -284,10 +284,10 @@ def requires(
     """Skip the test when the app's backend declares it cannot do what the test is about to use.
 
     ``filter`` is a filter of ``resource`` (``'emails[type eq "work"]'``; every path and operator in
-    it is looked up in ``capabilities.extra["filter_operators"]``), ``sort`` a sortBy path (looked up
-    in ``["sort_attributes"]``), ``cursor`` cursor paging (``capabilities.cursor``), and
+    it is looked up in ``capabilities.filter_operators``), ``sort`` a sortBy path (looked up
+    in ``capabilities.sort_attributes``), ``cursor`` cursor paging (``capabilities.cursor``), and
     ``duplicate_group_names`` two groups of one organization with the same displayName
-    (``extra["unique_group_display_name"]``). The skip reason is the backend's declaration, as the
+    (``capabilities.unique_group_display_name``). The skip reason is the backend's declaration, as the
     conformance kit words it (docs/plugins.md, "Capabilities"); a backend that declares nothing
     against the feature runs the test, so an undeclared refusal fails it.
     """
@@ -309,9 +309,9 @@ def requires(
             reasons.append(why)
     if cursor and not backend.capabilities.cursor:
         reasons.append(f"{type(backend).__name__} declares capabilities.cursor=False")
-    if duplicate_group_names and backend.capabilities.extra.get("unique_group_display_name"):
+    if duplicate_group_names and backend.capabilities.unique_group_display_name:
         reasons.append(
-            f"{type(backend).__name__} declares capabilities.extra['unique_group_display_name']: "
+            f"{type(backend).__name__} declares capabilities.unique_group_display_name=True: "
             "two groups of one organization cannot share a displayName"
         )
     if reasons:

@@ -191,12 +191,12 @@ class LdapBackend(Backend):
         cursor=False,
         nested_groups=False,
         max_results=1000,
+        unique_group_display_name=True,
         extra={
             "value_path_filters": "one comparison on the value sub-attribute",
-            "unique_group_display_name": True,
             "paging": "vlv",
-            # filter_operators and sort_attributes: per instance, from the mapping (see __init__)
         },
+        # filter_operators and sort_attributes: per instance, from the mapping (see __init__)
     )
 
     def __init__(self, settings: LdapSettings, mapping: LdapMapping | None = None, *, max_results: int = 1000) -> None:
@@ -205,9 +205,8 @@ class LdapBackend(Backend):
         self.pool = ConnectionPool(settings)
         self._ready: set[str] = set()
         # What the filter compiler refuses under this mapping, declared for the conformance kit.
-        extra = {**type(self).capabilities.extra, **declared_limits(self.mapping)}
         self.capabilities = Capabilities(
-            **{**type(self).capabilities.__dict__, "max_results": max_results, "extra": extra}
+            **{**type(self).capabilities.__dict__, "max_results": max_results, **declared_limits(self.mapping)}
         )
 
     # -- life of the backend -------------------------------------------------------------------

@@ -17,7 +17,7 @@ import copy
 import functools
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
@@ -164,15 +164,7 @@ class SqlBackend(Backend):
         self.engine = engine
         self._owns_engine = owns_engine
         if max_results is not None:
-            self.capabilities = Capabilities(
-                filter=True,
-                sort=True,
-                etag=True,
-                cursor=True,
-                nested_groups=False,
-                max_results=max_results,
-                custom_schemas=True,
-            )
+            self.capabilities = replace(type(self).capabilities, max_results=max_results)
         install_sqlite_functions(engine)
         self._postgres = engine.dialect.name == "postgresql"
         self._compilers: dict[str, FilterCompiler] = {}

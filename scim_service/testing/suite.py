@@ -169,8 +169,9 @@ CORE_SCHEMA_PREFIX = "urn:ietf:params:scim:schemas:core:"
 
 
 def path_key(path: AttrPath) -> str:
-    """How ``capabilities.extra`` names a resolved path: ``attr`` or ``attr.subAttr``, prefixed with the
-    schema URN and ``:`` for an extension attribute (``<enterprise urn>:manager.value``)."""
+    """How ``capabilities.filter_operators`` and ``sort_attributes`` name a resolved path: ``attr`` or
+    ``attr.subAttr``, prefixed with the schema URN and ``:`` for an extension attribute
+    (``<enterprise urn>:manager.value``)."""
     if path.schema and not path.schema.lower().startswith(CORE_SCHEMA_PREFIX):
         return f"{path.schema}:{path.dotted()}"
     return path.dotted()
@@ -194,19 +195,19 @@ def filter_atoms(f: Filter) -> Iterator[tuple[AttrPath, str]]:
 def declared_filter_refusal(backend: Backend, resource: str, f: Filter) -> str | None:
     """Why the backend declares it cannot evaluate ``f``, or None when it declares nothing against it.
 
-    ``capabilities.extra["filter_operators"]`` maps a resource type (``"User"``, ``"Group"``) to
+    ``capabilities.filter_operators`` maps a resource type (``"User"``, ``"Group"``) to
     ``{path: [operators]}``: the operators (``eq ne co sw ew gt ge lt le pr``) the backend evaluates on
     each path (see :func:`path_key`). A resource type it lists takes only those; one it leaves out,
     everything.
     """
-    table = (backend.capabilities.extra.get("filter_operators") or {}).get(resource)
+    table = backend.capabilities.filter_operators.get(resource)
     if table is None:
         return None
     allowed = {key.lower(): {op.lower() for op in ops} for key, ops in table.items()}
     for path, op in filter_atoms(f):
         if op.lower() not in allowed.get(path_key(path).lower(), set()):
             return (
-                f"{type(backend).__name__} declares in capabilities.extra['filter_operators'] that it cannot "
+                f"{type(backend).__name__} declares in capabilities.filter_operators that it cannot "
                 f"evaluate {op!r} on {resource} {path_key(path)!r}"
             )
     return None
@@ -215,14 +216,14 @@ def declared_filter_refusal(backend: Backend, resource: str, f: Filter) -> str |
 def declared_sort_refusal(backend: Backend, resource: str, path: AttrPath) -> str | None:
     """Why the backend declares it cannot sort by ``path``, or None.
 
-    ``capabilities.extra["sort_attributes"]`` maps a resource type to the paths it sorts by; a resource
+    ``capabilities.sort_attributes`` maps a resource type to the paths it sorts by; a resource
     type it leaves out sorts by every path.
     """
-    table = (backend.capabilities.extra.get("sort_attributes") or {}).get(resource)
+    table = backend.capabilities.sort_attributes.get(resource)
     if table is None or path_key(path).lower() in {key.lower() for key in table}:
         return None
     return (
-        f"{type(backend).__name__} declares in capabilities.extra['sort_attributes'] that it cannot sort "
+        f"{type(backend).__name__} declares in capabilities.sort_attributes that it cannot sort "
         f"{resource} by {path_key(path)!r}"
     )
 
@@ -242,7 +243,7 @@ def list_or_refuse(
             pytest.skip(f"{reason}; refused with {refusal.__name__}: {exc}")
         pytest.fail(
             f"{what} was refused with {refusal.__name__} ({exc}) but the backend does not declare that limit "
-            "in capabilities.extra (see docs/plugins.md, Capabilities)"
+            "in its capabilities (see docs/plugins.md, Capabilities)"
         )
     except Exception as exc:
         if reason is not None:
@@ -1896,15 +1897,15 @@ class ConcurrencyTests(KitBase):
     """The rules that must hold under concurrency: exactly one of racing writers wins.
 
     A backend that cannot be called from several threads may opt out only by declaring
-    ``capabilities.extra["concurrency"] = False``; the tests then skip saying so.
+    ``capabilities.concurrency = False``; the tests then skip saying so.
     """
 
     THREADS = 8
 
     @staticmethod
     def _require_concurrency(backend: Backend) -> None:
-        if backend.capabilities.extra.get("concurrency", True) is False:
-            pytest.skip(f"{type(backend).__name__} declares capabilities.extra['concurrency']=False")
+        if not backend.capabilities.concurrency:
+            pytest.skip(f"{type(backend).__name__} declares capabilities.concurrency=False")
 
     def test_racing_creates_of_one_username_one_wins(self, backend: Backend, tenant: Tenant) -> None:
         self._require_concurrency(backend)

@@ -137,6 +137,6 @@ def test_the_backend_reads_and_writes_guids_and_account_control() -> None:
         assert backend._active_value(False, entry) == "66050"
         assert backend._active_value(True, None) == "512"
         assert backend._active_filter(False) == uac_filter(False)
-        assert backend.capabilities.extra["filter_operators"]["User"]["id"] == ["eq", "ne", "pr"]
+        assert backend.capabilities.filter_operators["User"]["id"] == ["eq", "ne", "pr"]
     finally:
         backend.close()
