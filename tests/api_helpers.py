@@ -201,7 +201,7 @@ def declared_refusal(app: Flask, method: str, path: str, query: dict[str, str], 
     """
     from scim_service.query.parser import parse_attr_path, parse_filter
     from scim_service.query.resolve import resolve_filter, resolve_path
-    from scim_service.testing.suite import declared_filter_refusal, declared_sort_refusal
+    from scim_service.testing.kit.requirements import declared_filter_refusal, declared_sort_refusal
 
     state = get_state(app)
     backend = state.backend
@@ -293,7 +293,7 @@ def requires(
     """
     from scim_service.query.parser import parse_attr_path, parse_filter
     from scim_service.query.resolve import resolve_filter, resolve_path
-    from scim_service.testing.suite import declared_filter_refusal, declared_sort_refusal
+    from scim_service.testing.kit.requirements import declared_filter_refusal, declared_sort_refusal
 
     state = get_state(app)
     backend = state.backend

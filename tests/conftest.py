@@ -34,6 +34,9 @@ from pg_support import IN_CI, URL_ENV, FolderSchemas, PgCluster, PgDatabases, se
 
 from scim_service.extension import ScimState, get_state
 
+# The conformance kit's fixtures (tenant, other_tenant, make_tenant) for every test.
+pytest_plugins = ["scim_service.testing.fixtures"]
+
 BACKENDS = [
     "sqlite",
     pytest.param("postgres", marks=pytest.mark.postgres),

@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import random
 import time
-import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
@@ -39,6 +38,7 @@ from scim_service.query.parser import parse_attr_path, parse_filter
 from scim_service.query.resolve import resolve_filter, resolve_path
 from scim_service.schemas.definitions import GROUP_RESOURCE, USER_RESOURCE, ResourceTypeDef
 from scim_service.schemas.render import format_datetime, render_group, render_user
+from scim_service.testing.data import new_tenant
 
 BASE = "https://scim.test/scim/v2"
 ENT = ENTERPRISE_SCHEMA
@@ -92,10 +92,10 @@ def store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     backend.close()
 
 
-def new_tenant() -> Tenant:
-    tid = f"p-{uuid.uuid4().hex[:16]}"
-    # userName-only matching: generated users may share a primary email.
-    return Tenant(id=tid, name=tid, match_policy=MatchPolicy.USERNAME)
+def username_tenant() -> Tenant:
+    """A fresh tenant (the kit's ``new_tenant``) matching by userName only: generated users may share a
+    primary email."""
+    return new_tenant(match_policy=MatchPolicy.USERNAME)
 
 
 # -- a fixed corpus ------------------------------------------------------------------------------------
@@ -177,7 +177,7 @@ class World:
 
 def load_corpus(backend: SqlBackend, seed: int = 7, size: int = 40) -> World:
     rng = random.Random(seed)
-    world = World(backend, new_tenant())
+    world = World(backend, username_tenant())
     ids = []
     for i in range(size):
         ids.append(backend.create_user(world.tenant, corpus_user(rng, i)).id)
@@ -522,7 +522,7 @@ def _clean(doc: dict[str, Any]) -> dict[str, Any]:
     data=st.data(),
 )
 def test_generated_worlds_match_the_evaluator(store: SqlBackend, people: list[dict[str, Any]], data: Any) -> None:
-    world = World(store, new_tenant())
+    world = World(store, username_tenant())
     for person in people:
         store.create_user(world.tenant, _clean(person))
     world.refresh()
@@ -568,7 +568,7 @@ def test_cursor_walks_equal_the_evaluator_order(corpus: World, data: st.DataObje
 def test_regression_empty_strings_in_columns(store: SqlBackend) -> None:
     """An optional "" (displayName, externalId) was stored as NULL in its column: ``eq ""`` missed it,
     ``eq null`` matched it, and it sorted last instead of first."""
-    world = World(store, new_tenant())
+    world = World(store, username_tenant())
     blank = store.create_user(world.tenant, {"userName": "blank", "displayName": "", "externalId": ""}).id
     store.create_user(world.tenant, {"userName": "named", "displayName": "a", "externalId": "x"})
     store.create_user(world.tenant, {"userName": "none"})
@@ -583,7 +583,7 @@ def test_regression_empty_strings_in_columns(store: SqlBackend) -> None:
 def test_regression_unassigned_active_is_not_true(store: SqlBackend) -> None:
     """A user whose ``active`` was removed renders without it; ``active eq true`` must not match it
     (the filter used the ``active`` column, which counts it as active for the seat rules)."""
-    world = World(store, new_tenant())
+    world = World(store, username_tenant())
     store.create_user(world.tenant, {"userName": "unset"})
     store.create_user(world.tenant, {"userName": "on", "active": True})
     store.create_user(world.tenant, {"userName": "off", "active": False})
@@ -596,7 +596,7 @@ def test_regression_unassigned_active_is_not_true(store: SqlBackend) -> None:
 def test_regression_unicode_case_folding(store: SqlBackend) -> None:
     """Non-ASCII letters fold and sort like Python's ``str.lower()`` on every store, including a
     PostgreSQL database whose LC_CTYPE is C (the fixture creates it so)."""
-    world = World(store, new_tenant())
+    world = World(store, username_tenant())
     for i, title in enumerate(["ÉMILE", "émile", "ßx", "Éa", "z", "ÀB"]):
         store.create_user(world.tenant, {"userName": f"u{i}", "title": title, "displayName": title})
     world.refresh()
