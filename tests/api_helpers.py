@@ -26,6 +26,7 @@ from flask.testing import FlaskClient
 
 from scim_service.app import create_app
 from scim_service.extension import ScimState, get_state
+from scim_service.testing.kit import requirements as kit
 
 USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
 GROUP_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Group"
@@ -138,10 +139,11 @@ class Scim:
             kwargs["content_type"] = "application/scim+json"
         query = _query_of(path, kw.get("query_string"), body)
         backend = get_state(self.client.application).backend
-        if "cursor" in query and not backend.capabilities.cursor:
+        no_cursor = kit.requires.cursor.unmet(backend) if "cursor" in query else None
+        if no_cursor:
             import pytest
 
-            pytest.skip(f"{type(backend).__name__} declares capabilities.cursor=False (the test pages with cursors)")
+            pytest.skip(f"{no_cursor} (the test pages with cursors)")
         response = self.client.open(self.base + path, method=method, **kwargs)
         if response.status_code in (400, 409):
             why = declared_refusal(self.client.application, method, path, query, response)
@@ -201,7 +203,6 @@ def declared_refusal(app: Flask, method: str, path: str, query: dict[str, str], 
     """
     from scim_service.query.parser import parse_attr_path, parse_filter
     from scim_service.query.resolve import resolve_filter, resolve_path
-    from scim_service.testing.kit.requirements import declared_filter_refusal, declared_sort_refusal
 
     state = get_state(app)
     backend = state.backend
@@ -220,21 +221,23 @@ def declared_refusal(app: Flask, method: str, path: str, query: dict[str, str], 
     why = None
     try:
         if response.status_code == 400 and body.get("scimType") == "invalidFilter" and query.get("filter"):
-            why = declared_filter_refusal(backend, resource, resolve_filter(parse_filter(query["filter"]), definition))
+            why = kit.declared_filter_refusal(
+                backend, resource, resolve_filter(parse_filter(query["filter"]), definition)
+            )
         elif response.status_code == 400 and body.get("scimType") == "invalidValue" and query.get("sortby"):
-            why = declared_sort_refusal(backend, resource, resolve_path(parse_attr_path(query["sortby"]), definition))
+            why = kit.declared_sort_refusal(
+                backend, resource, resolve_path(parse_attr_path(query["sortby"]), definition)
+            )
     except Exception:  # a filter or sortBy that does not parse or resolve is the test's own error case
         return None
+    unique_names = kit.requires.duplicate_group_names.unmet(backend)
     if (
         response.status_code == 409
         and resource == "Group"
         and method.upper() in ("POST", "PUT", "PATCH")
-        and backend.capabilities.unique_group_display_name
+        and unique_names
     ):
-        why = (
-            f"{type(backend).__name__} declares capabilities.unique_group_display_name=True: two groups of "
-            "one organization cannot share a displayName"
-        )
+        why = f"{unique_names}: two groups of one organization cannot share a displayName"
     return f"{why}; {answer}" if why else None
 
 
@@ -293,27 +296,26 @@ def requires(
     """
     from scim_service.query.parser import parse_attr_path, parse_filter
     from scim_service.query.resolve import resolve_filter, resolve_path
-    from scim_service.testing.kit.requirements import declared_filter_refusal, declared_sort_refusal
 
     state = get_state(app)
     backend = state.backend
     definition = state.user_resource if resource == "User" else state.group_resource
     reasons: list[str] = []
     if filter is not None:
-        why = declared_filter_refusal(backend, resource, resolve_filter(parse_filter(filter), definition))
+        why = kit.declared_filter_refusal(backend, resource, resolve_filter(parse_filter(filter), definition))
         if why:
             reasons.append(f"{why} (filter {filter!r})")
     if sort is not None:
-        why = declared_sort_refusal(backend, resource, resolve_path(parse_attr_path(sort), definition))
+        why = kit.declared_sort_refusal(backend, resource, resolve_path(parse_attr_path(sort), definition))
         if why:
             reasons.append(why)
-    if cursor and not backend.capabilities.cursor:
-        reasons.append(f"{type(backend).__name__} declares capabilities.cursor=False")
-    if duplicate_group_names and backend.capabilities.unique_group_display_name:
-        reasons.append(
-            f"{type(backend).__name__} declares capabilities.unique_group_display_name=True: "
-            "two groups of one organization cannot share a displayName"
-        )
+    if cursor:
+        reasons += kit.unmet(backend, [kit.requires.cursor])
+    if duplicate_group_names:
+        reasons += [
+            f"{why}: two groups of one organization cannot share a displayName"
+            for why in kit.unmet(backend, [kit.requires.duplicate_group_names])
+        ]
     if reasons:
         import pytest
 
