@@ -49,7 +49,8 @@ from scim_service.sqlengine import (
     write_transaction,
 )
 from scim_sql.cursor import after_key, decode_cursor, encode_cursor, query_fingerprint
-from scim_sql.filters import FilterCompiler, install_sqlite_functions
+from scim_sql.dialects import install_sqlite_functions
+from scim_sql.filters import FilterCompiler
 from scim_sql.tables import email_rows, email_values, group_members, groups, tenant_state, user_emails, users
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"

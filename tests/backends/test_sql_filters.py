@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from scim_sql.backend import SqlBackend
-from scim_sql.filters import like_escape
+from scim_sql.dialects import like_escape
 
 from scim_service.errors import InvalidFilter
 from scim_service.model import ENTERPRISE_SCHEMA, Member, Tenant, UserRecord
