@@ -406,7 +406,9 @@ def label(doc: Mapping[str, Any] | None, query: ListQuery) -> str:
     return f"{name!r} key={sort_key(query.sort_by, doc) if query.sort_by else None!r}"
 
 
-def check(world: World, query: ListQuery, text: str | None, *, groups: bool = False) -> None:
+def assert_agrees(world: World, query: ListQuery, text: str | None, *, groups: bool = False) -> None:
+    """The backend answers ``query`` with the reference evaluator's ids, order and total; the failure lists
+    where they differ."""
     backend, tenant = world.backend, world.tenant
     page = backend.list_groups(tenant, query) if groups else backend.list_users(tenant, query)
     expected, total = evaluate_list(world.groups if groups else world.users, query)
@@ -436,7 +438,7 @@ def test_user_queries_match_the_evaluator(corpus: World, data: st.DataObject) ->
     vocab = Vocabulary(corpus.user_ids(), corpus.group_ids(), corpus.instants(corpus.users))
     text = data.draw(st.none() | filter_text(user_leaf(vocab)), label="filter")
     query = data.draw(list_query(USER_RESOURCE, text, USER_SORTS), label="query")
-    check(corpus, query, text)
+    assert_agrees(corpus, query, text)
 
 
 GROUP_MEMBER_SUBS = [("value", "string"), ("display", "string"), ("type", "string")]
@@ -469,7 +471,7 @@ def test_group_queries_match_the_evaluator(corpus: World, data: st.DataObject) -
     vocab = Vocabulary(corpus.user_ids(), corpus.group_ids(), corpus.instants(corpus.groups))
     text = data.draw(st.none() | filter_text(group_leaf(vocab)), label="filter")
     query = data.draw(list_query(GROUP_RESOURCE, text, GROUP_SORTS), label="query")
-    check(corpus, query, text, groups=True)
+    assert_agrees(corpus, query, text, groups=True)
 
 
 # -- small generated worlds --------------------------------------------------------------------------
@@ -530,7 +532,7 @@ def test_generated_worlds_match_the_evaluator(store: SqlBackend, people: list[di
     for _ in range(QUERIES_PER_WORLD):
         text = data.draw(st.none() | filter_text(user_leaf(vocab)), label="filter")
         query = data.draw(list_query(USER_RESOURCE, text, USER_SORTS), label="query")
-        check(world, query, text)
+        assert_agrees(world, query, text)
 
 
 # -- cursors against the evaluator -------------------------------------------------------------------
@@ -574,9 +576,9 @@ def test_regression_empty_strings_in_columns(store: SqlBackend) -> None:
     store.create_user(world.tenant, {"userName": "none"})
     world.refresh()
     for text in ['displayName eq ""', 'externalId eq ""', "externalId eq null", "displayName pr", 'externalId lt "a"']:
-        check(world, ListQuery(filter=resolve_filter(parse_filter(text), USER_RESOURCE)), text)
+        assert_agrees(world, ListQuery(filter=resolve_filter(parse_filter(text), USER_RESOURCE)), text)
     by_external = ListQuery(sort_by=resolve_path(parse_attr_path("externalId"), USER_RESOURCE))
-    check(world, by_external, None)
+    assert_agrees(world, by_external, None)
     assert store.list_users(world.tenant, by_external).resources[0].id == blank
 
 
@@ -589,8 +591,10 @@ def test_regression_unassigned_active_is_not_true(store: SqlBackend) -> None:
     store.create_user(world.tenant, {"userName": "off", "active": False})
     world.refresh()
     for text in ["active eq true", "active ne true", "active pr", "not (active pr)", "active eq false"]:
-        check(world, ListQuery(filter=resolve_filter(parse_filter(text), USER_RESOURCE)), text)
-    check(world, ListQuery(sort_by=resolve_path(parse_attr_path("active"), USER_RESOURCE), descending=True), None)
+        assert_agrees(world, ListQuery(filter=resolve_filter(parse_filter(text), USER_RESOURCE)), text)
+    assert_agrees(
+        world, ListQuery(sort_by=resolve_path(parse_attr_path("active"), USER_RESOURCE), descending=True), None
+    )
 
 
 def test_regression_unicode_case_folding(store: SqlBackend) -> None:
@@ -602,7 +606,7 @@ def test_regression_unicode_case_folding(store: SqlBackend) -> None:
     world.refresh()
     for text in ['title eq "émile"', 'title sw "é"', 'title co "àb"', 'title gt "z"', 'displayName eq "ÉMILE"']:
         query = ListQuery(filter=resolve_filter(parse_filter(text), USER_RESOURCE))
-        check(world, query, text)
+        assert_agrees(world, query, text)
     assert (
         len(
             store.list_users(
@@ -614,7 +618,7 @@ def test_regression_unicode_case_folding(store: SqlBackend) -> None:
     for path in ("title", "displayName"):
         for descending in (False, True):
             query = ListQuery(sort_by=resolve_path(parse_attr_path(path), USER_RESOURCE), descending=descending)
-            check(world, query, None)
+            assert_agrees(world, query, None)
 
 
 def test_property_settings_are_pinned() -> None:
