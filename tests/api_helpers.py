@@ -26,7 +26,6 @@ from flask.testing import FlaskClient
 
 from scim_service.app import create_app
 from scim_service.extension import ScimState, get_state
-from scim_service.testing.kit import requirements as kit
 
 USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
 GROUP_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Group"
@@ -139,6 +138,8 @@ class Scim:
             kwargs["content_type"] = "application/scim+json"
         query = _query_of(path, kw.get("query_string"), body)
         backend = get_state(self.client.application).backend
+        from scim_service.testing.kit import requirements as kit
+
         no_cursor = kit.requires.cursor.unmet(backend) if "cursor" in query else None
         if no_cursor:
             import pytest
@@ -203,6 +204,7 @@ def declared_refusal(app: Flask, method: str, path: str, query: dict[str, str], 
     """
     from scim_service.query.parser import parse_attr_path, parse_filter
     from scim_service.query.resolve import resolve_filter, resolve_path
+    from scim_service.testing.kit import requirements as kit
 
     state = get_state(app)
     backend = state.backend
@@ -296,6 +298,7 @@ def requires(
     """
     from scim_service.query.parser import parse_attr_path, parse_filter
     from scim_service.query.resolve import resolve_filter, resolve_path
+    from scim_service.testing.kit import requirements as kit
 
     state = get_state(app)
     backend = state.backend
