@@ -8,7 +8,7 @@ extension under its schema URN), already validated and normalised by the schemas
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, TypeVar
@@ -159,15 +159,56 @@ class Page(Generic[T]):
 
 @dataclass(frozen=True)
 class Capabilities:
-    """What a backend can do. Feeds /ServiceProviderConfig and lets the conformance kit skip tests."""
+    """What a backend can do. Feeds /ServiceProviderConfig and lets the conformance kit skip tests.
+
+    Every field is a declaration the kit gates on (``scim_service.testing.kit.requirements``): a test
+    of something a backend declares it lacks skips, and the skip reason quotes the declaration.
+    """
 
     filter: bool = True
+    """GET with ``filter`` is supported (advertised in /ServiceProviderConfig)."""
+
     sort: bool = True
+    """``sortBy``/``sortOrder`` are supported (advertised in /ServiceProviderConfig)."""
+
     etag: bool = True
+    """Every write gives the resource a new version and a stale ``expected_version`` is refused."""
+
     cursor: bool = False
+    """Cursor paging (RFC 9865): ``ListQuery.cursor`` and ``Page.next_cursor``."""
+
     nested_groups: bool = False
+    """A group may be a member of a group (stored with type ``Group``)."""
+
     max_results: int = 1000
-    # Stores attributes of operator-declared schema extensions (SCIM_SCHEMA_EXTENSIONS_FILE) and filters,
-    # sorts and returns them like the built-in ones.
+    """The largest page the backend returns; the server advertises the smaller of this and its own limit."""
+
     custom_schemas: bool = False
+    """Stores attributes of operator-declared schema extensions (``SCIM_SCHEMA_EXTENSIONS_FILE``) and
+    filters, sorts and returns them like the built-in ones."""
+
+    filter_operators: Mapping[str, Mapping[str, Collection[str]]] = field(default_factory=dict)
+    """Where filtering is limited: resource type (``"User"``, ``"Group"``) -> ``{path: operators}``.
+
+    A resource type listed here is filtered only on the listed paths, with the listed operators
+    (``eq ne co sw ew gt ge lt le pr``); any other filter on it must be refused with ``InvalidFilter``.
+    A resource type left out takes every filter. A path is ``attr`` or ``attr.subAttr`` as resolved,
+    an extension attribute prefixed with its schema URN and ``:``; names compare case-insensitively.
+    """
+
+    sort_attributes: Mapping[str, Collection[str]] = field(default_factory=dict)
+    """Where sorting is limited: resource type -> the paths ``sortBy`` may name (as in
+    :attr:`filter_operators`); any other must be refused with ``InvalidValue``. A resource type left
+    out sorts by every path."""
+
+    concurrency: bool = True
+    """The backend may be called from several threads and processes at once, and keeps uniqueness, the
+    seat limit and versions atomic when calls race. False only for a backend that must never serve more
+    than one thread; the kit then skips its concurrency tests."""
+
+    unique_group_display_name: bool = False
+    """The store itself refuses two groups of one tenant with the same displayName (case-insensitively)
+    with ``UniquenessConflict``, as a directory whose group entries are named by it does."""
+
     extra: Mapping[str, Any] = field(default_factory=dict)
+    """Anything else a backend wants to say about itself (plugin-private; nothing in the core reads it)."""

@@ -138,10 +138,13 @@ class Scim:
             kwargs["content_type"] = "application/scim+json"
         query = _query_of(path, kw.get("query_string"), body)
         backend = get_state(self.client.application).backend
-        if "cursor" in query and not backend.capabilities.cursor:
+        from scim_service.testing.kit import requirements as kit
+
+        no_cursor = kit.requires.cursor.unmet(backend) if "cursor" in query else None
+        if no_cursor:
             import pytest
 
-            pytest.skip(f"{type(backend).__name__} declares capabilities.cursor=False (the test pages with cursors)")
+            pytest.skip(f"{no_cursor} (the test pages with cursors)")
         response = self.client.open(self.base + path, method=method, **kwargs)
         if response.status_code in (400, 409):
             why = declared_refusal(self.client.application, method, path, query, response)
@@ -201,7 +204,7 @@ def declared_refusal(app: Flask, method: str, path: str, query: dict[str, str], 
     """
     from scim_service.query.parser import parse_attr_path, parse_filter
     from scim_service.query.resolve import resolve_filter, resolve_path
-    from scim_service.testing.suite import declared_filter_refusal, declared_sort_refusal
+    from scim_service.testing.kit import requirements as kit
 
     state = get_state(app)
     backend = state.backend
@@ -220,21 +223,23 @@ def declared_refusal(app: Flask, method: str, path: str, query: dict[str, str], 
     why = None
     try:
         if response.status_code == 400 and body.get("scimType") == "invalidFilter" and query.get("filter"):
-            why = declared_filter_refusal(backend, resource, resolve_filter(parse_filter(query["filter"]), definition))
+            why = kit.declared_filter_refusal(
+                backend, resource, resolve_filter(parse_filter(query["filter"]), definition)
+            )
         elif response.status_code == 400 and body.get("scimType") == "invalidValue" and query.get("sortby"):
-            why = declared_sort_refusal(backend, resource, resolve_path(parse_attr_path(query["sortby"]), definition))
+            why = kit.declared_sort_refusal(
+                backend, resource, resolve_path(parse_attr_path(query["sortby"]), definition)
+            )
     except Exception:  # a filter or sortBy that does not parse or resolve is the test's own error case
         return None
+    unique_names = kit.requires.duplicate_group_names.unmet(backend)
     if (
         response.status_code == 409
         and resource == "Group"
         and method.upper() in ("POST", "PUT", "PATCH")
-        and backend.capabilities.extra.get("unique_group_display_name")
+        and unique_names
     ):
-        why = (
-            f"{type(backend).__name__} declares capabilities.extra['unique_group_display_name']: two groups of "
-            "one organization cannot share a displayName"
-        )
+        why = f"{unique_names}: two groups of one organization cannot share a displayName"
     return f"{why}; {answer}" if why else None
 
 
@@ -284,36 +289,36 @@ def requires(
     """Skip the test when the app's backend declares it cannot do what the test is about to use.
 
     ``filter`` is a filter of ``resource`` (``'emails[type eq "work"]'``; every path and operator in
-    it is looked up in ``capabilities.extra["filter_operators"]``), ``sort`` a sortBy path (looked up
-    in ``["sort_attributes"]``), ``cursor`` cursor paging (``capabilities.cursor``), and
+    it is looked up in ``capabilities.filter_operators``), ``sort`` a sortBy path (looked up
+    in ``capabilities.sort_attributes``), ``cursor`` cursor paging (``capabilities.cursor``), and
     ``duplicate_group_names`` two groups of one organization with the same displayName
-    (``extra["unique_group_display_name"]``). The skip reason is the backend's declaration, as the
+    (``capabilities.unique_group_display_name``). The skip reason is the backend's declaration, as the
     conformance kit words it (docs/plugins.md, "Capabilities"); a backend that declares nothing
     against the feature runs the test, so an undeclared refusal fails it.
     """
     from scim_service.query.parser import parse_attr_path, parse_filter
     from scim_service.query.resolve import resolve_filter, resolve_path
-    from scim_service.testing.suite import declared_filter_refusal, declared_sort_refusal
+    from scim_service.testing.kit import requirements as kit
 
     state = get_state(app)
     backend = state.backend
     definition = state.user_resource if resource == "User" else state.group_resource
     reasons: list[str] = []
     if filter is not None:
-        why = declared_filter_refusal(backend, resource, resolve_filter(parse_filter(filter), definition))
+        why = kit.declared_filter_refusal(backend, resource, resolve_filter(parse_filter(filter), definition))
         if why:
             reasons.append(f"{why} (filter {filter!r})")
     if sort is not None:
-        why = declared_sort_refusal(backend, resource, resolve_path(parse_attr_path(sort), definition))
+        why = kit.declared_sort_refusal(backend, resource, resolve_path(parse_attr_path(sort), definition))
         if why:
             reasons.append(why)
-    if cursor and not backend.capabilities.cursor:
-        reasons.append(f"{type(backend).__name__} declares capabilities.cursor=False")
-    if duplicate_group_names and backend.capabilities.extra.get("unique_group_display_name"):
-        reasons.append(
-            f"{type(backend).__name__} declares capabilities.extra['unique_group_display_name']: "
-            "two groups of one organization cannot share a displayName"
-        )
+    if cursor:
+        reasons += kit.unmet(backend, [kit.requires.cursor])
+    if duplicate_group_names:
+        reasons += [
+            f"{why}: two groups of one organization cannot share a displayName"
+            for why in kit.unmet(backend, [kit.requires.duplicate_group_names])
+        ]
     if reasons:
         import pytest
 

@@ -10,11 +10,12 @@ session (``ldap_support.Subtrees``). A test that uses something a backend declar
 filter operator, a sort key, cursors, duplicate group names) calls ``api_helpers.requires`` and skips
 on that backend only, with the declaration as the reason.
 
-PostgreSQL is the server named by ``SCIM_TEST_POSTGRES_URL``. Without it, a throwaway cluster is
-started for the session (initdb/pg_ctl on 127.0.0.1, a free port, a temp folder) when the binaries
-are installed. The directory is the one named by ``SCIM_TEST_LDAP_URL``, or else a private slapd
-started the first time a test needs it (``ldap_support.start``). A missing server skips those
-variants, except under ``CI=true``, where it fails the run.
+PostgreSQL is the server named by ``SCIM_TEST_POSTGRES_URL``. Without it, the session fixture
+``pg_server_url`` starts a throwaway cluster (initdb/pg_ctl on 127.0.0.1, a free port, a temp folder)
+when the first test needs PostgreSQL and the binaries are installed; nothing starts on import. The
+directory is the one named by ``SCIM_TEST_LDAP_URL``, or else a private slapd started the first time a
+test needs it (``ldap_support.start``). A missing server skips those variants, except under
+``CI=true``, where it fails the run.
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ from pg_support import IN_CI, URL_ENV, FolderSchemas, PgCluster, PgDatabases, se
 
 from scim_service.extension import ScimState, get_state
 
+# The conformance kit's fixtures (tenant, other_tenant, make_tenant) for every test.
+pytest_plugins = ["scim_service.testing.fixtures"]
+
 BACKENDS = [
     "sqlite",
     pytest.param("postgres", marks=pytest.mark.postgres),
@@ -41,45 +45,22 @@ BACKENDS = [
 ]
 
 
-def _start_session_cluster() -> tuple[PgCluster | None, str | None]:
-    """Without ``SCIM_TEST_POSTGRES_URL``, start a throwaway cluster and export its URL for every test.
-
-    Done when this conftest is imported, before pytest imports the conftests below it (some read the
-    URL at import); returns (cluster, None) or (None, why PostgreSQL tests cannot run).
-    """
-    if os.environ.get(URL_ENV):
-        return None, None
-    reason = why_no_cluster()
-    if reason is None:
-        try:
-            cluster = PgCluster.create()
-        except (RuntimeError, OSError, subprocess.TimeoutExpired) as exc:
-            reason = f"could not start a throwaway PostgreSQL cluster: {exc}"
-        else:
-            os.environ[URL_ENV] = cluster.url()
-            atexit.register(cluster.destroy)  # also if pytest_unconfigure never runs
-            return cluster, None
-    return None, f"PostgreSQL tests need {URL_ENV} or the PostgreSQL binaries: {reason}"
-
-
-SESSION_CLUSTER, NO_SERVER_REASON = _start_session_cluster()
-
-
-def pytest_unconfigure(config: pytest.Config) -> None:
-    """Stop and remove the throwaway cluster, if one was started."""
-    if SESSION_CLUSTER is not None:
-        SESSION_CLUSTER.destroy()
-        os.environ.pop(URL_ENV, None)
-
-
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Under CI=true, PostgreSQL or LDAP tests that cannot run fail the session instead of skipping quietly."""
-    reason = NO_SERVER_REASON
+    reason = _why_no_postgres()
     if IN_CI and reason and any(item.get_closest_marker("postgres") for item in items):
         raise pytest.UsageError(f"CI=true and the PostgreSQL tests cannot run: {reason}")
     reason = ldap_support.why_no_directory()
     if IN_CI and reason and any(item.get_closest_marker("ldap") for item in items):
         raise pytest.UsageError(f"CI=true and the LDAP tests cannot run: {reason}")
+
+
+def _why_no_postgres() -> str | None:
+    """Why no PostgreSQL server can be had (None when one is named or a throwaway cluster can be started)."""
+    if os.environ.get(URL_ENV):
+        return None
+    reason = why_no_cluster()
+    return None if reason is None else f"PostgreSQL tests need {URL_ENV} or the PostgreSQL binaries: {reason}"
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -102,16 +83,38 @@ def _uses_our_app_fixture(metafunc: pytest.Metafunc) -> bool:
 
 
 @pytest.fixture(scope="session")
-def pg_server_url() -> str:
-    """The URL of the PostgreSQL server the tests use (fails under CI=true when there is none)."""
+def pg_server_url() -> Iterator[str]:
+    """The URL of the PostgreSQL server the tests use: ``SCIM_TEST_POSTGRES_URL``, or else a throwaway
+    cluster started when a test first needs it and removed when the session ends.
+
+    Skips (fails under CI=true) when neither can be had.
+    """
     url = os.environ.get(URL_ENV)
-    reason = NO_SERVER_REASON if not url else server_reachable(url)
+    if url:
+        reason = server_reachable(url)
+        if reason:
+            _postgres_unavailable(f"PostgreSQL at {URL_ENV} is not reachable: {reason}")
+        yield url
+        return
+    reason = _why_no_postgres()
     if reason:
-        message = reason if not url else f"PostgreSQL at {URL_ENV} is not reachable: {reason}"
-        if IN_CI:
-            pytest.fail(f"CI=true requires the PostgreSQL tests to run: {message}")
-        pytest.skip(message)
-    return url
+        _postgres_unavailable(reason)
+    try:
+        cluster = PgCluster.create()
+    except (RuntimeError, OSError, subprocess.TimeoutExpired) as exc:
+        _postgres_unavailable(f"could not start a throwaway PostgreSQL cluster: {exc}")
+        raise
+    atexit.register(cluster.destroy)  # also if the session dies before the fixture's teardown
+    try:
+        yield cluster.url()
+    finally:
+        cluster.destroy()
+
+
+def _postgres_unavailable(reason: str) -> None:
+    if IN_CI:
+        pytest.fail(f"CI=true requires the PostgreSQL tests to run: {reason}")
+    pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")

@@ -551,21 +551,21 @@ def test_group_membership_patch_forms(scim: Scim, people: dict) -> None:
     added = scim.patch(
         path, [{"op": "Add", "path": "members", "value": [{"value": ids["Bob"]}, {"value": ids["dave"]}]}]
     )
-    assert added.status_code in (200, 204)
+    assert added.status_code == 204, added.get_json()  # Entra's profile answers a Group PATCH with no content
     members = lambda: sorted(m["value"] for m in scim.get(path).get_json().get("members", []))  # noqa: E731
     assert members() == sorted(ids.values())
     # Entra: remove with a value list.
     removed = scim.patch(
         path, [{"op": "Remove", "path": "members", "value": [{"value": ids["alice"]}, {"value": ids["Bob"]}]}]
     )
-    assert removed.status_code in (200, 204)
+    assert removed.status_code == 204, removed.get_json()
     assert members() == sorted([ids["carol"], ids["dave"]])
     # remove by value filter
     scim.patch(path, [{"op": "remove", "path": f'members[value eq "{ids["carol"]}"]'}])
     assert members() == [ids["dave"]]
     # Okta: replace members [] empties the group
     emptied = scim.patch(path, [{"op": "replace", "path": "members", "value": []}])
-    assert emptied.status_code in (200, 204)
+    assert emptied.status_code == 204, emptied.get_json()
     assert members() == []
     # PATCH with attributes asked for answers 200 with the projected group.
     shown = scim.patch(

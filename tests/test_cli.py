@@ -60,7 +60,8 @@ def state(cli: Invoke, env: dict[str, str]) -> Iterator[ScimState]:
     st.close()
 
 
-def _fails_with(result: Result, message: str) -> None:
+def assert_fails_with(result: Result, message: str) -> None:
+    """The command failed with one ``Error: ...`` line naming ``message``: no traceback, nothing on stdout."""
     assert result.exit_code != 0
     assert result.stdout == ""
     assert "Traceback" not in result.output
@@ -87,12 +88,12 @@ def test_db_upgrade(fresh: Invoke, env: dict[str, str]) -> None:
 
 
 def test_commands_before_db_upgrade_say_what_to_do(fresh: Invoke) -> None:
-    _fails_with(fresh("orgs", "list"), "run `scim-service db upgrade` first")
+    assert_fails_with(fresh("orgs", "list"), "run `scim-service db upgrade` first")
 
 
 def test_bad_configuration_is_one_line(fresh: Invoke, env: dict[str, str]) -> None:
     env["SCIM_BACKEND"] = "nosuchbackend"
-    _fails_with(fresh("orgs", "list"), "SCIM_BACKEND='nosuchbackend' is not an installed backend")
+    assert_fails_with(fresh("orgs", "list"), "SCIM_BACKEND='nosuchbackend' is not an installed backend")
 
 
 # -- orgs ----------------------------------------------------------------------------------------
@@ -128,10 +129,10 @@ def test_orgs_create_and_list(cli: Invoke) -> None:
 
 def test_orgs_errors(cli: Invoke) -> None:
     assert cli("orgs", "create", "acme").exit_code == 0
-    _fails_with(cli("orgs", "create", "acme"), "organization 'acme' already exists")
-    _fails_with(cli("orgs", "create", "no spaces"), "invalid organization name 'no spaces'")
-    _fails_with(cli("orgs", "set-seats", "ghost", "3"), "no organization named 'ghost'")
-    _fails_with(cli("orgs", "update", "ghost", "--seats", "all"), "no organization named 'ghost'")
+    assert_fails_with(cli("orgs", "create", "acme"), "organization 'acme' already exists")
+    assert_fails_with(cli("orgs", "create", "no spaces"), "invalid organization name 'no spaces'")
+    assert_fails_with(cli("orgs", "set-seats", "ghost", "3"), "no organization named 'ghost'")
+    assert_fails_with(cli("orgs", "update", "ghost", "--seats", "all"), "no organization named 'ghost'")
     bad_choice = cli("orgs", "create", "x", "--seats", "some")
     assert bad_choice.exit_code == 2 and "'some' is not one of" in bad_choice.stderr
     negative = cli("orgs", "create", "x", "--max-seats", "-1")
@@ -215,9 +216,9 @@ def test_tokens_list_and_revoke(cli: Invoke, state: ScimState) -> None:
     again = cli("tokens", "revoke", data["id"])
     assert again.exit_code == 0 and "already revoked" in again.stderr
 
-    _fails_with(cli("tokens", "revoke", "nope"), "no token has the id 'nope'")
-    _fails_with(cli("tokens", "create", "ghost", "--json"), "no organization named 'ghost'")
-    _fails_with(cli("tokens", "list", "ghost"), "no organization named 'ghost'")
+    assert_fails_with(cli("tokens", "revoke", "nope"), "no token has the id 'nope'")
+    assert_fails_with(cli("tokens", "create", "ghost", "--json"), "no organization named 'ghost'")
+    assert_fails_with(cli("tokens", "list", "ghost"), "no organization named 'ghost'")
 
 
 # -- users remove-inactive -----------------------------------------------------------------------
@@ -260,7 +261,7 @@ def test_users_remove_inactive(cli: Invoke, state: ScimState) -> None:
 
     bad = cli("users", "remove-inactive", "acme", "--inactive-for", "a month")
     assert bad.exit_code == 2 and "'a month' is not a duration" in bad.stderr
-    _fails_with(cli("users", "remove-inactive", "ghost"), "no organization named 'ghost'")
+    assert_fails_with(cli("users", "remove-inactive", "ghost"), "no organization named 'ghost'")
 
 
 # -- log -----------------------------------------------------------------------------------------
@@ -303,7 +304,7 @@ def test_log_shows_recent_entries(cli: Invoke, state: ScimState) -> None:
     assert lines[0].split()[:4] == ["AT", "ORG", "STATUS", "METHOD"]
     assert len(lines) == 2 and "403" in lines[1] and "Seat limit reached" in lines[1] and "acme" in lines[1]
 
-    _fails_with(cli("log", "--org", "ghost"), "no organization named 'ghost'")
+    assert_fails_with(cli("log", "--org", "ghost"), "no organization named 'ghost'")
     empty = cli("log", "--org", "beta", "--errors")
     assert empty.exit_code == 0 and empty.stdout == "" and "no log entries" in empty.stderr
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pluggy
 import pytest
 from api_helpers import Scim, assert_scim_error, user
 from flask import Flask, jsonify
@@ -187,5 +188,5 @@ def test_misspelled_hook_fails_at_start_up(tmp_path):
 
     app = Flask("host")
     app.config["SCIM_DATABASE_URL"] = f"sqlite:///{tmp_path}/x.db"
-    with pytest.raises(Exception, match="scim_user_deactivatd"):
+    with pytest.raises(pluggy.PluginValidationError, match="scim_user_deactivatd"):
         ScimService(app, plugins=[Typo()])

@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import random
 import time
-import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
@@ -39,6 +38,7 @@ from scim_service.query.parser import parse_attr_path, parse_filter
 from scim_service.query.resolve import resolve_filter, resolve_path
 from scim_service.schemas.definitions import GROUP_RESOURCE, USER_RESOURCE, ResourceTypeDef
 from scim_service.schemas.render import format_datetime, render_group, render_user
+from scim_service.testing.data import new_tenant
 
 BASE = "https://scim.test/scim/v2"
 ENT = ENTERPRISE_SCHEMA
@@ -92,10 +92,10 @@ def store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     backend.close()
 
 
-def new_tenant() -> Tenant:
-    tid = f"p-{uuid.uuid4().hex[:16]}"
-    # userName-only matching: generated users may share a primary email.
-    return Tenant(id=tid, name=tid, match_policy=MatchPolicy.USERNAME)
+def username_tenant() -> Tenant:
+    """A fresh tenant (the kit's ``new_tenant``) matching by userName only: generated users may share a
+    primary email."""
+    return new_tenant(match_policy=MatchPolicy.USERNAME)
 
 
 # -- a fixed corpus ------------------------------------------------------------------------------------
@@ -177,7 +177,7 @@ class World:
 
 def load_corpus(backend: SqlBackend, seed: int = 7, size: int = 40) -> World:
     rng = random.Random(seed)
-    world = World(backend, new_tenant())
+    world = World(backend, username_tenant())
     ids = []
     for i in range(size):
         ids.append(backend.create_user(world.tenant, corpus_user(rng, i)).id)
@@ -406,7 +406,9 @@ def label(doc: Mapping[str, Any] | None, query: ListQuery) -> str:
     return f"{name!r} key={sort_key(query.sort_by, doc) if query.sort_by else None!r}"
 
 
-def check(world: World, query: ListQuery, text: str | None, *, groups: bool = False) -> None:
+def assert_agrees(world: World, query: ListQuery, text: str | None, *, groups: bool = False) -> None:
+    """The backend answers ``query`` with the reference evaluator's ids, order and total; the failure lists
+    where they differ."""
     backend, tenant = world.backend, world.tenant
     page = backend.list_groups(tenant, query) if groups else backend.list_users(tenant, query)
     expected, total = evaluate_list(world.groups if groups else world.users, query)
@@ -436,7 +438,7 @@ def test_user_queries_match_the_evaluator(corpus: World, data: st.DataObject) ->
     vocab = Vocabulary(corpus.user_ids(), corpus.group_ids(), corpus.instants(corpus.users))
     text = data.draw(st.none() | filter_text(user_leaf(vocab)), label="filter")
     query = data.draw(list_query(USER_RESOURCE, text, USER_SORTS), label="query")
-    check(corpus, query, text)
+    assert_agrees(corpus, query, text)
 
 
 GROUP_MEMBER_SUBS = [("value", "string"), ("display", "string"), ("type", "string")]
@@ -469,7 +471,7 @@ def test_group_queries_match_the_evaluator(corpus: World, data: st.DataObject) -
     vocab = Vocabulary(corpus.user_ids(), corpus.group_ids(), corpus.instants(corpus.groups))
     text = data.draw(st.none() | filter_text(group_leaf(vocab)), label="filter")
     query = data.draw(list_query(GROUP_RESOURCE, text, GROUP_SORTS), label="query")
-    check(corpus, query, text, groups=True)
+    assert_agrees(corpus, query, text, groups=True)
 
 
 # -- small generated worlds --------------------------------------------------------------------------
@@ -522,7 +524,7 @@ def _clean(doc: dict[str, Any]) -> dict[str, Any]:
     data=st.data(),
 )
 def test_generated_worlds_match_the_evaluator(store: SqlBackend, people: list[dict[str, Any]], data: Any) -> None:
-    world = World(store, new_tenant())
+    world = World(store, username_tenant())
     for person in people:
         store.create_user(world.tenant, _clean(person))
     world.refresh()
@@ -530,7 +532,7 @@ def test_generated_worlds_match_the_evaluator(store: SqlBackend, people: list[di
     for _ in range(QUERIES_PER_WORLD):
         text = data.draw(st.none() | filter_text(user_leaf(vocab)), label="filter")
         query = data.draw(list_query(USER_RESOURCE, text, USER_SORTS), label="query")
-        check(world, query, text)
+        assert_agrees(world, query, text)
 
 
 # -- cursors against the evaluator -------------------------------------------------------------------
@@ -568,41 +570,43 @@ def test_cursor_walks_equal_the_evaluator_order(corpus: World, data: st.DataObje
 def test_regression_empty_strings_in_columns(store: SqlBackend) -> None:
     """An optional "" (displayName, externalId) was stored as NULL in its column: ``eq ""`` missed it,
     ``eq null`` matched it, and it sorted last instead of first."""
-    world = World(store, new_tenant())
+    world = World(store, username_tenant())
     blank = store.create_user(world.tenant, {"userName": "blank", "displayName": "", "externalId": ""}).id
     store.create_user(world.tenant, {"userName": "named", "displayName": "a", "externalId": "x"})
     store.create_user(world.tenant, {"userName": "none"})
     world.refresh()
     for text in ['displayName eq ""', 'externalId eq ""', "externalId eq null", "displayName pr", 'externalId lt "a"']:
-        check(world, ListQuery(filter=resolve_filter(parse_filter(text), USER_RESOURCE)), text)
+        assert_agrees(world, ListQuery(filter=resolve_filter(parse_filter(text), USER_RESOURCE)), text)
     by_external = ListQuery(sort_by=resolve_path(parse_attr_path("externalId"), USER_RESOURCE))
-    check(world, by_external, None)
+    assert_agrees(world, by_external, None)
     assert store.list_users(world.tenant, by_external).resources[0].id == blank
 
 
 def test_regression_unassigned_active_is_not_true(store: SqlBackend) -> None:
     """A user whose ``active`` was removed renders without it; ``active eq true`` must not match it
     (the filter used the ``active`` column, which counts it as active for the seat rules)."""
-    world = World(store, new_tenant())
+    world = World(store, username_tenant())
     store.create_user(world.tenant, {"userName": "unset"})
     store.create_user(world.tenant, {"userName": "on", "active": True})
     store.create_user(world.tenant, {"userName": "off", "active": False})
     world.refresh()
     for text in ["active eq true", "active ne true", "active pr", "not (active pr)", "active eq false"]:
-        check(world, ListQuery(filter=resolve_filter(parse_filter(text), USER_RESOURCE)), text)
-    check(world, ListQuery(sort_by=resolve_path(parse_attr_path("active"), USER_RESOURCE), descending=True), None)
+        assert_agrees(world, ListQuery(filter=resolve_filter(parse_filter(text), USER_RESOURCE)), text)
+    assert_agrees(
+        world, ListQuery(sort_by=resolve_path(parse_attr_path("active"), USER_RESOURCE), descending=True), None
+    )
 
 
 def test_regression_unicode_case_folding(store: SqlBackend) -> None:
     """Non-ASCII letters fold and sort like Python's ``str.lower()`` on every store, including a
     PostgreSQL database whose LC_CTYPE is C (the fixture creates it so)."""
-    world = World(store, new_tenant())
+    world = World(store, username_tenant())
     for i, title in enumerate(["ÉMILE", "émile", "ßx", "Éa", "z", "ÀB"]):
         store.create_user(world.tenant, {"userName": f"u{i}", "title": title, "displayName": title})
     world.refresh()
     for text in ['title eq "émile"', 'title sw "é"', 'title co "àb"', 'title gt "z"', 'displayName eq "ÉMILE"']:
         query = ListQuery(filter=resolve_filter(parse_filter(text), USER_RESOURCE))
-        check(world, query, text)
+        assert_agrees(world, query, text)
     assert (
         len(
             store.list_users(
@@ -614,7 +618,7 @@ def test_regression_unicode_case_folding(store: SqlBackend) -> None:
     for path in ("title", "displayName"):
         for descending in (False, True):
             query = ListQuery(sort_by=resolve_path(parse_attr_path(path), USER_RESOURCE), descending=descending)
-            check(world, query, None)
+            assert_agrees(world, query, None)
 
 
 def test_property_settings_are_pinned() -> None:

@@ -17,7 +17,7 @@ import copy
 import functools
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
@@ -49,7 +49,8 @@ from scim_service.sqlengine import (
     write_transaction,
 )
 from scim_sql.cursor import after_key, decode_cursor, encode_cursor, query_fingerprint
-from scim_sql.filters import FilterCompiler, install_sqlite_functions
+from scim_sql.dialects import install_sqlite_functions
+from scim_sql.filters import FilterCompiler
 from scim_sql.tables import email_rows, email_values, group_members, groups, tenant_state, user_emails, users
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -164,15 +165,7 @@ class SqlBackend(Backend):
         self.engine = engine
         self._owns_engine = owns_engine
         if max_results is not None:
-            self.capabilities = Capabilities(
-                filter=True,
-                sort=True,
-                etag=True,
-                cursor=True,
-                nested_groups=False,
-                max_results=max_results,
-                custom_schemas=True,
-            )
+            self.capabilities = replace(type(self).capabilities, max_results=max_results)
         install_sqlite_functions(engine)
         self._postgres = engine.dialect.name == "postgresql"
         self._compilers: dict[str, FilterCompiler] = {}

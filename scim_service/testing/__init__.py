@@ -1,10 +1,13 @@
 """The conformance kit: pytest mixins that prove a storage backend honours :mod:`scim_service.backend`.
 
 Provide a ``backend`` fixture (a fresh, migrated store) and subclass :class:`BackendSuite` (or some of
-the mixins) in a class named ``Test...``. See ``docs/plugins.md``.
+the mixins) in a class named ``Test...``. See ``docs/plugins.md``. The mixins live in
+:mod:`scim_service.testing.kit`, one module per area; this package re-exports the public names, which
+is the import path backend authors use. :mod:`scim_service.testing.data` builds documents and
+filters, :mod:`scim_service.testing.fixtures` is the kit's pytest plugin.
 """
 
-from scim_service.testing.suite import (
+from scim_service.testing.kit import (
     BackendSuite,
     ConcurrencyTests,
     CursorTests,
@@ -13,6 +16,7 @@ from scim_service.testing.suite import (
     KitBase,
     MembershipTests,
     PagingTests,
+    Requirement,
     SeatTests,
     SoftDeleteTests,
     SortTests,
@@ -20,6 +24,7 @@ from scim_service.testing.suite import (
     UniquenessTests,
     UserCrudTests,
     VersionTests,
+    requires,
 )
 
 __all__ = [
@@ -31,6 +36,7 @@ __all__ = [
     "KitBase",
     "MembershipTests",
     "PagingTests",
+    "Requirement",
     "SeatTests",
     "SoftDeleteTests",
     "SortTests",
@@ -38,4 +44,5 @@ __all__ = [
     "UniquenessTests",
     "UserCrudTests",
     "VersionTests",
+    "requires",
 ]

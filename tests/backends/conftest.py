@@ -1,21 +1,19 @@
 """Fixtures for the sql backend tests: a migrated backend on a fresh SQLite file, and on PostgreSQL.
 
 PostgreSQL runs when ``SCIM_TEST_POSTGRES_URL`` names a server (a fresh database is created for the
-test session and dropped after it; each test works in its own tenant). Without it the PostgreSQL
+test session and dropped after it; each test works in its own tenant: ``tenant`` and ``make_tenant``
+are the conformance kit's fixtures, enabled in ``tests/conftest.py``). Without it the PostgreSQL
 variants skip, unless ``CI=true``, where they fail.
 """
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from pg_support import PgDatabases
 from scim_sql.backend import SqlBackend
-
-from scim_service.model import MatchPolicy, SeatPolicy, Tenant
 
 
 @pytest.fixture(scope="session")
@@ -44,26 +42,3 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlBacke
     backend.migrate()
     yield backend
     backend.close()
-
-
-def new_tenant(
-    *,
-    max_seats: int | None = None,
-    seat_policy: SeatPolicy = SeatPolicy.ALL,
-    match_policy: MatchPolicy = MatchPolicy.EMAIL,
-) -> Tenant:
-    """A tenant with a fresh id, so tests sharing one PostgreSQL database never see each other."""
-    tid = f"t-{uuid.uuid4().hex[:16]}"
-    return Tenant(id=tid, name=tid, max_seats=max_seats, seat_policy=seat_policy, match_policy=match_policy)
-
-
-@pytest.fixture
-def make_tenant() -> Callable[..., Tenant]:
-    """Make tenants with fresh ids (``make_tenant(max_seats=1, seat_policy=SeatPolicy.ACTIVE)``)."""
-    return new_tenant
-
-
-@pytest.fixture
-def tenant() -> Tenant:
-    """A fresh tenant with unlimited seats and the default policies."""
-    return new_tenant()

@@ -24,7 +24,8 @@ from scim_sql.backend import MIGRATIONS_DIR, VERSION_TABLE, SqlBackend
 from scim_sql.filters import FilterCompiler, prefix_end
 from scim_sql.tables import EMAIL_MAX, email_rows, email_values, user_emails, users
 
-from scim_service.model import MatchPolicy, Tenant
+from scim_service.errors import UniquenessConflict
+from scim_service.model import MatchPolicy, Page, Tenant
 from scim_service.query.ast import ListQuery
 from scim_service.query.evaluator import evaluate_list
 from scim_service.query.parser import parse_filter
@@ -41,7 +42,7 @@ def resolved(text: str) -> Any:
     return resolve_filter(parse_filter(text), USER_RESOURCE)
 
 
-def in_step(backend: SqlBackend, tenant: Tenant) -> int:
+def assert_emails_in_step(backend: SqlBackend, tenant: Tenant) -> int:
     """Assert the tenant's side-table rows are exactly those its stored users' documents give; their number."""
     e = user_emails
     with backend.engine.connect() as conn:
@@ -70,22 +71,27 @@ def in_step(backend: SqlBackend, tenant: Tenant) -> int:
 
 
 def matching(backend: SqlBackend, tenant: Tenant, text: str) -> set[str]:
-    """Ids list_users returns for ``text``, after checking them against the evaluator and the JSON path."""
+    """Ids list_users returns for ``text``, once :func:`assert_filter_agrees` has checked them."""
     query = ListQuery(filter=resolved(text), count=10_000)
     page = backend.list_users(tenant, query)
+    assert_filter_agrees(backend, tenant, text, query, page)
+    return {u.id for u in page.resources}
+
+
+def assert_filter_agrees(backend: SqlBackend, tenant: Tenant, text: str, query: ListQuery, page: Page) -> None:
+    """``page`` holds what the reference evaluator selects for ``query``, in its order and with its total, and
+    what the same filter selects through the JSON documents alone (without the email side table)."""
     everyone = backend.list_users(tenant, ListQuery(count=10_000)).resources
     oracle, total = evaluate_list([render_user(r, BASE) for r in everyone], query)
     got = [u.id for u in page.resources]
     assert got == [d["id"] for d in oracle], f"{text}: differs from the reference evaluator"
     assert page.total_results == total
-    # The same filter through the JSON documents only.
     json_only = FilterCompiler(
         "User", backend.engine.dialect.name, lower_collation=backend._lower_collation(), email_index=False
     )
     condition = sa.and_(users.c.tenant_id == tenant.id, users.c.deleted.is_(sa.false()), json_only.where(query.filter))
     with backend.engine.connect() as conn:
         assert set(conn.execute(sa.select(users.c.id).where(condition)).scalars()) == set(got), text
-    return set(got)
 
 
 def uses_side_table(backend: SqlBackend, text: str) -> bool:
@@ -146,12 +152,13 @@ def test_every_user_write_keeps_the_side_table_in_step(backend: SqlBackend, tena
     a = backend.create_user(tenant, {"userName": "a", "emails": [email("A@Example.com", primary=True)]})
     b = backend.create_user(tenant, {"userName": "b", "emails": [email("b@x.org"), email("shared@x.org")]})
     c = backend.create_user(tenant, {"userName": "c", "active": False, "emails": [email("c@x.org")]})
-    assert in_step(backend, tenant) >= 4
+    rows = assert_emails_in_step(backend, tenant)
+    assert rows >= 4
     assert matching(backend, tenant, 'emails.value eq "a@example.COM"') == {a.id}
 
     # replace: the new emails only
     backend.replace_user(tenant, a.id, {"userName": "a", "emails": [email("new@Example.com"), email("shared@x.org")]})
-    in_step(backend, tenant)
+    assert_emails_in_step(backend, tenant)
     assert matching(backend, tenant, 'emails.value eq "a@example.com"') == set()
     assert matching(backend, tenant, 'emails.value eq "shared@x.org"') == {a.id, b.id}
     # replace without an email change, and a replace that drops every email
@@ -159,35 +166,37 @@ def test_every_user_write_keeps_the_side_table_in_step(backend: SqlBackend, tena
         tenant, b.id, {"userName": "b", "displayName": "B", "emails": [email("b@x.org"), email("shared@x.org")]}
     )
     backend.replace_user(tenant, c.id, {"userName": "c", "active": False})
-    in_step(backend, tenant)
+    assert_emails_in_step(backend, tenant)
     assert matching(backend, tenant, 'emails.value sw "c@"') == set()
 
     # soft delete: never matches, whatever the side table keeps
     backend.delete_user(tenant, b.id, hard=False)
-    in_step(backend, tenant)
+    assert_emails_in_step(backend, tenant)
     assert matching(backend, tenant, 'emails.value eq "shared@x.org"') == {a.id}
     assert matching(backend, tenant, 'emails[value eq "b@x.org"]') == set()
     # undelete (reactivation in place) with other emails
     backend.replace_user(tenant, b.id, {"userName": "b", "emails": [email("back@x.org")]}, undelete=True)
-    in_step(backend, tenant)
+    assert_emails_in_step(backend, tenant)
     assert matching(backend, tenant, 'emails.value eq "back@x.org"') == {b.id}
     assert matching(backend, tenant, 'emails.value eq "b@x.org"') == set()
 
     # hard delete and remove_inactive_users take the rows along
     backend.delete_user(tenant, a.id, hard=True)
-    assert in_step(backend, tenant) >= 1
+    rows = assert_emails_in_step(backend, tenant)
+    assert rows >= 1
     assert matching(backend, tenant, 'emails.value eq "shared@x.org"') == set()
     backend.replace_user(tenant, c.id, {"userName": "c", "active": False, "emails": [email("c@x.org")]})
     backend.delete_user(tenant, b.id, hard=False)
     assert set(backend.remove_inactive_users(tenant)) == {b.id, c.id}
-    assert in_step(backend, tenant) == 0
+    rows = assert_emails_in_step(backend, tenant)
+    assert rows == 0
 
 
 def test_a_failed_write_leaves_no_rows(backend: SqlBackend, tenant: Tenant) -> None:
     backend.create_user(tenant, {"userName": "dup", "emails": [email("one@x.org")]})
-    with pytest.raises(Exception):  # noqa: B017 - UniquenessConflict; the point is the rollback
+    with pytest.raises(UniquenessConflict):  # the point is the rollback of the side-table rows
         backend.create_user(tenant, {"userName": "DUP", "emails": [email("two@x.org")]})
-    in_step(backend, tenant)
+    assert_emails_in_step(backend, tenant)
     assert matching(backend, tenant, 'emails.value eq "two@x.org"') == set()
 
 
@@ -246,7 +255,7 @@ def people(backend: SqlBackend, make_tenant: Callable[..., Tenant]) -> tuple[Sql
         created = backend.create_user(tenant, data)
         if i % 9 == 0:
             backend.delete_user(tenant, created.id, hard=False)
-    in_step(backend, tenant)
+    assert_emails_in_step(backend, tenant)
     return backend, tenant, EMAILS
 
 
@@ -386,7 +395,9 @@ def test_migration_0002_backfills_users_written_at_0001(tmp_path: Path) -> None:
 
     backend.migrate()
 
-    assert in_step(backend, tenant) > 4500
+    rows = assert_emails_in_step(backend, tenant)
+
+    assert rows > 4500
     target = docs[4321]
     assert matching(backend, tenant, 'emails.value eq "USER4321@example.com"') == {target["id"]}
     assert matching(backend, tenant, 'emails.value eq "user4325@example.com"') == set()  # soft-deleted
@@ -395,7 +406,7 @@ def test_migration_0002_backfills_users_written_at_0001(tmp_path: Path) -> None:
     # Writes after the upgrade keep it in step.
     backend.replace_user(tenant, target["id"], {"userName": "user4321", "emails": [email("moved@x.org")]})
     assert matching(backend, tenant, 'emails.value eq "moved@x.org"') == {target["id"]}
-    in_step(backend, tenant)
+    assert_emails_in_step(backend, tenant)
 
     # Downgrade drops the table; upgrading again rebuilds it from the documents.
     with backend.engine.begin() as conn:
@@ -405,6 +416,6 @@ def test_migration_0002_backfills_users_written_at_0001(tmp_path: Path) -> None:
     with backend.engine.connect() as conn:
         assert "scim_user_emails" not in sa.inspect(conn).get_table_names()
     backend.migrate()
-    in_step(backend, tenant)
+    assert_emails_in_step(backend, tenant)
     assert matching(backend, tenant, 'emails.value eq "moved@x.org"') == {target["id"]}
     backend.close()

@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 from scim_sql.backend import SqlBackend
-from scim_sql.filters import like_escape
+from scim_sql.dialects import like_escape
 
 from scim_service.errors import InvalidFilter
-from scim_service.model import ENTERPRISE_SCHEMA, Member, Tenant, UserRecord
+from scim_service.model import ENTERPRISE_SCHEMA, Member, Page, Tenant, UserRecord
 from scim_service.query.ast import And, AttrPath, Compare, ListQuery, Not, Present, ValuePath
 from scim_service.query.evaluator import evaluate_list
 from scim_service.query.parser import parse_attr_path, parse_filter
@@ -126,11 +126,17 @@ def resolved(text: str) -> Any:
 
 
 def run(world: World, query: ListQuery) -> list[str]:
+    """The userNames list_users returns for ``query``, once :func:`assert_page_agrees` has checked them."""
     page = world.backend.list_users(world.tenant, query)
+    assert_page_agrees(world, query, page)
+    return [world.names[u.id] for u in page.resources]
+
+
+def assert_page_agrees(world: World, query: ListQuery, page: Page) -> None:
+    """``page`` holds what the reference evaluator selects for ``query``, in its order and with its total."""
     oracle, total = evaluate_list(world.docs, query)
     assert [u.id for u in page.resources] == [d["id"] for d in oracle], "differs from the reference evaluator"
     assert page.total_results == total
-    return [world.names[u.id] for u in page.resources]
 
 
 ENT = ENTERPRISE_SCHEMA

@@ -39,7 +39,7 @@ class ProductRuleException:
     check: Callable[[LiveServer, str], None]  # asserts the rule's behaviour with the organization's token
 
 
-def _unknown_member_is_refused(server: LiveServer, token: str) -> None:
+def assert_unknown_member_is_refused(server: LiveServer, token: str) -> None:
     """Adding a member id that is no user of the organization gets 400 invalidValue and changes nothing."""
     status, group = call(
         f"{server.base_url}/Groups", token, "POST", {"schemas": [GROUP_SCHEMA], "displayName": "rule check"}
@@ -61,7 +61,7 @@ PRODUCT_RULE_EXCEPTIONS: dict[str, ProductRuleException] = {
             "the organization with 400 invalidValue: accepting unknown ids while refusing another organization's "
             "ids would tell a caller which ids exist in other organizations."
         ),
-        check=_unknown_member_is_refused,
+        check=assert_unknown_member_is_refused,
     ),
 }
 

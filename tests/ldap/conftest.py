@@ -1,5 +1,8 @@
 """Fixtures of the LDAP backend tests: the session's directory, a fresh tenant subtree per test.
 
+Tests take their tenants from the conformance kit's ``tenant`` and ``make_tenant`` fixtures (enabled in
+``tests/conftest.py``): a fresh tenant id is a fresh subtree.
+
 The directory (``slapd`` and ``ldap_settings``, shared with the HTTP tests) comes from ``tests/conftest.py``:
 a private OpenLDAP slapd started from a temporary folder (``tests/ldap_support.py``), or the directory
 named by ``SCIM_TEST_LDAP_URL`` (with ``SCIM_TEST_LDAP_BASE_DN``, ``SCIM_TEST_LDAP_BIND_DN`` and
@@ -11,8 +14,7 @@ from __future__ import annotations
 
 import os
 import sys
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +29,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import ldap_support
 from scim_ldap.backend import LdapBackend
 from scim_ldap.pool import LdapSettings
-
-from scim_service.model import MatchPolicy, SeatPolicy, Tenant
 
 IN_CI = os.environ.get("CI") == "true"
 
@@ -56,27 +56,6 @@ def backend(ldap_settings: dict[str, str]) -> Iterator[LdapBackend]:
     instance.migrate()
     yield instance
     instance.close()
-
-
-@pytest.fixture
-def make_tenant() -> Callable[..., Tenant]:
-    """A factory of tenants with a fresh id (so a fresh subtree) and the given policies."""
-
-    def make(
-        max_seats: int | None = None,
-        seat_policy: SeatPolicy = SeatPolicy.ALL,
-        match_policy: MatchPolicy = MatchPolicy.EMAIL,
-    ) -> Tenant:
-        tid = f"t-{uuid.uuid4().hex[:10]}"
-        return Tenant(id=tid, name=tid, max_seats=max_seats, seat_policy=seat_policy, match_policy=match_policy)
-
-    return make
-
-
-@pytest.fixture
-def tenant(make_tenant: Callable[..., Tenant]) -> Tenant:
-    """A tenant of its own for this test (unlimited seats, default policies)."""
-    return make_tenant()
 
 
 @pytest.fixture

@@ -142,7 +142,7 @@ def test_the_backend_reads_and_writes_guids_and_account_control() -> None:
         assert backend.codec.active_value(False, entry) == "66050"
         assert backend.codec.active_value(True, None) == "512"
         assert backend.codec.active_filter(False) == uac_filter(False)
-        assert "filter_operators" not in backend.capabilities.extra  # nothing is refused, nothing declared
+        assert not backend.capabilities.filter_operators and not backend.capabilities.sort_attributes
         assert backend.capabilities.cursor is True
     finally:
         backend.close()

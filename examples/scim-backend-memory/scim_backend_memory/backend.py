@@ -81,7 +81,11 @@ class MemoryBackend(Backend):
     """Every tenant's users and groups in memory. Thread-safe; data is lost with the process."""
 
     name = "memory"
-    capabilities = Capabilities(filter=True, sort=True, etag=True, cursor=True, nested_groups=False, max_results=1000)
+    # One lock makes every call atomic, so racing calls keep the rules (concurrency); the reference
+    # evaluator answers every filter and sort, so nothing is declared in filter_operators/sort_attributes.
+    capabilities = Capabilities(
+        filter=True, sort=True, etag=True, cursor=True, nested_groups=False, max_results=1000, concurrency=True
+    )
 
     def __init__(self) -> None:
         self._lock = threading.RLock()

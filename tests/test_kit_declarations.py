@@ -1,4 +1,4 @@
-"""The kit's declared limits (``capabilities.extra["filter_operators"]`` / ``["sort_attributes"]``).
+"""The kit's declared limits (``capabilities.filter_operators`` / ``capabilities.sort_attributes``).
 
 A declared limit lets a backend refuse exactly those matrix cases with InvalidFilter / InvalidValue (the
 test skips, saying why); it never excuses a wrong answer, and an undeclared refusal fails. Each case runs
@@ -25,7 +25,8 @@ GROUP_OPS = {"displayName": ["eq", "ne", "co", "sw", "ew", "pr"], "externalId": 
              "members.value": ["eq", "ne", "pr"], "id": ["eq"], "meta.lastModified": ["gt"]}
 DECLARED = dataclasses.replace(
     SqlBackend.capabilities,
-    extra={"filter_operators": {"Group": GROUP_OPS}, "sort_attributes": {"Group": ["displayName"]}},
+    filter_operators={"Group": GROUP_OPS},
+    sort_attributes={"Group": ["displayName"]},
 )
 
 

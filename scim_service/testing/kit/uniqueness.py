@@ -1,0 +1,171 @@
+"""userName, and the primary email under MatchPolicy.EMAIL, are unique per tenant, case-insensitively."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from scim_service.backend import Backend
+from scim_service.errors import UniquenessConflict
+from scim_service.model import MatchPolicy, Tenant
+from scim_service.testing.data import user_document
+from scim_service.testing.kit.base import KitBase
+from scim_service.testing.kit.helpers import all_users, assert_raises
+
+__all__ = ["UniquenessTests"]
+
+
+class UniquenessTests(KitBase):
+    """userName (and primary email under MatchPolicy.EMAIL) is unique per tenant, case-insensitively."""
+
+    def test_create_user_refuses_a_taken_username(self, backend: Backend, tenant: Tenant) -> None:
+        first = backend.create_user(tenant, user_document("alice"))
+        err = assert_raises(
+            UniquenessConflict,
+            "create_user must refuse a userName that is already taken",
+            backend.create_user,
+            tenant,
+            user_document("alice"),
+        )
+        assert err.existing_id == first.id, "UniquenessConflict.existing_id must name the record holding the userName"
+        assert len(all_users(backend, tenant)) == 1, "a refused create_user must write nothing"
+
+    def test_create_user_refuses_a_username_differing_only_in_case(self, backend: Backend, tenant: Tenant) -> None:
+        first = backend.create_user(tenant, user_document("Alice.Smith"))
+        err = assert_raises(
+            UniquenessConflict,
+            "create_user must refuse a userName that differs only in case",
+            backend.create_user,
+            tenant,
+            user_document("aLICE.sMITH"),
+        )
+        assert err.existing_id == first.id, "UniquenessConflict.existing_id must name the record holding the userName"
+        assert len(all_users(backend, tenant)) == 1, "a refused create_user must write nothing"
+
+    def test_create_user_refuses_the_username_of_an_inactive_user(self, backend: Backend, tenant: Tenant) -> None:
+        first = backend.create_user(tenant, user_document("inactive", active=False))
+        err = assert_raises(
+            UniquenessConflict,
+            "create_user must refuse the userName of an inactive user",
+            backend.create_user,
+            tenant,
+            user_document("INACTIVE"),
+        )
+        assert err.existing_id == first.id, "UniquenessConflict.existing_id must name the inactive holder"
+
+    def test_create_user_refuses_the_username_of_a_soft_deleted_user(self, backend: Backend, tenant: Tenant) -> None:
+        first = backend.create_user(tenant, user_document("gone"))
+        backend.delete_user(tenant, first.id, hard=False)
+        err = assert_raises(
+            UniquenessConflict,
+            "create_user must refuse the userName of a soft-deleted user",
+            backend.create_user,
+            tenant,
+            user_document("Gone"),
+        )
+        assert err.existing_id == first.id, (
+            "UniquenessConflict.existing_id must name the soft-deleted holder (the lifecycle reactivates it)"
+        )
+
+    def test_create_user_refuses_a_primary_email_under_email_policy(self, backend: Backend, make_tenant: Any) -> None:
+        tenant = make_tenant(match_policy=MatchPolicy.EMAIL)
+        first = backend.create_user(tenant, user_document("one", email="Same@Example.com"))
+        err = assert_raises(
+            UniquenessConflict,
+            "create_user must refuse a primary email already used (case-insensitively) under MatchPolicy.EMAIL",
+            backend.create_user,
+            tenant,
+            user_document("two", email="same@EXAMPLE.com"),
+        )
+        assert err.existing_id == first.id, "UniquenessConflict.existing_id must name the holder of the email"
+        assert len(all_users(backend, tenant)) == 1, "a refused create_user must write nothing"
+
+    def test_create_user_refuses_email_of_inactive_and_soft_deleted(self, backend: Backend, make_tenant: Any) -> None:
+        tenant = make_tenant(match_policy=MatchPolicy.EMAIL)
+        inactive = backend.create_user(tenant, user_document("i", email="i@example.com", active=False))
+        deleted = backend.create_user(tenant, user_document("d", email="d@example.com"))
+        backend.delete_user(tenant, deleted.id, hard=False)
+        for holder, email in ((inactive, "I@example.com"), (deleted, "D@example.com")):
+            err = assert_raises(
+                UniquenessConflict,
+                "create_user must refuse the primary email of an inactive or soft-deleted user under MatchPolicy.EMAIL",
+                backend.create_user,
+                tenant,
+                user_document(f"new-{email}", email=email),
+            )
+            assert err.existing_id == holder.id, "UniquenessConflict.existing_id must name the holder of the email"
+
+    def test_primary_email_is_the_one_marked_primary_else_the_first(self, backend: Backend, tenant: Tenant) -> None:
+        marked = user_document("a")
+        marked["emails"] = [{"value": "secondary@example.com"}, {"value": "primary@example.com", "primary": True}]
+        backend.create_user(tenant, marked)
+        unmarked = user_document("b")
+        unmarked["emails"] = [{"value": "first@example.com"}, {"value": "second@example.com"}]
+        backend.create_user(tenant, unmarked)
+        backend.create_user(tenant, user_document("c", email="secondary@example.com"))
+        backend.create_user(tenant, user_document("d", email="second@example.com"))
+        assert_raises(
+            UniquenessConflict,
+            "the primary email is the emails value marked primary: create_user must refuse it under MatchPolicy.EMAIL",
+            backend.create_user,
+            tenant,
+            user_document("e", email="PRIMARY@example.com"),
+        )
+        assert_raises(
+            UniquenessConflict,
+            "without a primary mark the first email is the primary one: create_user must refuse it",
+            backend.create_user,
+            tenant,
+            user_document("f", email="first@example.com"),
+        )
+
+    def test_email_is_not_a_key_under_username_policy(self, backend: Backend, make_tenant: Any) -> None:
+        tenant = make_tenant(match_policy=MatchPolicy.USERNAME)
+        backend.create_user(tenant, user_document("one", email="same@example.com"))
+        second = backend.create_user(tenant, user_document("two", email="same@example.com"))
+        assert second.id, "under MatchPolicy.USERNAME create_user must accept a primary email another user has"
+        third = backend.create_user(tenant, user_document("three", email="three@example.com"))
+        moved = backend.replace_user(tenant, third.id, user_document("three", email="SAME@example.com"))
+        assert moved.id == third.id, "under MatchPolicy.USERNAME replace_user must accept a primary email another has"
+
+    def test_replace_user_refuses_another_records_username(self, backend: Backend, tenant: Tenant) -> None:
+        alice = backend.create_user(tenant, user_document("alice"))
+        bob = backend.create_user(tenant, user_document("bob"))
+        err = assert_raises(
+            UniquenessConflict,
+            "replace_user must refuse a userName (compared case-insensitively) of another record",
+            backend.replace_user,
+            tenant,
+            bob.id,
+            user_document("ALICE", title="x"),
+        )
+        assert err.existing_id == alice.id, "UniquenessConflict.existing_id must name the other record"
+        stored = backend.get_user(tenant, bob.id)
+        assert stored.user_name == "bob" and "title" not in stored.data, "a refused replace_user must write nothing"
+
+    def test_replace_user_refuses_another_records_email_under_email_policy(
+        self, backend: Backend, tenant: Tenant
+    ) -> None:
+        alice = backend.create_user(tenant, user_document("alice", email="alice@example.com"))
+        bob = backend.create_user(tenant, user_document("bob", email="bob@example.com"))
+        err = assert_raises(
+            UniquenessConflict,
+            "replace_user must refuse the primary email of another record under MatchPolicy.EMAIL",
+            backend.replace_user,
+            tenant,
+            bob.id,
+            user_document("bob", email="Alice@Example.com"),
+        )
+        assert err.existing_id == alice.id, "UniquenessConflict.existing_id must name the other record"
+
+    def test_replace_user_refuses_username_of_soft_deleted_record(self, backend: Backend, tenant: Tenant) -> None:
+        gone = backend.create_user(tenant, user_document("gone"))
+        backend.delete_user(tenant, gone.id, hard=False)
+        bob = backend.create_user(tenant, user_document("bob"))
+        assert_raises(
+            UniquenessConflict,
+            "replace_user must refuse the userName of a soft-deleted record (it still holds it)",
+            backend.replace_user,
+            tenant,
+            bob.id,
+            user_document("GONE"),
+        )
