@@ -22,6 +22,7 @@ import click
 import sqlalchemy as sa
 
 from scim_service.config import ConfigError
+from scim_service.durations import parse_duration
 from scim_service.errors import ScimError
 from scim_service.model import Tenant
 from scim_service.plugins import PluginError
@@ -45,17 +46,6 @@ EXPECTED_ERRORS: tuple[type[BaseException], ...] = (
     PluginError,
     sa.exc.ArgumentError,  # an unparsable SCIM_DATABASE_URL or a missing database driver
 )
-
-_DURATION_RE = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
-_DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-
-
-def parse_duration(text: str) -> timedelta:
-    """Parse a duration such as ``30d``, ``12h``, ``90m``, ``45s`` or ``2w``."""
-    match = _DURATION_RE.match(text)
-    if match is None:
-        raise ValueError(f"{text!r} is not a duration: write a number and a unit, like 30d, 12h, 90m, 45s or 2w")
-    return timedelta(**{_DURATION_UNITS[match.group(2)]: int(match.group(1))})
 
 
 class DurationType(click.ParamType):
