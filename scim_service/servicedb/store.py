@@ -645,7 +645,7 @@ class ServiceStore:
             how,
             _stamp(end),
             token_id,
-            extra={"org": tenant.name, "token_id": token_id, "event": "token_expiry_warning"},
+            extra={"scim": {"event": "token_expiry_warning", "org": tenant.name, "token_id": token_id, "ends_at": end}},
         )
 
     def _touch(self, token_id: str, last_used: datetime | None) -> None:
