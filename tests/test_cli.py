@@ -198,13 +198,26 @@ def test_tokens_list_and_revoke(cli: Invoke, state: ScimState) -> None:
     listed = cli("tokens", "list", "acme", "--json")
     assert listed.exit_code == 0
     (row,) = json.loads(listed.stdout)
-    assert set(row) == {"id", "org", "created", "last_used", "revoked", "revoked_at", "description"}
+    assert set(row) == {
+        "id",
+        "org",
+        "prefix",
+        "state",
+        "created",
+        "last_used",
+        "expires_at",
+        "revoked",
+        "revoked_at",
+        "replaced_by",
+        "description",
+    }
+    assert row["prefix"] == data["token"][:13] and row["state"] == "active" and row["expires_at"] is None
     assert row["id"] == data["id"] and row["description"] == "Entra" and row["revoked"] is False
     assert row["last_used"] is not None and row["revoked_at"] is None
     assert data["token"] not in listed.output and data["token"].removeprefix("scim_") not in listed.output
 
     text = cli("tokens", "list", "acme")
-    assert text.stdout.splitlines()[0].split()[:3] == ["ID", "CREATED", "LAST"]
+    assert text.stdout.splitlines()[0].split()[:4] == ["ID", "PREFIX", "STATE", "CREATED"]
     assert data["id"] in text.stdout and "Entra" in text.stdout and data["token"] not in text.output
 
     revoked = cli("tokens", "revoke", data["id"])
@@ -248,7 +261,7 @@ def test_users_remove_inactive(cli: Invoke, state: ScimState) -> None:
     assert recent.stdout.strip().endswith(" from acme")
     assert state.backend.count_seats(tenant) == 3
 
-    result = cli("users", "remove-inactive", "acme")
+    result = cli("users", "remove-inactive", "acme", "--yes")
     assert result.exit_code == 0, result.output
     assert result.stdout.strip() == "removed 2 inactive users from acme"
     assert state.backend.count_seats(tenant) == 1
