@@ -295,7 +295,7 @@ class ServiceStore:
     ) -> None:
         self.engine = engine
         self.touch_seconds = touch_seconds
-        self._clock = clock or (lambda: datetime.now(UTC))
+        self.clock: Callable[[], datetime] = clock or (lambda: datetime.now(UTC))
         self.retention = retention or Retention()
         self.prune_every = max(1, int(prune_every))
         self.prune_in_background = prune_in_background
@@ -306,7 +306,7 @@ class ServiceStore:
         self._warned: dict[str, date] = {}  # token id -> the day its expiry warning was last logged
 
     def _now(self) -> datetime:
-        return _utc(self._clock()) or datetime.now(UTC)
+        return _utc(self.clock()) or datetime.now(UTC)
 
     # -- organizations ---------------------------------------------------------------------------
 
