@@ -88,8 +88,13 @@ def _confirm(question: str, yes: bool) -> None:
     """Ask ``question`` on the terminal unless ``--yes``; no answer (no terminal) is no."""
     if yes:
         return
-    if not click.confirm(question, default=False, err=True):
-        raise click.ClickException("nothing was changed")
+    try:
+        agreed = click.confirm(question, default=False, err=True)
+    except click.Abort:  # no terminal to answer on (a script, CI): that is a no
+        agreed = False
+        click.echo("", err=True)
+    if not agreed:
+        raise click.ClickException("nothing was changed (give --yes to skip the question)")
 
 
 def _seats_argument(value: str) -> int | None:
