@@ -34,6 +34,9 @@ BELOW_THE_BLUEPRINTS = [
     "scim_service.schemas.projection",
     "scim_service.schemas.discovery",
     "scim_service.servicedb.store",
+    "scim_service.durations",
+    "scim_service.logformat",
+    "scim_service.operations",
     "scim_sql.backend",
     "scim_ldap.backend",
 ]
