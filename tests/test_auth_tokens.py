@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import base64
-import logging
 import hashlib
+import logging
 import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta

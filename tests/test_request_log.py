@@ -62,7 +62,7 @@ def test_request_id_is_taken_when_safe_generated_otherwise_and_stored(svc: Flask
     given = scim.get("/Users", headers={"X-Request-Id": "okta-7f3a.9:b_c"})
     assert given.status_code == 200 and given.headers["X-Request-Id"] == "okta-7f3a.9:b_c"
     ids = set()
-    for bad in ("has space", "x" * 65, "semi;colon", "quote\"d", ""):
+    for bad in ("has space", "x" * 65, "semi;colon", 'quote"d', ""):
         reply = scim.get("/Users", headers={"X-Request-Id": bad})
         rid = reply.headers["X-Request-Id"]
         assert rid != bad and len(rid) == 32 and int(rid, 16) >= 0

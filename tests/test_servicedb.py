@@ -19,8 +19,8 @@ from sqlalchemy.engine import Engine
 
 from scim_service.model import MatchPolicy, SeatPolicy
 from scim_service.servicedb import AdminError, LogEntry, ServiceStore, upgrade_service_db
-from scim_service.servicedb.store import LogQuery
 from scim_service.servicedb.migrate import alembic_config, current_revision, head_revision, service_tables_exist
+from scim_service.servicedb.store import LogQuery
 from scim_service.servicedb.tables import LOG_DETAIL_MAX, metadata
 from scim_service.sqlengine import make_engine
 
