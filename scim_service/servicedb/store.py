@@ -730,12 +730,16 @@ class ServiceStore:
                 select = select.with_for_update()
             row = dict(conn.execute(select).mappings().one())
             start = _utc(row["window_start"]) or now
-            if start + window <= now or start > now:
+            # Only a window that is over starts a new one. A start after our ``now`` is not a reason: it
+            # was written by a worker that read the clock after us but got the lock first (or by a host
+            # whose clock runs ahead), and resetting then would hand out fresh windows under load.
+            if start + window <= now:
                 row.update(window_start=now, failures=0, log_id=None, log_key=None, limited_log_id=None)
                 start = now
             row["failures"] += 1
             limited = limit > 0 and row["failures"] > limit
-            retry_after = max(1, math.ceil((start + window - now).total_seconds())) if limited else 0
+            left = min(start + window - now, window)
+            retry_after = max(1, math.ceil(left.total_seconds())) if limited else 0
             if log_entry:
                 if limited:
                     repeats = row["failures"] - limit
