@@ -19,7 +19,7 @@ from flask import Blueprint, Response, g, request
 from scim_service.api import bulk, discovery, requestlog, resources
 from scim_service.api.http import METHODS, error_response, state
 from scim_service.errors import NotFound, PayloadTooLarge, ScimError, Unauthorized
-from scim_service.hookspecs import AuthRequest, Principal
+from scim_service.hookspecs import AuthRequest
 
 BLUEPRINT_NAME = "scim"
 

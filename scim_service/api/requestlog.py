@@ -25,9 +25,9 @@ from typing import Any
 from flask import Response, current_app, g, request
 
 from scim_service.errors import ScimError, TooManyRequests, Unauthorized
-from scim_service.state import get_state
 from scim_service.hookspecs import Principal
 from scim_service.servicedb.store import LogEntry, TokenRefused
+from scim_service.state import get_state
 
 REQUEST_ID_HEADER = "X-Request-Id"
 # Letters, digits and . _ : - up to 64 characters (UUIDs, trace ids, AWS/nginx ids): nothing that
