@@ -5,7 +5,6 @@ The only place that reads ``SCIM_*`` environment variables.
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -14,6 +13,7 @@ from flask import Flask
 
 from scim_service import config as settings
 from scim_service.extension import ScimService
+from scim_service.logformat import configure_logging
 
 
 def create_app(config: Mapping[str, Any] | None = None, *, environ: Mapping[str, str] | None = None) -> Flask:
@@ -25,9 +25,9 @@ def create_app(config: Mapping[str, Any] | None = None, *, environ: Mapping[str,
     instance_path = values.get("SCIM_INSTANCE_PATH")
     app = Flask("scim_service", instance_path=str(instance_path) if instance_path else None)
     app.config.update(values)
-    logging.basicConfig(
-        level=str(values.get("SCIM_LOG_LEVEL") or "INFO").upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    configure_logging(
+        str(values.get("SCIM_LOG_LEVEL") or "INFO"),
+        settings.SETTINGS_BY_NAME["SCIM_LOG_FORMAT"].parse(str(values.get("SCIM_LOG_FORMAT") or "text")),
     )
     ScimService(app)
     return app

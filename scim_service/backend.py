@@ -23,12 +23,18 @@ Shared rules for every method:
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, ClassVar
 
-from scim_service.model import Capabilities, GroupChanges, GroupRecord, Member, Page, Tenant, UserRecord
-from scim_service.query.ast import ListQuery
+from scim_service.errors import NotFound
+from scim_service.model import USER_SCHEMA, Capabilities, GroupChanges, GroupRecord, Member, Page, Tenant, UserRecord
+from scim_service.query.ast import AttrPath, Compare, ListQuery
+
+# A progress callback of a long job: (what, how many so far).
+Progress = Callable[[str, int], None]
+# ``active eq false`` as the resolver produces it, for the default implementations below.
+_INACTIVE = Compare(AttrPath("active", schema=USER_SCHEMA, type="boolean"), "eq", False)
 
 
 class Backend(abc.ABC):
@@ -173,3 +179,82 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def list_groups(self, tenant: Tenant, query: ListQuery) -> Page[GroupRecord]:
         """As :meth:`list_users`, for groups; ``members`` read only when ``query.include_members``."""
+
+    # -- administration (with defaults built from the methods above) -----------------------------
+
+    def list_inactive_users(self, tenant: Tenant, *, inactive_since: datetime | None = None) -> list[UserRecord]:
+        """The users :meth:`remove_inactive_users` would remove with the same arguments, without
+        removing them (``scim-service users remove-inactive --dry-run``, ``users list --inactive``),
+        ordered by id; ``groups`` need not be filled.
+
+        The default pages through :meth:`list_users` with ``active eq false``. Soft-deleted users are
+        invisible to that method, so a backend that keeps soft-deleted records should override this to
+        include them (the ``sql`` backend does).
+        """
+        found: list[UserRecord] = []
+        page_size = max(1, self.capabilities.max_results)
+        start = 1
+        while True:
+            query = ListQuery(filter=_INACTIVE, start_index=start, count=page_size, include_groups=False)
+            page = self.list_users(tenant, query)
+            found.extend(
+                u
+                for u in page.resources
+                if not u.active and (inactive_since is None or u.last_modified < inactive_since)
+            )
+            start += len(page.resources)
+            if not page.resources or start > page.total_results:
+                return sorted(found, key=lambda u: u.id)
+
+    def remove_tenant_data(self, tenant: Tenant, *, progress: Progress | None = None) -> dict[str, int]:
+        """Remove every group and every user (active, inactive or soft-deleted) of the tenant, for
+        ``scim-service orgs delete``; return ``{"groups": n, "users": m}``. ``progress`` hears running
+        totals.
+
+        Not atomic: a failure part-way leaves the rest, and calling it again finishes the work. The
+        default is built from the contract (groups deleted one by one, visible users hard-deleted one
+        by one, then :meth:`remove_inactive_users` for the soft-deleted rest), so it works for every
+        backend; a backend with a cheaper way (one DELETE per table) overrides it.
+        """
+        page_size = max(1, self.capabilities.max_results)
+        removed = {"groups": 0, "users": 0}
+        seen: set[str] = set()
+
+        def stuck(ids: set[str]) -> None:
+            # Always reading the first page again works only if deletes empty it; never loop forever.
+            if ids & seen:
+                raise RuntimeError(
+                    f"the {self.name!r} backend still lists resources it deleted: {sorted(ids & seen)[:3]}"
+                )
+            seen.update(ids)
+
+        while True:
+            groups = self.list_groups(tenant, ListQuery(count=page_size, include_members=False)).resources
+            if not groups:
+                break
+            stuck({g.id for g in groups})
+            for group in groups:
+                try:
+                    self.delete_group(tenant, group.id)
+                except NotFound:  # deleted meanwhile by someone else
+                    continue
+                removed["groups"] += 1
+            if progress is not None:
+                progress("groups removed", removed["groups"])
+        while True:
+            users = self.list_users(tenant, ListQuery(count=page_size, include_groups=False)).resources
+            if not users:
+                break
+            stuck({u.id for u in users})
+            for user in users:
+                try:
+                    self.delete_user(tenant, user.id, hard=True)
+                except NotFound:
+                    continue
+                removed["users"] += 1
+            if progress is not None:
+                progress("users removed", removed["users"])
+        removed["users"] += len(self.remove_inactive_users(tenant))
+        if progress is not None:
+            progress("users removed", removed["users"])
+        return removed

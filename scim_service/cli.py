@@ -9,10 +9,10 @@ state with :func:`pass_state`.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
-import re
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -21,13 +21,15 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 import sqlalchemy as sa
 
+from scim_service import operations
 from scim_service.config import ConfigError
+from scim_service.durations import Retention, parse_duration, parse_when
 from scim_service.errors import ScimError
-from scim_service.model import Tenant
+from scim_service.model import Tenant, UserRecord
 from scim_service.plugins import PluginError
 from scim_service.profiles import AUTO, PROFILE_CHOICES
 from scim_service.servicedb.migrate import upgrade_service_db
-from scim_service.servicedb.store import AdminError, LogEntry, TokenInfo
+from scim_service.servicedb.store import AdminError, LogEntry, LogQuery, TokenInfo
 
 if TYPE_CHECKING:
     from scim_service.extension import ScimState
@@ -46,17 +48,6 @@ EXPECTED_ERRORS: tuple[type[BaseException], ...] = (
     sa.exc.ArgumentError,  # an unparsable SCIM_DATABASE_URL or a missing database driver
 )
 
-_DURATION_RE = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
-_DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-
-
-def parse_duration(text: str) -> timedelta:
-    """Parse a duration such as ``30d``, ``12h``, ``90m``, ``45s`` or ``2w``."""
-    match = _DURATION_RE.match(text)
-    if match is None:
-        raise ValueError(f"{text!r} is not a duration: write a number and a unit, like 30d, 12h, 90m, 45s or 2w")
-    return timedelta(**{_DURATION_UNITS[match.group(2)]: int(match.group(1))})
-
 
 class DurationType(click.ParamType):
     """A click parameter holding a :func:`parse_duration` duration."""
@@ -71,6 +62,39 @@ class DurationType(click.ParamType):
             return parse_duration(str(value))
         except ValueError as exc:
             self.fail(str(exc), param, ctx)
+
+
+class WhenType(click.ParamType):
+    """A click parameter holding a point in time: ISO 8601 (``2025-03-01T09:00Z``) or a duration ago (``2h``)."""
+
+    name = "time"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> datetime:
+        """Turn the text into an aware UTC datetime or fail with a usage error."""
+        if isinstance(value, datetime):
+            return value
+        try:
+            return parse_when(str(value), datetime.now(UTC))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+def _progress(what: str, done: int) -> None:
+    """Progress of a long job, on stderr (stdout stays for data)."""
+    click.echo(f"... {done} {what}", err=True)
+
+
+def _confirm(question: str, yes: bool) -> None:
+    """Ask ``question`` on the terminal unless ``--yes``; no answer (no terminal) is no."""
+    if yes:
+        return
+    try:
+        agreed = click.confirm(question, default=False, err=True)
+    except click.Abort:  # no terminal to answer on (a script, CI): that is a no
+        agreed = False
+        click.echo("", err=True)
+    if not agreed:
+        raise click.ClickException("nothing was changed (give --yes to skip the question)")
 
 
 def _seats_argument(value: str) -> int | None:
@@ -360,6 +384,41 @@ def orgs_set_profile(state: ScimState, name: str, profile: str) -> None:
     _info(f"organization {name}: IdP profile {chosen}")
 
 
+@orgs.command("rename")
+@click.argument("old")
+@click.argument("new")
+@pass_state
+def orgs_rename(state: ScimState, old: str, new: str) -> None:
+    """Rename the organization OLD to NEW: its id, tokens, users and log stay as they are."""
+    tenant = state.store.rename_org(old, new)
+    _info(f"renamed organization {old} to {tenant.name}")
+
+
+@orgs.command("delete")
+@click.argument("name")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@pass_state
+def orgs_delete(state: ScimState, name: str, yes: bool) -> None:
+    """Delete the organization NAME with all its users, groups, tokens and provisioning log entries.
+
+    Its tokens are revoked first, so nothing is provisioned into it while it is removed; if the
+    command is interrupted, running it again finishes the job.
+    """
+    tenant = state.store.get_org(name)
+    tokens_ = [t for t in state.store.list_tokens(name) if t.usable]
+    _confirm(
+        f"Delete organization {tenant.name} ({tenant.id}) with all its users and groups, "
+        f"{len(tokens_)} usable token(s) and its provisioning log? This cannot be undone.",
+        yes,
+    )
+    started = time.monotonic()
+    removed = operations.delete_org(state.store, state.backend, name, progress=_progress)
+    _info(
+        f"deleted organization {tenant.name}: {removed['users']} users, {removed['groups']} groups, "
+        f"{removed['tokens']} tokens, {removed['log_entries']} log entries in {time.monotonic() - started:.1f}s"
+    )
+
+
 # -- tokens --------------------------------------------------------------------------------------
 
 
@@ -372,10 +431,14 @@ def _token_dict(info: TokenInfo) -> dict[str, Any]:
     return {
         "id": info.id,
         "org": info.org_name,
+        "prefix": info.prefix,
+        "state": info.state,
         "created": _iso(info.created),
         "last_used": _iso(info.last_used),
+        "expires_at": _iso(info.expires_at),
         "revoked": info.revoked,
         "revoked_at": _iso(info.revoked_at),
+        "replaced_by": info.replaced_by,
         "description": info.description,
     }
 
@@ -383,16 +446,24 @@ def _token_dict(info: TokenInfo) -> dict[str, Any]:
 @tokens.command("create")
 @click.argument("org")
 @click.option("--description", default=None, help="What the token is for (e.g. 'Okta production').")
+@click.option("--expires-in", type=DurationType(), default=None, help="Lifetime, e.g. 90d (default: it never expires).")
 @click.option("--json", "as_json", is_flag=True, help='Print only {"id": ..., "token": ...}.')
 @pass_state
-def tokens_create(state: ScimState, org: str, description: str | None, as_json: bool) -> None:
+def tokens_create(
+    state: ScimState, org: str, description: str | None, expires_in: timedelta | None, as_json: bool
+) -> None:
     """Create a bearer token for ORG and print it (it cannot be shown again)."""
-    token_id, token = state.store.create_token(org, description=description)
+    token_id, token = state.store.create_token(org, description=description, expires_in=expires_in)
     if as_json:
         click.echo(json.dumps({"id": token_id, "token": token}))
         return
+    info = state.store.get_token(token_id)
     click.echo(token)
-    _info(f"Created token {token_id} for {org}. Copy it now: it is shown only this once (only a hash of it is stored).")
+    ends = f"; it expires at {_when(info.expires_at)}" if info.expires_at else ""
+    _info(
+        f"Created token {token_id} ({info.prefix}...) for {org}{ends}. Copy it now: it is shown only this once "
+        "(only a hash of it is stored)."
+    )
 
 
 @tokens.command("list")
@@ -400,28 +471,74 @@ def tokens_create(state: ScimState, org: str, description: str | None, as_json: 
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_state
 def tokens_list(state: ScimState, org: str, as_json: bool) -> None:
-    """List the tokens of ORG (never the tokens themselves)."""
+    """List the tokens of ORG: prefix, state, expiry, last use (never the tokens themselves)."""
     infos = state.store.list_tokens(org)
     if as_json:
         _json([_token_dict(i) for i in infos])
         return
     _table(
-        ["ID", "CREATED", "LAST USED", "REVOKED", "DESCRIPTION"],
-        [[i.id, _when(i.created), _when(i.last_used), _when(i.revoked_at), i.description] for i in infos],
+        ["ID", "PREFIX", "STATE", "CREATED", "LAST USED", "EXPIRES", "REVOKED", "DESCRIPTION"],
+        [
+            [
+                i.id,
+                f"{i.prefix}..." if i.prefix else None,
+                i.state + (f" (by {i.replaced_by})" if i.replaced_by else ""),
+                _when(i.created),
+                _when(i.last_used),
+                _when(i.expires_at) if i.expires_at else "never",
+                _when(i.revoked_at),
+                i.description,
+            ]
+            for i in infos
+        ],
     )
 
 
 @tokens.command("revoke")
-@click.argument("token_id", metavar="ID")
+@click.argument("token_ref", metavar="ID|PREFIX")
 @pass_state
-def tokens_revoke(state: ScimState, token_id: str) -> None:
-    """Revoke the token ID: every server process refuses it from its next request."""
-    before = state.store.get_token(token_id)
-    info = state.store.revoke_token(token_id)
+def tokens_revoke(state: ScimState, token_ref: str) -> None:
+    """Revoke a token (by id or prefix): every server process refuses it from its next request."""
+    before = state.store.get_token(token_ref)
+    info = state.store.revoke_token(token_ref)
     if before.revoked:
         _info(f"token {info.id} of {info.org_name} was already revoked at {_when(info.revoked_at)}")
     else:
         _info(f"revoked token {info.id} of {info.org_name}")
+
+
+@tokens.command("rotate")
+@click.argument("token_ref", metavar="ID|PREFIX")
+@click.option(
+    "--grace",
+    type=DurationType(),
+    default="24h",
+    show_default=True,
+    help="How long the old token keeps working (0s: revoke it now).",
+)
+@click.option(
+    "--expires-in", type=DurationType(), default=None, help="Lifetime of the new token (default: the old one's)."
+)
+@click.option("--json", "as_json", is_flag=True, help='Print only {"id": ..., "token": ..., "replaces": ...}.')
+@pass_state
+def tokens_rotate(
+    state: ScimState, token_ref: str, grace: timedelta, expires_in: timedelta | None, as_json: bool
+) -> None:
+    """Replace a token: a new one now, the old one revoked automatically after the grace period.
+
+    Give the new token to the identity provider within the grace period.
+    """
+    old, new_id, token = state.store.rotate_token(token_ref, grace, expires_in=expires_in)
+    if as_json:
+        click.echo(
+            json.dumps({"id": new_id, "token": token, "replaces": old.id, "old_revoked_at": _iso(old.revoked_at)})
+        )
+        return
+    click.echo(token)
+    _info(
+        f"Created token {new_id} for {old.org_name} to replace {old.id}, which stops working at "
+        f"{_when(old.revoked_at)}. Copy the new token now: it is shown only this once."
+    )
 
 
 # -- users ---------------------------------------------------------------------------------------
@@ -432,22 +549,94 @@ def users() -> None:
     """Users of an organization."""
 
 
+def _user_row(user: UserRecord) -> dict[str, Any]:
+    return {
+        "id": user.id,
+        "userName": user.user_name,
+        "active": user.active,
+        "deleted": user.deleted,
+        "lastModified": _iso(user.last_modified),
+    }
+
+
+@users.command("list")
+@click.argument("org")
+@click.option("--inactive", is_flag=True, help="Only the users `users remove-inactive` would remove.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_state
+def users_list(state: ScimState, org: str, inactive: bool, as_json: bool) -> None:
+    """List the users of ORG: id, userName, state and last change."""
+    tenant = state.store.get_org(org)
+    found = operations.list_users(state.backend, tenant, inactive=inactive)
+    rows = [_user_row(u) for u in found]
+    if as_json:
+        _json(rows)
+        return
+    _table(
+        ["ID", "USERNAME", "STATE", "LAST MODIFIED"],
+        [
+            [
+                r["id"],
+                r["userName"],
+                "deleted" if r["deleted"] else ("active" if r["active"] else "inactive"),
+                _when(datetime.fromisoformat(r["lastModified"])) if r["lastModified"] else None,
+            ]
+            for r in rows
+        ],
+    )
+    _info(f"{len(rows)} {'inactive ' if inactive else ''}users in {tenant.name}")
+
+
+@users.command("show")
+@click.argument("org")
+@click.argument("ref", metavar="ID|USERNAME")
+@click.option("--log", "log_limit", type=click.IntRange(0, 1000), default=10, show_default=True, help="Log entries.")
+@pass_state
+def users_show(state: ScimState, org: str, ref: str, log_limit: int) -> None:
+    """Show one user of ORG (by id or userName) as JSON, with its latest provisioning log entries."""
+    tenant = state.store.get_org(org)
+    user = operations.require_user(state.backend, tenant, ref)
+    document = operations.user_document(user)
+    if log_limit:
+        query = LogQuery(org_name=org, user=user.user_name or user.id, user_ids=(user.id,), limit=log_limit)
+        document["log"] = [_log_dict(e) for e in state.store.query_log(query)]
+    _json(document)
+
+
 @users.command("remove-inactive")
 @click.argument("org")
 @click.option(
     "--inactive-for",
     type=DurationType(),
     default=None,
-    help="Only users inactive (last changed) for at least this long, e.g. 30d, 12h, 90m. Default: all.",
+    help="Only users inactive (last changed) for at least this long, e.g. 30d, 12h, 90m. Default: all (asks first).",
 )
+@click.option("--dry-run", is_flag=True, help="List the users that would be removed; remove nothing.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @pass_state
-def users_remove_inactive(state: ScimState, org: str, inactive_for: timedelta | None) -> None:
+def users_remove_inactive(state: ScimState, org: str, inactive_for: timedelta | None, dry_run: bool, yes: bool) -> None:
     """Delete the inactive and soft-deleted users of ORG for good, freeing their seats."""
     tenant = state.store.get_org(org)
-    started = time.monotonic()
     since = datetime.now(UTC) - inactive_for if inactive_for is not None else None
-    removed = state.backend.remove_inactive_users(tenant, inactive_since=since)
     scope = f"users inactive since before {_when(since)}" if since else "inactive users"
+    if dry_run:
+        doomed = state.backend.list_inactive_users(tenant, inactive_since=since)
+        for user in doomed:
+            click.echo(
+                f"{user.id}  {user.user_name}  {'deleted' if user.deleted else 'inactive'}  {_when(user.last_modified)}"
+            )
+        _info(f"dry run: would remove {len(doomed)} {scope} from {tenant.name}")
+        return
+    if inactive_for is None:
+        count = len(state.backend.list_inactive_users(tenant))
+        _confirm(
+            f"Remove ALL {count} inactive and deleted users of {tenant.name} for good, however recently they "
+            "were deactivated? (--inactive-for 30d limits it; --dry-run lists them)",
+            yes,
+        )
+    started = time.monotonic()
+    _info(f"removing {scope} from {tenant.name} ...")
+    removed = state.backend.remove_inactive_users(tenant, inactive_since=since)
     state.store.record(
         LogEntry(
             method="CLI",
@@ -466,38 +655,140 @@ def users_remove_inactive(state: ScimState, org: str, inactive_for: timedelta | 
 # -- provisioning log ----------------------------------------------------------------------------
 
 
-@main.command("log")
+def _log_dict(entry: LogEntry) -> dict[str, Any]:
+    return entry.to_dict()
+
+
+_LOG_HEADERS = ["AT", "ORG", "STATUS", "METHOD", "PATH", "USER", "TOKEN", "MS", "REQUEST ID", "DETAIL", "TOLERANCES"]
+
+
+def _log_row(e: LogEntry) -> list[Any]:
+    status = str(e.status) if not e.scim_type else f"{e.status} {e.scim_type}"
+    if e.repeat_count > 1:
+        status += f" x{e.repeat_count}"
+    return [
+        _when(e.at),
+        e.org_name or e.org_id,
+        status,
+        e.method,
+        e.path,
+        e.user_name,
+        e.token_id,
+        f"{e.duration_ms:.0f}",
+        e.request_id,
+        e.detail,
+        e.tolerances,
+    ]
+
+
+def _log_line(e: LogEntry) -> str:
+    return "  ".join("-" if c is None else str(c) for c in _log_row(e))
+
+
+@main.group("log", invoke_without_command=True)
 @click.option("--org", default=None, help="Only this organization.")
 @click.option("--errors", "errors_only", is_flag=True, help="Only failed requests (status 400 and above).")
+@click.option("--since", type=WhenType(), default=None, help="From this time: ISO (2025-03-01T09:00Z) or ago (2h, 1d).")
+@click.option("--until", type=WhenType(), default=None, help="Before this time: ISO or ago.")
+@click.option("--user", default=None, help="Only requests about this user: userName (any case) or id.")
+@click.option("--status", default=None, help="Only this status (409), class (4xx) or 'error'.")
+@click.option("--request-id", default=None, help="Only the request with this X-Request-Id.")
 @click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True, help="How many entries.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@pass_state
-def log_command(state: ScimState, org: str | None, errors_only: bool, limit: int, as_json: bool) -> None:
-    """Show the newest provisioning log entries (who called, what, the outcome, the error)."""
-    entries = state.store.recent_log(org_name=org, limit=limit, errors_only=errors_only)
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new entries as they are written (Ctrl-C stops).")
+@click.option("--interval", type=click.FloatRange(0.05, 60), default=2.0, show_default=True, help="--follow poll.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (JSON lines with --follow).")
+@click.pass_context
+def log_command(
+    ctx: click.Context,
+    org: str | None,
+    errors_only: bool,
+    since: datetime | None,
+    until: datetime | None,
+    user: str | None,
+    status: str | None,
+    request_id: str | None,
+    limit: int,
+    follow: bool,
+    interval: float,
+    as_json: bool,
+) -> None:
+    """Show the provisioning log, newest first: who called, what, the outcome and the error.
+
+    Filters combine. `log prune` applies the retention now.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    state = get_cli_state(ctx)
+    query = LogQuery(
+        org_name=org,
+        since=since,
+        until=until,
+        user=user,
+        status=status,
+        errors_only=errors_only,
+        request_id=request_id,
+        limit=limit,
+    )
+    if follow:
+        _follow(state, query, interval, as_json)
+        return
+    entries = operations.search_log(state.store, state.backend, query)
     if as_json:
-        _json([e.to_dict() for e in entries])
+        _json([_log_dict(e) for e in entries])
         return
     if not entries:
         _info("no log entries")
         return
-    _table(
-        ["AT", "ORG", "STATUS", "METHOD", "PATH", "TOKEN", "MS", "DETAIL", "TOLERANCES"],
-        [
-            [
-                _when(e.at),
-                e.org_name or e.org_id,
-                e.status if not e.scim_type else f"{e.status} {e.scim_type}",
-                e.method,
-                e.path,
-                e.token_id,
-                f"{e.duration_ms:.0f}",
-                e.detail,
-                e.tolerances,
-            ]
-            for e in entries
-        ],
-    )
+    _table(_LOG_HEADERS, [_log_row(e) for e in entries])
+
+
+def _follow(state: ScimState, query: LogQuery, interval: float, as_json: bool) -> None:
+    """Print the last entries in time order, then new ones as they come, until interrupted."""
+    # Resolve the user once; then poll by id. Entries are numbered when they are inserted, and a
+    # transaction may commit after a later-numbered one: look back over recent ids and skip those seen.
+    query = dataclasses.replace(query, oldest_first=True)
+    if query.user:
+        query = dataclasses.replace(
+            query, user_ids=operations.user_ids_named(state.store, state.backend, query.user, query.org_name)
+        )
+    seen: set[int] = set()
+    after: int | None = None
+    try:
+        while True:
+            entries = state.store.query_log(dataclasses.replace(query, after_id=after))
+            for entry in entries:
+                if entry.id in seen:
+                    continue
+                seen.add(entry.id or 0)
+                click.echo(json.dumps(_log_dict(entry), ensure_ascii=False) if as_json else _log_line(entry))
+            if seen:
+                after = max(seen) - _FOLLOW_LOOKBACK
+                seen = {i for i in seen if i > after}
+            query = dataclasses.replace(query, limit=max(query.limit, 1000))
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        return
+
+
+_FOLLOW_LOOKBACK = 50
+
+
+@log_command.command("prune")
+@click.option("--older-than", type=DurationType(), default=None, help="Delete entries older than this (e.g. 30d).")
+@click.option("--keep-rows", type=click.IntRange(min=1), default=None, help="Keep only the newest N entries.")
+@pass_state
+def log_prune(state: ScimState, older_than: timedelta | None, keep_rows: int | None) -> None:
+    """Apply the retention now: SCIM_PROVISIONING_LOG_RETENTION, or --older-than / --keep-rows."""
+    if older_than is not None or keep_rows is not None:
+        rule = Retention(max_age=older_than, max_rows=keep_rows)
+    else:
+        rule = state.store.retention
+    if rule.keeps_everything:
+        _info("the retention keeps every entry (SCIM_PROVISIONING_LOG_RETENTION=none): nothing to prune")
+        return
+    _info(f"pruning the provisioning log, keeping {rule.describe()} ...")
+    removed = state.store.apply_retention(rule, progress=_progress)
+    click.echo(f"deleted {removed} log entries")
 
 
 BUILTIN_COMMANDS: frozenset[str] = frozenset(main.commands)

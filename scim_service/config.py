@@ -11,6 +11,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from scim_service.durations import parse_duration, parse_retention
+
 
 def _bool(text: str) -> bool:
     value = text.strip().lower()
@@ -35,6 +37,20 @@ def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise ValueError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError(f"expected 0 or a positive integer, got {text!r}")
+    return value
+
+
+def _positive_duration(text: str) -> Any:
+    value = parse_duration(text)
+    if value.total_seconds() <= 0:
+        raise ValueError(f"expected a duration of more than 0, got {text!r}")
     return value
 
 
@@ -101,6 +117,46 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SCIM_DB_POOL_SIZE", _positive_int, 5, "Connections kept per process for a server database."),
     Setting("SCIM_DB_POOL_TIMEOUT", _positive_int, 10, "Seconds a request waits for a free database connection."),
     Setting("SCIM_LOG_LEVEL", str, "INFO", "Level of the service's own log on stderr (DEBUG, INFO, WARNING, ERROR)."),
+    Setting(
+        "SCIM_LOG_FORMAT",
+        _choice("text", "json"),
+        "text",
+        "Format of the service's own log on stderr: text (one readable line per event) or json (JSON lines).",
+    ),
+    Setting(
+        "SCIM_PROVISIONING_LOG_RETENTION",
+        parse_retention,
+        parse_retention("90d"),
+        "How much of the provisioning log to keep: an age (30d), a number of rows (1000000 rows), both "
+        "(30d, 1000000 rows) or none. Applied in batches every SCIM_PROVISIONING_LOG_PRUNE_EVERY writes.",
+    ),
+    Setting(
+        "SCIM_PROVISIONING_LOG_PRUNE_EVERY",
+        _positive_int,
+        1000,
+        "Each process applies the log retention, in the background, after this many log writes.",
+    ),
+    Setting(
+        "SCIM_AUTH_FAILURE_LIMIT",
+        _non_negative_int,
+        30,
+        "Failed authentications one client address may make per SCIM_AUTH_FAILURE_WINDOW before further "
+        "failures get 429 with Retry-After (0: no limit). Valid tokens are never refused by it.",
+    ),
+    Setting(
+        "SCIM_AUTH_FAILURE_WINDOW",
+        _positive_duration,
+        parse_duration("10m"),
+        "The window of SCIM_AUTH_FAILURE_LIMIT; a client's failed authentications in one window also "
+        "share one provisioning log entry with a count.",
+    ),
+    Setting(
+        "SCIM_TOKEN_EXPIRY_WARNING",
+        _positive_duration,
+        parse_duration("7d"),
+        "A token used within this time of its expiry (or of the end of a rotation's grace) is warned "
+        "about in the service log, once per token per day and process.",
+    ),
     Setting(
         "SCIM_SCHEMA_EXTENSIONS_FILE",
         str,

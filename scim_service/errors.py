@@ -143,6 +143,17 @@ class PayloadTooLarge(ScimError):
     status = 413
 
 
+class TooManyRequests(ScimError):
+    """429: too many failed authentications from the caller's address; ``retry_after`` is the number
+    of seconds until it may try again (sent as ``Retry-After``)."""
+
+    status = 429
+
+    def __init__(self, detail: str, *, retry_after: int) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
 class NotImplementedByServer(ScimError):
     """The endpoint is defined by SCIM but this server does not serve it (501)."""
 

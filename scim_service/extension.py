@@ -68,7 +68,13 @@ class ScimService:
         config["SCIM_BASE_PATH"] = base_path
 
         service_engine = make_engine(config["SCIM_DATABASE_URL"], config)
-        store = ServiceStore(service_engine, touch_seconds=int(config["SCIM_TOKEN_TOUCH_SECONDS"]))
+        store = ServiceStore(
+            service_engine,
+            touch_seconds=int(config["SCIM_TOKEN_TOUCH_SECONDS"]),
+            retention=config["SCIM_PROVISIONING_LOG_RETENTION"],
+            prune_every=int(config["SCIM_PROVISIONING_LOG_PRUNE_EVERY"]),
+            expiry_warning=config["SCIM_TOKEN_EXPIRY_WARNING"],
+        )
         pm = make_plugin_manager(
             self._plugins, builtin_plugins=[BearerTokenAuth(store)], load_entry_points=self._load_entry_points
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -290,3 +291,116 @@ def test_bearer_auth_through_the_plugin_manager(store: ServiceStore) -> None:
     assert ask({}) is None
     with pytest.raises(Unauthorized):
         ask({"authorization": "Bearer scim_wrong"})
+
+
+# -- expiry, prefix, rotation ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def timed(engine: Engine, clock: Clock) -> ServiceStore:
+    """A store whose time the test moves."""
+    return ServiceStore(engine, clock=clock)
+
+
+def test_a_token_with_a_lifetime_expires_with_a_401_that_says_so(timed: ServiceStore, clock: Clock) -> None:
+    from scim_service.servicedb.store import TokenRefused
+
+    acme = timed.create_org("acme")
+    token_id, token = timed.create_token("acme", expires_in=timedelta(days=90))
+    forever_id, forever = timed.create_token("acme")
+    info = timed.get_token(token_id)
+    assert info.expires_at == clock.now + timedelta(days=90) and info.state == "active"
+    clock.advance(90 * 86400 - 1)
+    assert timed.authenticate(token) == (acme, token_id)
+    clock.advance(1)
+    with pytest.raises(TokenRefused, match="expired at 2025-08-30 09:00:00Z") as caught:
+        timed.authenticate(token)
+    assert caught.value.status == 401 and caught.value.tenant == acme and caught.value.token_id == token_id
+    assert timed.get_token(token_id).state == "expired" and not timed.get_token(token_id).usable
+    assert timed.authenticate(forever) == (acme, forever_id)  # no lifetime: never expires
+    clock.advance(10 * 365 * 86400)
+    assert timed.authenticate(forever) == (acme, forever_id)
+    with pytest.raises(AdminError, match="more than 0"):
+        timed.create_token("acme", expires_in=timedelta(0))
+
+
+def test_the_prefix_is_visible_and_names_the_token(timed: ServiceStore, engine: Engine) -> None:
+    timed.create_org("acme")
+    token_id, token = timed.create_token("acme")
+    info = timed.get_token(token_id)
+    assert info.prefix == token[:13] and info.prefix.startswith("scim_") and len(info.prefix) == 13
+    assert timed.get_token(info.prefix).id == token_id
+    assert timed.revoke_token(info.prefix).id == token_id
+    other_id, _other = timed.create_token("acme")
+    with engine.begin() as conn:  # two tokens sharing a prefix: the prefix no longer names one
+        conn.exec_driver_sql("UPDATE tokens SET prefix = ? WHERE id = ?", (info.prefix, other_id))
+    with pytest.raises(AdminError, match="names more than one token"):
+        timed.get_token(info.prefix)
+    with pytest.raises(AdminError, match="no token has the id 'scim_nothere'"):
+        timed.get_token("scim_nothere")
+
+
+def test_rotate_gives_a_new_token_and_revokes_the_old_after_the_grace(timed: ServiceStore, clock: Clock) -> None:
+    acme = timed.create_org("acme")
+    old_id, old = timed.create_token("acme", description="Okta", expires_in=timedelta(days=30))
+    clock.advance(86400)
+    before, new_id, new = timed.rotate_token(old_id, timedelta(hours=24))
+    assert before.id == old_id and before.state == "rotating" and before.replaced_by == new_id
+    assert before.revoked_at == clock.now + timedelta(hours=24)
+    fresh = timed.get_token(new_id)
+    assert fresh.description == "Okta" and fresh.expires_at == clock.now + timedelta(days=30)  # same lifetime
+    assert timed.authenticate(new) == (acme, new_id)
+    clock.advance(24 * 3600 - 1)
+    assert timed.authenticate(old) == (acme, old_id)  # still in its grace
+    clock.advance(1)
+    with pytest.raises(Unauthorized, match="replaced by a rotation"):
+        timed.authenticate(old)
+    assert timed.get_token(old_id).revoked
+    with pytest.raises(AdminError, match="is revoked"):
+        timed.rotate_token(old_id, timedelta(hours=1))
+    # A zero grace revokes at once; the new token's lifetime can be given.
+    _before, newest_id, newest = timed.rotate_token(new_id, timedelta(0), expires_in=timedelta(days=7))
+    with pytest.raises(Unauthorized):
+        timed.authenticate(new)
+    assert timed.get_token(newest_id).expires_at == clock.now + timedelta(days=7)
+    assert timed.authenticate(newest) == (acme, newest_id)
+    with pytest.raises(AdminError, match="negative"):
+        timed.rotate_token(newest_id, timedelta(seconds=-1))
+
+
+def test_revoking_a_token_in_its_grace_revokes_it_now(timed: ServiceStore, clock: Clock) -> None:
+    timed.create_org("acme")
+    old_id, old = timed.create_token("acme")
+    timed.rotate_token(old_id, timedelta(days=1))
+    assert timed.revoke_token(old_id).revoked_at == clock.now
+    with pytest.raises(Unauthorized, match="replaced by a rotation"):
+        timed.authenticate(old)
+
+
+def test_a_token_near_its_end_is_warned_about_once_per_day(
+    timed: ServiceStore, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    timed.create_org("acme")
+    token_id, token = timed.create_token("acme", expires_in=timedelta(days=10))
+
+    def warnings() -> list[logging.LogRecord]:
+        return [r for r in caplog.records if getattr(r, "scim", {}).get("event") == "token_expiry_warning"]
+
+    with caplog.at_level(logging.WARNING, logger="scim_service.servicedb.store"):
+        timed.authenticate(token)
+        assert warnings() == []  # 10 days left: more than the 7-day warning
+        clock.advance(3 * 86400 + 1)
+        for _ in range(3):
+            timed.authenticate(token)
+        (first,) = warnings()
+        assert f"token {token_id} of organization acme stops working in" in first.getMessage()
+        assert "it expires at" in first.getMessage() and f"tokens rotate {token_id}" in first.getMessage()
+        assert first.scim["org"] == "acme" and first.scim["token_id"] == token_id  # type: ignore[attr-defined]
+        clock.advance(86400)
+        timed.authenticate(token)
+        assert len(warnings()) == 2  # a day later: once more

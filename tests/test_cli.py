@@ -18,6 +18,7 @@ from scim_service.cli import main, parse_duration, pass_state
 from scim_service.errors import Unauthorized
 from scim_service.extension import ScimService, ScimState, get_state
 from scim_service.hookspecs import hookimpl
+from scim_service.model import Member
 from scim_service.servicedb import LogEntry
 
 Invoke = Callable[..., Result]
@@ -199,13 +200,26 @@ def test_tokens_list_and_revoke(cli: Invoke, state: ScimState) -> None:
     listed = cli("tokens", "list", "acme", "--json")
     assert listed.exit_code == 0
     (row,) = json.loads(listed.stdout)
-    assert set(row) == {"id", "org", "created", "last_used", "revoked", "revoked_at", "description"}
+    assert set(row) == {
+        "id",
+        "org",
+        "prefix",
+        "state",
+        "created",
+        "last_used",
+        "expires_at",
+        "revoked",
+        "revoked_at",
+        "replaced_by",
+        "description",
+    }
+    assert row["prefix"] == data["token"][:13] and row["state"] == "active" and row["expires_at"] is None
     assert row["id"] == data["id"] and row["description"] == "Entra" and row["revoked"] is False
     assert row["last_used"] is not None and row["revoked_at"] is None
     assert data["token"] not in listed.output and data["token"].removeprefix("scim_") not in listed.output
 
     text = cli("tokens", "list", "acme")
-    assert text.stdout.splitlines()[0].split()[:3] == ["ID", "CREATED", "LAST"]
+    assert text.stdout.splitlines()[0].split()[:4] == ["ID", "PREFIX", "STATE", "CREATED"]
     assert data["id"] in text.stdout and "Entra" in text.stdout and data["token"] not in text.output
 
     revoked = cli("tokens", "revoke", data["id"])
@@ -249,7 +263,7 @@ def test_users_remove_inactive(cli: Invoke, state: ScimState) -> None:
     assert recent.stdout.strip().endswith(" from acme")
     assert state.backend.count_seats(tenant) == 3
 
-    result = cli("users", "remove-inactive", "acme")
+    result = cli("users", "remove-inactive", "acme", "--yes")
     assert result.exit_code == 0, result.output
     assert result.stdout.strip() == "removed 2 inactive users from acme"
     assert state.backend.count_seats(tenant) == 1
@@ -359,3 +373,195 @@ def test_plugins_add_commands_once_and_cannot_replace_builtins(cli: Invoke, env:
         main.commands.pop("count-orgs", None)
         main.commands["log"] = builtin_log
         host_state.close()
+
+
+# -- issue 13: organizations, tokens, users, the log ------------------------------------------------
+
+
+def _users_of(state: ScimState, org: str) -> None:
+    tenant = state.store.get_org(org)
+    ann = state.backend.create_user(tenant, {"userName": "ann", "active": True})
+    state.backend.create_user(tenant, {"userName": "bob", "active": False})
+    cy = state.backend.create_user(tenant, {"userName": "cy", "active": True})
+    state.backend.delete_user(tenant, cy.id, hard=False)  # soft-deleted: invisible to SCIM
+    state.backend.create_group(tenant, {"displayName": "staff"}, [Member(ann.id)])
+
+
+def test_orgs_delete_asks_then_removes_everything_and_leaves_other_orgs(
+    cli: Invoke, state: ScimState, env: dict[str, str]
+) -> None:
+    for name in ("acme", "beta"):
+        assert cli("orgs", "create", name).exit_code == 0
+        _users_of(state, name)
+    token = json.loads(cli("tokens", "create", "acme", "--json").stdout)["token"]
+    acme = state.store.get_org("acme")
+    state.store.record(LogEntry("GET", "/scim/v2/Users", 200, org_id=acme.id))
+
+    refused = cli("orgs", "delete", "acme")  # no terminal answer: no
+    assert refused.exit_code == 1 and "Delete organization acme" in refused.stderr
+    assert "nothing was changed" in refused.stderr
+    assert state.store.authenticate(token) is not None
+    kept = CliRunner().invoke(main, ["orgs", "delete", "acme"], input="n\n", env=env)
+    assert kept.exit_code == 1 and state.store.get_org("acme") == acme
+
+    done = cli("orgs", "delete", "acme", "--yes")
+    assert done.exit_code == 0, done.output
+    assert "deleted organization acme: 3 users, 1 groups, 1 tokens, 1 log entries" in done.stderr
+    assert "users removed" in done.stderr  # progress on stderr
+    assert [o["name"] for o in json.loads(cli("orgs", "list", "--json").stdout)] == ["beta"]
+    assert state.store.authenticate(token) is None
+    assert state.backend.count_seats(acme) == 0
+    assert state.backend.list_inactive_users(acme) == []
+    beta = state.store.get_org("beta")
+    assert state.backend.count_seats(beta) == 3  # the other organization is untouched
+    _fails_with(cli("orgs", "delete", "acme", "--yes"), "no organization named 'acme'")
+
+
+def test_orgs_rename(cli: Invoke, state: ScimState) -> None:
+    assert cli("orgs", "create", "acme").exit_code == 0
+    assert cli("orgs", "create", "beta").exit_code == 0
+    token = json.loads(cli("tokens", "create", "acme", "--json").stdout)["token"]
+    result = cli("orgs", "rename", "acme", "acme-corp")
+    assert result.exit_code == 0 and "renamed organization acme to acme-corp" in result.stderr
+    tenant, _ = state.store.authenticate(token)  # type: ignore[misc]
+    assert tenant.name == "acme-corp"
+    _fails_with(cli("orgs", "rename", "acme-corp", "beta"), "organization 'beta' already exists")
+    _fails_with(cli("orgs", "rename", "ghost", "x"), "no organization named 'ghost'")
+
+
+def test_users_list_show_and_remove_inactive_dry_run(cli: Invoke, state: ScimState, env: dict[str, str]) -> None:
+    assert cli("orgs", "create", "acme").exit_code == 0
+    _users_of(state, "acme")
+    listed = json.loads(cli("users", "list", "acme", "--json").stdout)
+    assert sorted((u["userName"], u["active"]) for u in listed) == [("ann", True), ("bob", False)]
+    inactive = json.loads(cli("users", "list", "acme", "--inactive", "--json").stdout)
+    assert sorted((u["userName"], u["deleted"]) for u in inactive) == [("bob", False), ("cy", True)]
+    text = cli("users", "list", "acme")
+    assert text.stdout.splitlines()[0].split() == ["ID", "USERNAME", "STATE", "LAST", "MODIFIED"]
+    assert "2 users in acme" in text.stderr
+
+    ann_id = next(u["id"] for u in listed if u["userName"] == "ann")
+    tenant = state.store.get_org("acme")
+    state.store.record(LogEntry("PATCH", f"/scim/v2/Users/{ann_id}", 204, org_id=tenant.id, resource_id=ann_id))
+    by_name = json.loads(cli("users", "show", "acme", "ANN").stdout)
+    assert by_name["id"] == ann_id and by_name["active"] is True and by_name["groups"][0]["display"] == "staff"
+    assert [e["method"] for e in by_name["log"]] == ["PATCH"]
+    assert json.loads(cli("users", "show", "acme", ann_id).stdout)["userName"] == "ann"
+    cy_id = next(u["id"] for u in inactive if u["userName"] == "cy")
+    assert json.loads(cli("users", "show", "acme", cy_id).stdout)["deleted"] is True
+    _fails_with(cli("users", "show", "acme", "nobody"), "no user of acme has the id or userName 'nobody'")
+
+    dry = cli("users", "remove-inactive", "acme", "--dry-run")
+    assert dry.exit_code == 0 and "dry run: would remove 2 inactive users from acme" in dry.stderr
+    assert sorted(line.split()[1] for line in dry.stdout.splitlines()) == ["bob", "cy"]
+    assert state.backend.count_seats(tenant) == 3  # nothing removed
+    unanswered = cli("users", "remove-inactive", "acme")  # all of them, and no --yes: it asks
+    assert unanswered.exit_code == 1 and "Remove ALL 2 inactive and deleted users of acme" in unanswered.stderr
+    assert state.backend.count_seats(tenant) == 3
+    answered = CliRunner().invoke(main, ["users", "remove-inactive", "acme"], input="y\n", env=env)
+    assert answered.exit_code == 0 and "removed 2 inactive users from acme" in answered.stdout
+    assert state.backend.count_seats(tenant) == 1
+
+
+def test_tokens_expiry_rotation_and_prefix_in_the_cli(cli: Invoke, state: ScimState) -> None:
+    assert cli("orgs", "create", "acme").exit_code == 0
+    made = cli("tokens", "create", "acme", "--expires-in", "90d", "--description", "Okta")
+    assert made.exit_code == 0 and "it expires at" in made.stderr
+    token = made.stdout.strip()
+    (row,) = json.loads(cli("tokens", "list", "acme", "--json").stdout)
+    expires = datetime.fromisoformat(row["expires_at"])
+    assert timedelta(days=89, hours=23) < expires - datetime.now(UTC) <= timedelta(days=90)
+    assert row["prefix"] == token[:13] and row["prefix"] + "..." in cli("tokens", "list", "acme").stdout
+
+    rotated = cli("tokens", "rotate", row["prefix"], "--grace", "1h", "--json")  # named by its prefix
+    assert rotated.exit_code == 0, rotated.output
+    new = json.loads(rotated.stdout)
+    assert new["replaces"] == row["id"] and new["token"] != token
+    assert state.store.authenticate(token) is not None and state.store.authenticate(new["token"]) is not None
+    rows = {r["id"]: r for r in json.loads(cli("tokens", "list", "acme", "--json").stdout)}
+    assert rows[row["id"]]["state"] == "rotating" and rows[row["id"]]["replaced_by"] == new["id"]
+    assert rows[new["id"]]["description"] == "Okta" and rows[new["id"]]["expires_at"] is not None
+    assert "rotating (by " + new["id"] in cli("tokens", "list", "acme").stdout
+    now_revoked = cli("tokens", "rotate", new["id"], "--grace", "0s")
+    assert now_revoked.exit_code == 0 and "stops working at" in now_revoked.stderr
+    with pytest.raises(Unauthorized):
+        state.store.authenticate(new["token"])
+    bad = cli("tokens", "create", "acme", "--expires-in", "soon")
+    assert bad.exit_code == 2 and "'soon' is not a duration" in bad.stderr
+
+
+def test_log_filters_and_prune(cli: Invoke, state: ScimState) -> None:
+    assert cli("orgs", "create", "acme").exit_code == 0
+    acme = state.store.get_org("acme")
+    now = datetime.now(UTC)
+    alice = state.backend.create_user(acme, {"userName": "alice@example.com"})
+    old = now - timedelta(days=2)
+    state.store.record(LogEntry("GET", "/old", 200, at=now - timedelta(days=40), org_id=acme.id))
+    state.store.record(
+        LogEntry(
+            "POST",
+            "/scim/v2/Users",
+            409,
+            at=old,
+            org_id=acme.id,
+            scim_type="uniqueness",
+            detail="userName taken",
+            user_name="alice@example.com",
+            request_id="okta-req-1",
+        )
+    )
+    # A PATCH answered 204 names only the id: found by the userName through the backend.
+    state.store.record(LogEntry("PATCH", f"/Users/{alice.id}", 204, at=old, org_id=acme.id, resource_id=alice.id))
+    state.store.record(LogEntry("GET", "/scim/v2/Groups", 500, at=now - timedelta(minutes=5), org_id=acme.id))
+
+    def statuses(*args: str) -> list[int]:
+        result = cli("log", "--json", *args)
+        assert result.exit_code == 0, result.output
+        return [e["status"] for e in json.loads(result.stdout)]
+
+    assert statuses("--user", "Alice@Example.com") == [204, 409]  # same time: the later written first
+    assert statuses("--since", "3d", "--until", "1d") == statuses("--user", "alice@example.com")
+    assert statuses("--since", "1h") == [500]
+    assert statuses("--since", (now - timedelta(days=41)).date().isoformat(), "--until", "30d") == [200]
+    assert statuses("--status", "4xx") == [409]
+    assert statuses("--status", "5xx", "--org", "acme") == [500]
+    assert statuses("--request-id", "okta-req-1") == [409]
+    text = cli("log", "--request-id", "okta-req-1").stdout
+    assert "409 uniqueness" in text and "alice@example.com" in text and "okta-req-1" in text
+    bad = cli("log", "--since", "yesterday-ish")
+    assert bad.exit_code == 2 and "is not a time" in bad.stderr
+    _fails_with(cli("log", "--status", "nope"), "status 'nope'")
+
+    pruned = cli("log", "prune")  # the default retention: 90 days
+    assert pruned.exit_code == 0 and pruned.stdout.strip() == "deleted 0 log entries"
+    pruned = cli("log", "prune", "--older-than", "30d")
+    assert pruned.exit_code == 0 and pruned.stdout.strip() == "deleted 1 log entries"
+    assert "keeping entries younger than 30d" in pruned.stderr
+    pruned = cli("log", "prune", "--keep-rows", "1")
+    assert pruned.stdout.strip() == "deleted 2 log entries"
+    assert statuses() == [500]
+
+
+def test_default_backend_methods_work_for_a_backend_that_does_not_override_them(tmp_path: Path) -> None:
+    """The contract's list_inactive_users and remove_tenant_data, as a third-party backend gets them."""
+    from scim_backend_memory.backend import MemoryBackend
+
+    from scim_service.backend import Backend
+    from scim_service.model import Tenant
+
+    assert MemoryBackend.remove_tenant_data is Backend.remove_tenant_data
+    backend = MemoryBackend.from_config({"SCIM_MAX_PAGE_SIZE": "2"})
+    acme, beta = Tenant(id="a", name="acme"), Tenant(id="b", name="beta")
+    users = [backend.create_user(acme, {"userName": f"u{n}", "active": n % 2 == 0}) for n in range(5)]
+    for n in range(3):
+        backend.create_group(acme, {"displayName": f"g{n}"}, [Member(users[n].id)])
+    backend.create_user(beta, {"userName": "other"})
+    backend.delete_user(acme, users[0].id, hard=False)
+    inactive = backend.list_inactive_users(acme)
+    assert {u.user_name for u in inactive} >= {"u1", "u3"}  # visible inactive users at least
+    progress: list[tuple[str, int]] = []
+    removed = backend.remove_tenant_data(acme, progress=lambda what, n: progress.append((what, n)))
+    assert removed == {"groups": 3, "users": 5}
+    assert ("groups removed", 3) in progress and progress[-1] == ("users removed", 5)
+    assert backend.count_seats(acme) == 0
+    assert backend.count_seats(beta) == 1

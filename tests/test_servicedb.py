@@ -20,6 +20,7 @@ from sqlalchemy.engine import Engine
 from scim_service.model import MatchPolicy, SeatPolicy
 from scim_service.servicedb import AdminError, LogEntry, ServiceStore, upgrade_service_db
 from scim_service.servicedb.migrate import alembic_config, current_revision, head_revision, service_tables_exist
+from scim_service.servicedb.store import LogQuery
 from scim_service.servicedb.tables import LOG_DETAIL_MAX, metadata
 from scim_service.sqlengine import make_engine
 
@@ -297,3 +298,268 @@ def test_postgres_migrations_and_store(pg_engine: Engine) -> None:
     store.record(LogEntry("GET", "/p" * 3000, 500, org_id=acme.id, detail="d" * 5000))
     (entry,) = store.recent_log(org_name="acme", errors_only=True)
     assert entry.org_name == "acme" and len(entry.path) == 2048
+
+
+# -- revision 0003: an upgrade from 0001 with data ------------------------------------------------
+
+
+class Clock:
+    """A settable UTC clock: the store's ``clock`` argument moves time without sleeping."""
+
+    def __init__(self, now: datetime | None = None) -> None:
+        self.now = now or datetime(2025, 6, 1, 9, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def any_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty service database: a SQLite file, or a fresh database on the tests' PostgreSQL server."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'any.db'}"
+    databases: PgDatabases = request.getfixturevalue("pg_databases")
+    return databases.url(databases.create(tag="svc"))
+
+
+@pytest.fixture
+def any_engine(any_db_url: str) -> Iterator[Engine]:
+    eng = make_engine(any_db_url)
+    upgrade_service_db(eng)
+    yield eng
+    eng.dispose()
+
+
+def test_upgrade_from_0001_with_data_keeps_orgs_tokens_and_log(any_db_url: str) -> None:
+    from scim_service.servicedb.store import hash_token
+
+    eng = make_engine(any_db_url)
+    config = alembic_config()
+    with eng.connect() as conn:
+        conn.info["scim_write"] = True
+        with conn.begin():
+            config.attributes["connection"] = conn
+            command.upgrade(config, "0001")
+    t0 = datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)
+    with eng.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO organizations (id, name, max_seats, seat_policy, match_policy, created) "
+                "VALUES ('o1', 'acme', 5, 'all', 'email', :t)"
+            ),
+            {"t": t0},
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO tokens (id, org_id, token_hash, created, description) VALUES ('t1', 'o1', :h, :t, 'old')"
+            ),
+            {"h": hash_token("scim_oldtoken"), "t": t0},
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO provisioning_log (at, org_id, token_id, method, path, status, duration_ms) "
+                "VALUES (:t, 'o1', 't1', 'POST', '/scim/v2/Users', 409, 2.5)"
+            ),
+            {"t": t0},
+        )
+    assert upgrade_service_db(eng) == ("0001", head_revision())
+    store = ServiceStore(eng)
+    acme = store.get_org("acme")
+    assert acme.max_seats == 5
+    assert store.authenticate("scim_oldtoken") == (acme, "t1")  # a token made before 0003 still works
+    (info,) = store.list_tokens("acme")
+    assert (info.prefix, info.expires_at, info.replaced_by, info.state) == (None, None, None, "active")
+    assert store.get_token("t1").description == "old"
+    (entry,) = store.query_log(LogQuery(org_name="acme"))
+    assert (entry.status, entry.repeat_count, entry.request_id, entry.user_name) == (409, 1, None, None)
+    assert entry.at == t0
+    with eng.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), metadata)
+    assert [d for d in diff if not (d[0] == "remove_table" and d[1].name == "scim_service_alembic_version")] == []
+    eng.dispose()
+
+
+# -- the log query ---------------------------------------------------------------------------------
+
+
+def test_query_log_filters(any_engine: Engine) -> None:
+    store = ServiceStore(any_engine)
+    acme, beta = store.create_org("acme"), store.create_org("beta")
+    t0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+    rows = [
+        LogEntry("POST", "/Users", 201, at=t0, org_id=acme.id, resource_id="u1", user_name="Alice@Example.com"),
+        LogEntry("PATCH", "/Users/u1", 204, at=t0 + timedelta(hours=1), org_id=acme.id, resource_id="u1"),
+        LogEntry(
+            "POST",
+            "/Users",
+            409,
+            at=t0 + timedelta(hours=2),
+            org_id=acme.id,
+            scim_type="uniqueness",
+            user_name="alice@example.com",
+            request_id="req-409",
+        ),
+        LogEntry("GET", "/Groups", 500, at=t0 + timedelta(hours=3), org_id=beta.id),
+        LogEntry("GET", "/Users", 401, at=t0 + timedelta(hours=4)),
+    ]
+    ids = [store.record(r) for r in rows]
+    assert ids == sorted(ids)
+
+    def statuses(**kw: object) -> list[int]:
+        return [e.status for e in store.query_log(LogQuery(**kw))]  # type: ignore[arg-type]
+
+    assert statuses() == [401, 500, 409, 204, 201]
+    assert statuses(since=t0 + timedelta(hours=1), until=t0 + timedelta(hours=3)) == [409, 204]
+    assert statuses(user="ALICE@example.COM") == [409, 201]  # by userName, any case
+    assert statuses(user="u1") == [204, 201]  # by id
+    assert statuses(user="alice@example.com", user_ids=("u1",)) == [409, 204, 201]
+    assert statuses(status="409") == [409]
+    assert statuses(status="4xx") == [401, 409]
+    assert statuses(status="5XX") == [500]
+    assert statuses(status="error") == [401, 500, 409]
+    assert statuses(status="2xx", errors_only=True) == []
+    assert statuses(request_id="req-409") == [409]
+    assert statuses(org_name="beta") == [500]
+    assert statuses(after_id=ids[2]) == [401, 500]
+    assert statuses(limit=2, oldest_first=True) == [500, 401]
+    (conflict,) = store.query_log(LogQuery(request_id="req-409"))
+    assert conflict.org_name == "acme" and conflict.scim_type == "uniqueness"
+    with pytest.raises(AdminError, match="status 'teapot'"):
+        store.query_log(LogQuery(status="teapot"))
+    with pytest.raises(AdminError, match="no organization named"):
+        store.query_log(LogQuery(org_name="ghost"))
+
+
+# -- retention ---------------------------------------------------------------------------------------
+
+
+def test_retention_by_age_and_rows_in_batches(any_engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    from scim_service.durations import Retention
+    from scim_service.servicedb import store as store_module
+
+    monkeypatch.setattr(store_module, "DELETE_BATCH", 7)  # several batches for a few rows
+    clock = Clock()
+    store = ServiceStore(any_engine, clock=clock)
+    for minutes in range(40, 0, -1):  # 40 entries, one a minute, the oldest first
+        store.record(LogEntry("GET", f"/{minutes}", 200, at=clock.now - timedelta(minutes=minutes)))
+    progress: list[tuple[str, int]] = []
+    removed = store.apply_retention(
+        Retention(max_age=timedelta(minutes=30)), progress=lambda w, n: progress.append((w, n))
+    )
+    assert removed == 10  # minutes 40..31
+    assert [n for _w, n in progress] == [7, 10]  # two batches of at most 7
+    assert len(store.query_log(LogQuery(limit=100))) == 30
+    assert store.apply_retention(Retention(max_rows=12)) == 18
+    kept = store.query_log(LogQuery(limit=100, oldest_first=True))
+    assert [e.path for e in kept] == [f"/{m}" for m in range(12, 0, -1)]  # the newest 12
+    assert store.apply_retention(Retention(max_age=timedelta(minutes=30), max_rows=12)) == 0
+
+
+def test_retention_runs_every_n_writes_off_the_writing_thread(any_engine: Engine) -> None:
+    from scim_service.durations import Retention
+
+    clock = Clock()
+    store = ServiceStore(any_engine, clock=clock, retention=Retention(max_rows=3), prune_every=5)
+    threads: set[str] = set()
+    original = store.apply_retention
+
+    def watched(*args: object, **kwargs: object) -> int:
+        threads.add(threading.current_thread().name)
+        return original(*args, **kwargs)  # type: ignore[arg-type]
+
+    store.apply_retention = watched  # type: ignore[method-assign]
+    for n in range(4):
+        store.record(LogEntry("GET", f"/{n}", 200))
+    store.wait_for_prune()
+    assert len(store.query_log(LogQuery(limit=100))) == 4 and threads == set()  # not yet: 4 writes
+    store.record(LogEntry("GET", "/4", 200))
+    store.wait_for_prune()
+    assert threads == {"scim-log-prune"}
+    assert [e.path for e in store.query_log(LogQuery(limit=100))] == ["/4", "/3", "/2"]
+
+
+# -- failed authentications: counted per address, shared by every process -----------------------------
+
+
+def test_auth_failures_share_one_entry_per_address_and_window_and_are_limited(
+    any_db_url: str, any_engine: Engine
+) -> None:
+    clock = Clock()
+    worker_a = ServiceStore(any_engine, clock=clock)
+    other_engine = make_engine(any_db_url)  # a second worker process's engine on the same database
+    worker_b = ServiceStore(other_engine, clock=clock)
+    window = timedelta(minutes=10)
+
+    def fail(store: ServiceStore, client: str = "203.0.113.7", detail: str = "The bearer token is not valid"):
+        entry = LogEntry("GET", "/scim/v2/Users", 401, client=client, detail=detail, request_id="r")
+        return store.record_auth_failure(entry, limit=3, window=window)
+
+    outcomes = [fail(worker_a if n % 2 else worker_b) for n in range(3)]
+    assert [(o.failures, o.limited) for o in outcomes] == [(1, False), (2, False), (3, False)]
+    (entry,) = worker_a.query_log(LogQuery())
+    assert (entry.status, entry.repeat_count, entry.client) == (401, 3, "203.0.113.7")
+    assert entry.last_at is not None and entry.at == clock.now
+    clock.advance(minutes=4)
+    limited = fail(worker_b)
+    assert limited.limited and limited.failures == 4 and limited.retry_after == 6 * 60
+    fail(worker_a)
+    entries = worker_a.query_log(LogQuery())
+    assert [(e.status, e.repeat_count) for e in entries] == [(429, 2), (401, 3)]
+    assert "Too many failed authentications from 203.0.113.7" in (entries[0].detail or "")
+    # Another address has its own count; a different failure of the same address gets its own entry.
+    assert not fail(worker_a, client="198.51.100.1").limited
+    clock.advance(minutes=6)  # the window is over: the count starts again
+    again = fail(worker_a, detail="Authentication required")
+    assert (again.failures, again.limited) == (1, False)
+    assert [(e.status, e.repeat_count, e.client) for e in worker_a.query_log(LogQuery(limit=2))] == [
+        (401, 1, "203.0.113.7"),
+        (401, 1, "198.51.100.1"),
+    ]
+    other_engine.dispose()
+
+
+def test_auth_failures_from_many_threads_count_exactly(any_db_url: str, any_engine: Engine) -> None:
+    stores = [ServiceStore(make_engine(any_db_url)) for _ in range(4)]
+    outcomes: list[bool] = []
+
+    def hammer(store: ServiceStore) -> None:
+        for _ in range(5):
+            entry = LogEntry("GET", "/scim/v2/Users", 401, client="192.0.2.9", detail="bad")
+            outcomes.append(store.record_auth_failure(entry, limit=12, window=timedelta(minutes=5)).limited)
+
+    threads = [threading.Thread(target=hammer, args=(s,)) for s in stores]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert outcomes.count(False) == 12 and outcomes.count(True) == 8
+    entries = ServiceStore(any_engine).query_log(LogQuery())
+    assert sorted((e.status, e.repeat_count) for e in entries) == [(401, 12), (429, 8)]
+    for store in stores:
+        store.engine.dispose()
+
+
+# -- renaming and deleting organizations ------------------------------------------------------------
+
+
+def test_rename_and_delete_org(store: ServiceStore) -> None:
+    acme = store.create_org("acme")
+    store.create_org("beta")
+    token_id, token = store.create_token("acme")
+    store.record(LogEntry("GET", "/Users", 200, org_id=acme.id))
+    renamed = store.rename_org("acme", "acme-corp")
+    assert renamed.id == acme.id and renamed.name == "acme-corp"
+    assert store.authenticate(token) == (renamed, token_id)  # tokens follow the organization
+    with pytest.raises(AdminError, match="'beta' already exists"):
+        store.rename_org("acme-corp", "beta")
+    with pytest.raises(AdminError, match="invalid organization name"):
+        store.rename_org("acme-corp", "bad name")
+    with pytest.raises(AdminError, match="no organization named 'acme'"):
+        store.rename_org("acme", "x")
+    assert store.delete_org("acme-corp") == {"tokens": 1, "log_entries": 1}
+    assert [t.name for t in store.list_orgs()] == ["beta"]
+    assert store.authenticate(token) is None
+    assert store.query_log(LogQuery()) == []

@@ -554,15 +554,46 @@ class SqlBackend(Backend):
         with read_transaction(self.engine) as conn:
             return self._seats_used(conn, tenant)
 
-    @_guard
-    def remove_inactive_users(self, tenant: Tenant, *, inactive_since: datetime | None = None) -> list[str]:
-        """Hard-delete inactive and soft-deleted users (optionally last modified before a time)."""
-        now = _now()
+    @staticmethod
+    def _inactive_condition(tenant: Tenant, inactive_since: datetime | None) -> Any:
         condition = sa.and_(
             users.c.tenant_id == tenant.id, sa.or_(users.c.active.is_(sa.false()), users.c.deleted.is_(sa.true()))
         )
         if inactive_since is not None:
             condition = sa.and_(condition, users.c.last_modified < inactive_since)
+        return condition
+
+    @_guard
+    def list_inactive_users(self, tenant: Tenant, *, inactive_since: datetime | None = None) -> list[UserRecord]:
+        """The inactive and soft-deleted users :meth:`remove_inactive_users` would remove, by id."""
+        condition = self._inactive_condition(tenant, inactive_since)
+        with read_transaction(self.engine) as conn:
+            rows = conn.execute(sa.select(users).where(condition).order_by(users.c.id)).all()
+        return [self._user_record(r) for r in rows]
+
+    @_guard
+    def remove_tenant_data(
+        self, tenant: Tenant, *, progress: Callable[[str, int], None] | None = None
+    ) -> dict[str, int]:
+        """Every group, membership and user of the tenant, one DELETE per table in one transaction."""
+        with write_transaction(self.engine) as conn:
+            self._lock_tenant(conn, tenant)
+            conn.execute(group_members.delete().where(group_members.c.tenant_id == tenant.id))
+            removed_groups = conn.execute(groups.delete().where(groups.c.tenant_id == tenant.id)).rowcount
+            conn.execute(user_emails.delete().where(user_emails.c.tenant_id == tenant.id))
+            removed_users = conn.execute(users.delete().where(users.c.tenant_id == tenant.id)).rowcount
+            conn.execute(tenant_state.delete().where(tenant_state.c.tenant_id == tenant.id))
+        counts = {"groups": int(removed_groups or 0), "users": int(removed_users or 0)}
+        if progress is not None:
+            progress("groups removed", counts["groups"])
+            progress("users removed", counts["users"])
+        return counts
+
+    @_guard
+    def remove_inactive_users(self, tenant: Tenant, *, inactive_since: datetime | None = None) -> list[str]:
+        """Hard-delete inactive and soft-deleted users (optionally last modified before a time)."""
+        now = _now()
+        condition = self._inactive_condition(tenant, inactive_since)
         with write_transaction(self.engine) as conn:
             self._lock_tenant(conn, tenant)
             ids = list(conn.execute(sa.select(users.c.id).where(condition).order_by(users.c.id)).scalars())

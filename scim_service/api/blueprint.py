@@ -13,15 +13,13 @@ blueprint owns a catch-all route and dispatches methods itself to answer them in
 from __future__ import annotations
 
 import logging
-import time
 
 from flask import Blueprint, Response, g, request
 
-from scim_service.api import bulk, discovery, resources
+from scim_service.api import bulk, discovery, requestlog, resources
 from scim_service.api.http import METHODS, error_response, state
 from scim_service.errors import NotFound, PayloadTooLarge, ScimError, Unauthorized
-from scim_service.hookspecs import AuthRequest, Principal
-from scim_service.servicedb.store import LogEntry
+from scim_service.hookspecs import AuthRequest
 
 BLUEPRINT_NAME = "scim"
 
@@ -48,7 +46,7 @@ def create_blueprint() -> Blueprint:
 
 
 def _authenticate() -> None:
-    g.scim_started = time.perf_counter()
+    requestlog.begin()
     g.scim_principal = None
     g.scim_error = None
     st = state()
@@ -62,66 +60,17 @@ def _authenticate() -> None:
         headers={k.lower(): v for k, v in request.headers.items()},
         remote_addr=request.remote_addr,
     )
-    found = st.pm.hook.scim_authenticate(request=auth_request, config=st.config)
-    if found is None:
-        raise Unauthorized("Authentication required: send 'Authorization: Bearer <token>'.")
+    try:
+        found = st.pm.hook.scim_authenticate(request=auth_request, config=st.config)
+        if found is None:
+            raise Unauthorized("Authentication required: send 'Authorization: Bearer <token>'.")
+    except Unauthorized as refused:  # counted per client address; past the limit a 429
+        raise requestlog.authentication_failed(refused) from None
     g.scim_principal = found
 
 
 def _record(response: Response) -> Response:
-    st = state()
-    if not st.config.get("SCIM_PROVISIONING_LOG"):
-        return response
-    who: Principal | None = g.get("scim_principal")
-    error: ScimError | None = g.get("scim_error")
-    started = g.get("scim_started", time.perf_counter())
-    resource_type, resource_id = _resource_of(request.path[len(request.script_root + st.base_path) :])
-    if resource_id is None and response.status_code == 201:
-        resource_id = _created_id(response)
-    entry = LogEntry(
-        org_id=who.tenant.id if who else None,
-        token_id=who.token_id if who else None,
-        method=request.method,
-        path=request.full_path.rstrip("?"),
-        resource_type=resource_type,
-        resource_id=resource_id,
-        status=response.status_code,
-        scim_type=error.scim_type if error else None,
-        detail=error.detail if error else None,
-        duration_ms=int((time.perf_counter() - started) * 1000),
-        user_agent=request.headers.get("User-Agent"),
-        client=request.remote_addr,
-        # The IdP profile's tolerances this request needed (set by the resource handlers).
-        tolerances=profile.summary() if (profile := g.get("scim_profile")) is not None else None,
-    )
-    try:
-        st.store.record(entry)
-    except ScimError as failure:  # the database is away: the request's own answer already says so
-        log.warning("could not write the provisioning log entry: %s", failure.detail)
-    except Exception:  # the log must never turn a served request into a failure
-        log.exception("could not write the provisioning log entry")
-    log.info(
-        "%s %s -> %s%s",
-        request.method,
-        request.full_path.rstrip("?"),
-        response.status_code,
-        f" {error.scim_type or ''} {error.detail}" if error else "",
-    )
-    return response
-
-
-def _resource_of(rest: str) -> tuple[str | None, str | None]:
-    parts = [p for p in rest.split("/") if p]
-    if not parts:
-        return None, None
-    kind = parts[0]
-    ident = parts[1] if len(parts) > 1 and not parts[1].startswith(".") else None
-    return kind, ident
-
-
-def _created_id(response: Response) -> str | None:
-    location = response.headers.get("Location")
-    return location.rsplit("/", 1)[-1] if location else None
+    return requestlog.finish(response)
 
 
 def _scim_error(error: ScimError) -> Response:

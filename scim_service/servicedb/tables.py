@@ -1,4 +1,4 @@
-"""The service's own tables: organizations, bearer tokens and the provisioning log.
+"""The service's own tables: organizations, bearer tokens, the provisioning log and the failed-login counter.
 
 They live in the service database (``SCIM_DATABASE_URL``) whatever backend stores users and groups,
 and are created and upgraded by the alembic environment in :mod:`scim_service.migrations` (this
@@ -30,6 +30,8 @@ LOG_PATH_MAX = 2048
 LOG_DETAIL_MAX = 2000
 LOG_USER_AGENT_MAX = 512
 LOG_CLIENT_MAX = 255
+LOG_REQUEST_ID_MAX = 64
+TOKEN_PREFIX_MAX = 16
 PROFILE_MAX = 16  # an IdP profile name (scim_service.profiles), or "auto"
 
 organizations = sa.Table(
@@ -65,6 +67,12 @@ tokens = sa.Table(
     sa.Column("last_used", sa.DateTime(timezone=True), nullable=True),
     sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("description", sa.String(255), nullable=True),
+    # The token's first characters ("scim_" and 8 random ones): not secret, shown so people can tell
+    # tokens apart. None for tokens made before revision 0003.
+    sa.Column("prefix", sa.String(TOKEN_PREFIX_MAX), nullable=True, index=True),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True),  # None: never expires
+    # Set by `tokens rotate`: the token that replaces this one (whose revoked_at is then the end of the grace).
+    sa.Column("replaced_by", sa.String(32), nullable=True),
 )
 
 # No foreign keys on the log: writing a log line must never fail because of what it refers to.
@@ -87,6 +95,27 @@ provisioning_log = sa.Table(
     sa.Column("client", sa.String(LOG_CLIENT_MAX), nullable=True),
     # The IdP profile's tolerances that the request needed ("entra: capitalised_ops, string_booleans").
     sa.Column("tolerances", sa.Text, nullable=True),
+    # The request id (X-Request-Id), also on the service's log line of the request.
+    sa.Column("request_id", sa.String(LOG_REQUEST_ID_MAX), nullable=True, index=True),
+    # The userName the request was about (from its body or its answer), for `scim-service log --user`.
+    sa.Column("user_name", sa.String(255), nullable=True),
+    # Failed authentications from one address within a window share one entry: how many there were,
+    # and when the last one came (``at`` is the first).
+    sa.Column("repeat_count", sa.Integer, nullable=False, default=1, server_default=sa.text("1")),
+    sa.Column("last_at", sa.DateTime(timezone=True), nullable=True),
     sa.Index("ix_provisioning_log_org_id_at", "org_id", "at"),
     sa.Index("ix_provisioning_log_at", "at"),
+)
+
+# Failed authentications per client address in the current window: the rate limit's counter, shared
+# by every worker and host through the database, and the log entries the window's failures are added to.
+auth_failures = sa.Table(
+    "auth_failures",
+    metadata,
+    sa.Column("client", sa.String(LOG_CLIENT_MAX), primary_key=True),
+    sa.Column("window_start", sa.DateTime(timezone=True), nullable=False, index=True),
+    sa.Column("failures", sa.Integer, nullable=False),
+    sa.Column("log_id", sa.Integer, nullable=True),  # the entry that counts this window's 401s
+    sa.Column("log_key", sa.String(64), nullable=True),  # what that entry is about (status, token, detail)
+    sa.Column("limited_log_id", sa.Integer, nullable=True),  # the entry that counts this window's 429s
 )
