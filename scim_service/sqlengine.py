@@ -5,7 +5,12 @@ here, so each dialect behaves the same everywhere.
 
 SQLite: WAL, a busy timeout, foreign keys, and write transactions that take the write lock up front
 (``BEGIN IMMEDIATE``) so that a read-then-write (uniqueness check, seat count) cannot interleave with
-another writer.
+another writer. Before ``BEGIN IMMEDIATE`` a writer takes an exclusive ``flock`` on a lock file beside
+the database (:class:`SqliteWriteLock`): writers of every process and thread queue in the kernel and
+the next one is woken the moment the holder commits, instead of polling in SQLite's busy handler,
+which sleeps in steps of up to 100 ms (the p99 of contended writes). The lock file only orders the
+writers; ``BEGIN IMMEDIATE`` and the busy timeout still guarantee atomicity, for writers that do not
+use the lock file (another program, an older version) too.
 
 PostgreSQL (and other server databases): a bounded pool per process (``SCIM_DB_POOL_SIZE``, overflow of
 the same size, ``SCIM_DB_POOL_TIMEOUT`` seconds to wait for a free connection), a ping before each
@@ -17,13 +22,18 @@ a deadlock (SQLSTATE 40001 / 40P01) are run again by :func:`retry_transient`.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import functools
 import logging
+import os
 import random
+import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar, overload
+from urllib.parse import parse_qs, urlsplit
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -34,6 +44,7 @@ from scim_service.errors import Unavailable
 log = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+LOCK_FILE_SUFFIX = "-writelock"  # scim.db -> scim.db-writelock, beside SQLite's own -wal and -shm files
 DEFAULT_POOL_SIZE = 5
 DEFAULT_POOL_TIMEOUT = 10  # seconds a request waits for a free pooled connection before a 503
 CONNECT_TIMEOUT_SECONDS = 5  # libpq connect_timeout unless the URL sets its own
@@ -82,9 +93,9 @@ def make_engine(url: str, config: Mapping[str, Any] | None = None) -> Engine:
 
 
 def _sqlite_engine(sa_url: sa.engine.URL) -> Engine:
-    database = sa_url.database
-    if database and database != ":memory:":
-        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    path = _sqlite_file(sa_url)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
     engine = sa.create_engine(
         sa_url,
         connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
@@ -107,17 +118,130 @@ def _sqlite_engine(sa_url: sa.engine.URL) -> Engine:
         mode = "IMMEDIATE" if conn.info.get("scim_write") else "DEFERRED"
         conn.exec_driver_sql(f"BEGIN {mode}")
 
+    if path is not None:
+        _write_locks[engine] = SqliteWriteLock(path.with_name(path.name + LOCK_FILE_SUFFIX))
     return engine
+
+
+def _sqlite_file(sa_url: sa.engine.URL) -> Path | None:
+    """The file of a SQLite URL; None for an in-memory or temporary database (nothing to share)."""
+    database = sa_url.database
+    if not database or database == ":memory:":
+        return None
+    if str(sa_url.query.get("uri", "")).lower() in {"true", "1"} and database.startswith("file:"):
+        parts = urlsplit(database)
+        mode = sa_url.query.get("mode") or parse_qs(parts.query).get("mode", [""])[0]
+        if mode == "memory" or parts.path in {"", ":memory:"}:
+            return None
+        return Path(parts.path).expanduser()
+    return Path(database).expanduser()
+
+
+class SqliteWriteLock:
+    """An exclusive ``flock`` on a file beside a SQLite database, taken before ``BEGIN IMMEDIATE``.
+
+    SQLite's own lock has no queue: a writer that finds it taken sleeps in its busy handler (1, 2,
+    5 ... then 100 ms steps) and polls again, so under contention a write waits up to 100 ms longer
+    than it must. Waiters on a ``flock`` sleep in the kernel and are woken when the holder releases it.
+    Each acquisition opens its own file description, so threads of one process queue as separate
+    processes do; the kernel drops the lock of a process that dies.
+
+    The lock orders writers; it is not what makes them atomic (``BEGIN IMMEDIATE`` is), so when the
+    file cannot be opened (a read-only folder) writers go without it, as before. A wait longer than
+    ``timeout`` seconds (the busy timeout) ends in :class:`~scim_service.errors.Unavailable` (503),
+    as a busy timeout does.
+    """
+
+    def __init__(self, path: Path, timeout: float = SQLITE_BUSY_TIMEOUT_MS / 1000) -> None:
+        self.path = path
+        self.timeout = timeout
+        self._warned = False
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        """Hold the lock for the body of the ``with`` block."""
+        fd = self._acquire()
+        try:
+            yield
+        finally:
+            if fd is not None:
+                os.close(fd)  # closing the last descriptor of the file description releases the flock
+
+    def _open(self) -> int | None:
+        try:
+            return os.open(self.path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        except OSError as exc:
+            if not self._warned:
+                self._warned = True
+                log.warning("SQLite writers go without the lock file %s (%s): they will poll instead", self.path, exc)
+            return None
+
+    def _acquire(self) -> int | None:
+        fd = self._open()
+        if fd is None:
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except BlockingIOError:
+            pass
+        except BaseException:
+            os.close(fd)
+            raise
+        return self._wait(fd)
+
+    def _wait(self, fd: int) -> int:
+        """Block on the lock, at most ``timeout`` seconds. flock itself has no timeout, so a helper
+        thread blocks in it and hands the descriptor over; if the caller gave up meanwhile, the helper
+        releases the lock as soon as it gets it."""
+        acquired = threading.Event()
+        guard = threading.Lock()
+        state: dict[str, Any] = {"abandoned": False, "error": None}
+
+        def block() -> None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            except OSError as exc:  # pragma: no cover - flock on an open descriptor does not fail
+                state["error"] = exc
+            with guard:
+                if state["abandoned"]:
+                    os.close(fd)
+                    return
+                acquired.set()
+
+        threading.Thread(target=block, name="scim-sqlite-write-lock", daemon=True).start()
+        if not acquired.wait(self.timeout):
+            with guard:
+                if not acquired.is_set():
+                    state["abandoned"] = True
+                    raise Unavailable(
+                        f"The SQLite database stayed locked by another writer for {self.timeout:g} s; retry the request"
+                    )
+        if state["error"] is not None:  # pragma: no cover - see above
+            os.close(fd)
+            raise Unavailable(f"Could not lock {self.path}: {state['error']}")
+        return fd
+
+
+_write_locks: weakref.WeakKeyDictionary[Engine, SqliteWriteLock] = weakref.WeakKeyDictionary()
+
+
+def write_lock_of(engine: Engine) -> SqliteWriteLock | None:
+    """The cross-process write lock of an engine made by :func:`make_engine` on a SQLite file, else None
+    (server databases, in-memory SQLite, and engines a host app created itself)."""
+    return _write_locks.get(engine)
 
 
 @contextlib.contextmanager
 def write_transaction(engine: Engine) -> Iterator[Connection]:
-    """A transaction that will write: on SQLite it holds the database write lock from its start.
+    """A transaction that will write: on SQLite it holds the database write lock from its start (and,
+    on a database file, the :class:`SqliteWriteLock` before that, released after the commit).
 
     A deadlock or serialization failure leaves it as :class:`TransientConflict`; wrap the function
     that opens it in :func:`retry_transient` to run it again.
     """
-    with translate_errors(), engine.connect() as conn:
+    lock = _write_locks.get(engine)
+    with translate_errors(), engine.connect() as conn, lock.held() if lock else contextlib.nullcontext():
         conn.info["scim_write"] = True
         try:
             with conn.begin():
