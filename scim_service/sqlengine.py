@@ -119,7 +119,7 @@ def _sqlite_engine(sa_url: sa.engine.URL) -> Engine:
         conn.exec_driver_sql(f"BEGIN {mode}")
 
     if path is not None:
-        _write_locks[engine] = SqliteWriteLock(path.with_name(path.name + LOCK_FILE_SUFFIX))
+        _write_locks[engine] = _lock_beside(path)
     return engine
 
 
@@ -147,83 +147,60 @@ class SqliteWriteLock:
     processes do; the kernel drops the lock of a process that dies.
 
     The lock orders writers; it is not what makes them atomic (``BEGIN IMMEDIATE`` is), so when the
-    file cannot be opened (a read-only folder) writers go without it, as before. A wait longer than
-    ``timeout`` seconds (the busy timeout) ends in :class:`~scim_service.errors.Unavailable` (503),
-    as a busy timeout does.
+    file cannot be opened (a read-only folder) writers go without it, as before. The wait has no
+    timeout of its own: ``flock`` offers none, and bounding it with a helper thread cost a tenth of
+    the write throughput in ``tests/benchmarks/bench_sqlite_lock.py``. A holder is a write
+    transaction, whose statements the busy timeout bounds, and a dead holder's lock is freed. One
+    object serves every engine on a file, so a thread that already holds it (a write transaction
+    opened inside another, on a second engine of the same file) does not wait for itself: it meets
+    SQLite's lock and busy timeout, as before.
     """
 
-    def __init__(self, path: Path, timeout: float = SQLITE_BUSY_TIMEOUT_MS / 1000) -> None:
+    def __init__(self, path: Path) -> None:
         self.path = path
-        self.timeout = timeout
         self._warned = False
+        self._holders = threading.local()  # .depth: this thread's nesting of held()
 
     @contextlib.contextmanager
     def held(self) -> Iterator[None]:
         """Hold the lock for the body of the ``with`` block."""
-        fd = self._acquire()
+        depth = getattr(self._holders, "depth", 0)
+        fd = self._acquire() if depth == 0 else None
+        self._holders.depth = depth + 1
         try:
             yield
         finally:
+            self._holders.depth = depth
             if fd is not None:
-                os.close(fd)  # closing the last descriptor of the file description releases the flock
+                os.close(fd)  # closing the only descriptor of the file description releases the flock
 
-    def _open(self) -> int | None:
+    def _acquire(self) -> int | None:
         try:
-            return os.open(self.path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o666)
+            fd = os.open(self.path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o666)
         except OSError as exc:
             if not self._warned:
                 self._warned = True
                 log.warning("SQLite writers go without the lock file %s (%s): they will poll instead", self.path, exc)
             return None
-
-    def _acquire(self) -> int | None:
-        fd = self._open()
-        if fd is None:
-            return None
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return fd
-        except BlockingIOError:
-            pass
+            fcntl.flock(fd, fcntl.LOCK_EX)  # sleeps in the kernel until the holder lets go (GIL released)
         except BaseException:
             os.close(fd)
             raise
-        return self._wait(fd)
-
-    def _wait(self, fd: int) -> int:
-        """Block on the lock, at most ``timeout`` seconds. flock itself has no timeout, so a helper
-        thread blocks in it and hands the descriptor over; if the caller gave up meanwhile, the helper
-        releases the lock as soon as it gets it."""
-        acquired = threading.Event()
-        guard = threading.Lock()
-        state: dict[str, Any] = {"abandoned": False, "error": None}
-
-        def block() -> None:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
-            except OSError as exc:  # pragma: no cover - flock on an open descriptor does not fail
-                state["error"] = exc
-            with guard:
-                if state["abandoned"]:
-                    os.close(fd)
-                    return
-                acquired.set()
-
-        threading.Thread(target=block, name="scim-sqlite-write-lock", daemon=True).start()
-        if not acquired.wait(self.timeout):
-            with guard:
-                if not acquired.is_set():
-                    state["abandoned"] = True
-                    raise Unavailable(
-                        f"The SQLite database stayed locked by another writer for {self.timeout:g} s; retry the request"
-                    )
-        if state["error"] is not None:  # pragma: no cover - see above
-            os.close(fd)
-            raise Unavailable(f"Could not lock {self.path}: {state['error']}")
         return fd
 
 
 _write_locks: weakref.WeakKeyDictionary[Engine, SqliteWriteLock] = weakref.WeakKeyDictionary()
+_locks_by_file: dict[Path, SqliteWriteLock] = {}
+_locks_guard = threading.Lock()
+
+
+def _lock_beside(database: Path) -> SqliteWriteLock:
+    """The one lock object of a database file (shared by its engines)."""
+    path = database.resolve()
+    path = path.with_name(path.name + LOCK_FILE_SUFFIX)
+    with _locks_guard:
+        return _locks_by_file.setdefault(path, SqliteWriteLock(path))
 
 
 def write_lock_of(engine: Engine) -> SqliteWriteLock | None:
