@@ -1,0 +1,1012 @@
+"""The HTTP benchmark (``make bench``): the service as a user feels it, as fractions of a bare row read.
+
+The service runs under gunicorn (sync workers) on a seeded database, SQLite and, when a server is
+there, PostgreSQL. Beside it, with the same gunicorn settings and on the same database, runs a bare
+Flask + SQLAlchemy route that reads one row by primary key (``bare_app.py``). Both are loaded with wrk
+(or, without wrk, a Python client that is itself the bottleneck) in the same rounds, interleaved, so
+whatever else the machine does hits both; the table gives each operation's throughput and latency and
+its ratio to the bare route's. Growth ratios compare a group of 10 members with a big group, and (with
+``--large``) a database of 10,000 users with one of 1,000,000.
+
+    python tests/benchmarks/http_bench.py [--large] [--databases sqlite,postgresql] [--count-only]
+    python tests/benchmarks/http_bench.py --profile patch,post [--profile-seconds 10]
+
+``--count-only`` (also printed after every run) counts SQL statements and transactions per request by
+serving the same requests in-process with SQLAlchemy event listeners; ``--profile`` records the
+gunicorn workers with py-spy under load and prints where the time goes, by function.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import platform
+import random
+import re
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+BIN = Path(sys.executable).parent
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
+
+import seeding  # noqa: E402  (the folder above is on the path only from here on)
+
+BASE = "/scim/v2"
+PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
+PG_PROBE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+WRK_HINT = "install wrk for figures that are not client-bound: apt-get install wrk (Debian/Ubuntu), brew install wrk"
+
+
+def progress(message: str) -> None:
+    print(f"  .. {message}", file=sys.stderr, flush=True)
+
+
+# -- what is measured ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Op:
+    """One row of the table: an operation, the issue's target for it, how it is checked."""
+
+    key: str
+    label: str
+    target: str
+    min_ratio: float | None = None  # of the bare row read's req/s
+    max_p99_ms: float | None = None
+
+
+OPS: tuple[Op, ...] = (
+    Op("get", "GET /Users/{id}", ">= 0.8", 0.8),
+    Op("filter", "filter userName eq", ">= 0.7", 0.7),
+    Op("page", "page of 100", ">= 0.15", 0.15),
+    Op("patch", "PATCH active", ">= 0.35, p99 < 50 ms", 0.35, 50.0),
+    Op("post", "POST /Users", ">= 0.35", 0.35),
+    Op("group", "Group PATCH add 1 member (group of 10)", "flat, see growth"),
+)
+BARE = "bare"
+GROUP_BIG = "group_big"
+
+
+class Histogram(Counter[int]):
+    """Latencies in microseconds, value -> count; merged across rounds for exact percentiles."""
+
+    def percentile(self, p: float) -> float:
+        """The latency (µs) at or below which ``p`` percent of the requests finished."""
+        total = sum(self.values())
+        if total == 0:
+            return float("nan")
+        rank = max(1, round(total * p / 100))
+        seen = 0
+        for value in sorted(self):
+            seen += self[value]
+            if seen >= rank:
+                return float(value)
+        return float(max(self))
+
+
+@dataclass
+class Load:
+    """The outcome of one or more load windows of one operation."""
+
+    requests: int = 0
+    seconds: float = 0.0
+    errors: Counter[str] = field(default_factory=Counter)
+    latency: Histogram = field(default_factory=Histogram)
+
+    def add(self, other: Load) -> None:
+        """Fold another window into this one."""
+        self.requests += other.requests
+        self.seconds += other.seconds
+        self.errors.update(other.errors)
+        self.latency.update(other.latency)
+
+    @property
+    def rate(self) -> float:
+        """Completed requests per second."""
+        return self.requests / self.seconds if self.seconds else 0.0
+
+    def ms(self, p: float) -> float:
+        """The ``p``-th percentile latency in milliseconds."""
+        return self.latency.percentile(p) / 1000
+
+
+# -- load generators ---------------------------------------------------------------------------------------
+
+
+class Wrk:
+    """wrk with ``replay.lua``: C, event-driven, two threads; the server is the bottleneck."""
+
+    name = "wrk"
+    client_bound = False
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.version = subprocess.run([path, "-v"], capture_output=True, text=True).stdout.splitlines()[0:1]
+
+    def run(self, url: str, requests_file: Path, token: str, seconds: float, connections: int) -> Load:
+        threads = min(2, connections)
+        command = [
+            self.path,
+            f"-t{threads}",
+            f"-c{connections}",
+            f"-d{max(1, round(seconds))}s",  # wrk counts whole seconds
+            "--timeout",
+            "60s",
+            "-s",
+            str(HERE / "replay.lua"),
+            url,
+            "--",
+            str(requests_file),
+            token or "-",
+            uuid.uuid4().hex[:10],
+        ]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 120)
+        line = next((x for x in done.stdout.splitlines() if x.startswith("BENCH-JSON ")), None)
+        if done.returncode != 0 or line is None:
+            raise RuntimeError(f"wrk failed ({done.returncode}): {done.stderr.strip() or done.stdout.strip()}")
+        found = json.loads(line[len("BENCH-JSON ") :])
+        hist = Histogram()
+        for pair in filter(None, found["histogram"].split(",")):
+            value, count = pair.split(":")
+            hist[int(value)] += int(count)
+        errors = Counter({k: v for k, v in found["errors"].items() if v})
+        return Load(found["requests"], found["duration_us"] / 1e6, errors, hist)
+
+
+def _client_worker(task: tuple[str, str, str, float, int, str, int]) -> tuple[int, dict[str, int], dict[int, int]]:
+    """One process of the Python load generator: ``threads`` closed loops of blocking HTTP calls."""
+    import http.client
+
+    url, requests_file, token, seconds, threads, run, proc = task
+    parsed = urllib.parse.urlsplit(url)
+    lines = [line.rstrip("\n").split("\t") for line in Path(requests_file).read_text().splitlines() if line]
+    hist: Counter[int] = Counter()
+    errors: Counter[str] = Counter()
+    count = 0
+    lock = threading.Lock()
+    deadline = time.perf_counter() + seconds
+
+    def loop(thread_no: int) -> None:
+        nonlocal count
+        n = thread_no * 7919 + proc * 104729
+        local_hist: Counter[int] = Counter()
+        local_errors: Counter[str] = Counter()
+        local_count = 0
+        while time.perf_counter() < deadline:
+            n += 1
+            method, path, *rest = lines[n % len(lines)]
+            body = rest[0].replace("{uniq}", f"{run}-{proc}-{thread_no}-{n}") if rest and rest[0] else None
+            headers = {"Authorization": f"Bearer {token}"} if token else {}
+            if body is not None:
+                headers["Content-Type"] = "application/scim+json"
+            started = time.perf_counter()
+            try:
+                conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=60)
+                conn.request(method, path, body=body, headers=headers)
+                response = conn.getresponse()
+                response.read()
+                conn.close()
+            except OSError:
+                local_errors["connect"] += 1
+                continue
+            local_hist[int((time.perf_counter() - started) * 1e6)] += 1
+            local_count += 1
+            if response.status > 399:
+                local_errors["status"] += 1
+        with lock:
+            hist.update(local_hist)
+            errors.update(local_errors)
+            count += local_count
+
+    pool = [threading.Thread(target=loop, args=(i,)) for i in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    return count, dict(errors), dict(hist)
+
+
+class PythonClient:
+    """The fallback load generator: processes of threads with http.client. It needs about as much CPU
+    as the server, so on a small machine its figures say more about the client than the service."""
+
+    name = "python http.client (client-bound: install wrk)"
+    client_bound = True
+    version: list[str] = []
+
+    def run(self, url: str, requests_file: Path, token: str, seconds: float, connections: int) -> Load:
+        procs = min(2, connections)
+        per_proc = max(1, connections // procs)
+        run = uuid.uuid4().hex[:10]
+        tasks = [(url, str(requests_file), token, seconds, per_proc, run, p) for p in range(procs)]
+        started = time.perf_counter()
+        with multiprocessing.get_context("spawn").Pool(procs) as pool:
+            results = pool.map(_client_worker, tasks)
+        elapsed = max(seconds, time.perf_counter() - started - 0.3)  # less the pool's start-up, roughly
+        load = Load(seconds=min(elapsed, seconds * 1.05))
+        for count, errors, hist in results:
+            load.requests += count
+            load.errors.update(errors)
+            load.latency.update({int(k): v for k, v in hist.items()})
+        return load
+
+
+def load_generator(choice: str) -> Wrk | PythonClient:
+    """wrk when it is installed (or asked for), else the Python client, saying how to get wrk."""
+    path = shutil.which("wrk")
+    if choice == "wrk" and path is None:
+        sys.exit(f"wrk is not installed; {WRK_HINT}")
+    if choice != "python" and path is not None:
+        return Wrk(path)
+    if choice == "auto":
+        print(f"NOTE: wrk not found; the Python client is used and the figures are client-bound. {WRK_HINT}")
+    return PythonClient()
+
+
+# -- databases, data and servers ----------------------------------------------------------------------------
+
+
+@dataclass
+class Database:
+    """A database the benchmark seeds, with its kind ("sqlite" or "postgresql") and its SQLAlchemy URL."""
+
+    kind: str
+    url: str
+    version: str
+
+
+def _port_open(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex((host, port)) == 0
+
+
+def postgres_server_url() -> str | None:
+    """The server to use: ``SCIM_TEST_POSTGRES_URL``, or the machine's 127.0.0.1:5432 if it answers."""
+    url = os.environ.get("SCIM_TEST_POSTGRES_URL")
+    if url:
+        return url
+    return PG_PROBE_URL if _port_open("127.0.0.1", 5432) else None
+
+
+@contextmanager
+def sqlite_database(folder: Path, tag: str) -> Iterator[Database]:
+    """A new SQLite file in ``folder``."""
+    yield Database("sqlite", f"sqlite:///{folder / f'{tag}.db'}", f"SQLite {sqlite3.sqlite_version}")
+
+
+@contextmanager
+def postgres_database(server_url: str, tag: str) -> Iterator[Database]:
+    """A new database on the server, dropped afterwards."""
+    import sqlalchemy as sa
+
+    name = f"scim_bench_{tag}_{int(time.time())}_{uuid.uuid4().hex[:6]}"
+    admin = sa.create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        version = conn.exec_driver_sql("SHOW server_version").scalar_one()
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        yield Database("postgresql", str(sa.engine.make_url(server_url).set(database=name)), f"PostgreSQL {version}")
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+@dataclass
+class Dataset:
+    """What was seeded: the token, sample ids, the two groups and users in neither group."""
+
+    users: int
+    token: str
+    sample_ids: list[str]
+    small_group: str
+    big_group: str
+    big_size: int
+    outsiders: list[str]
+
+
+def prepare(url: str, users: int, big_group: int) -> Dataset:
+    """Create the tables, an organization with a token, ``users`` users, a group of 10 and one of
+    ``big_group`` members; every table analysed."""
+    from scim_sql.backend import SqlBackend
+
+    from scim_service.servicedb.migrate import upgrade_service_db
+    from scim_service.servicedb.store import ServiceStore
+    from scim_service.sqlengine import make_engine
+
+    if big_group + 1000 > users:
+        raise SystemExit(f"--big-group {big_group} needs at least {big_group + 1000} users")
+    upgrade_service_db(url)
+    backend = SqlBackend.from_config({"SCIM_DATABASE_URL": url})
+    backend.migrate()
+    engine = make_engine(url)
+    try:
+        store = ServiceStore(engine)
+        org = store.create_org(f"bench-{uuid.uuid4().hex[:8]}")
+        _token_id, token = store.create_token(org.name, "benchmark")
+        started = time.perf_counter()
+        ids = seeding.seed_users(backend.engine, org.id, users)
+        small = seeding.seed_group(backend.engine, org.id, "ten", ids[:10])
+        big = seeding.seed_group(backend.engine, org.id, "big", ids[:big_group])
+        seeding.analyze(backend.engine)
+        progress(f"seeded {users:,} users, groups of 10 and {big_group:,} in {time.perf_counter() - started:.1f} s")
+    finally:
+        engine.dispose()
+        backend.close()
+    return Dataset(
+        users=users,
+        token=token,
+        sample_ids=seeding.sample(ids, 5000),
+        small_group=small,
+        big_group=big,
+        big_size=big_group,
+        outsiders=seeding.sample(ids[big_group:], 4000, seed=13),
+    )
+
+
+def request_lines(key: str, ds: Dataset) -> list[str]:
+    """The requests of one operation, as replay.lua reads them: METHOD<tab>PATH[<tab>BODY]."""
+    rng = random.Random(key)
+
+    def line(method: str, path: str, body: Any = None) -> str:
+        return "\t".join([method, path] + ([json.dumps(body, separators=(",", ":"))] if body is not None else []))
+
+    if key == BARE:
+        return [line("GET", f"/bare/users/{i}") for i in ds.sample_ids]
+    if key == "get":
+        return [line("GET", f"{BASE}/Users/{i}") for i in ds.sample_ids]
+    if key == "filter":
+        return [
+            line("GET", f"{BASE}/Users?filter=" + urllib.parse.quote(f'userName eq "{seeding.user_name(n)}"'))
+            for n in (rng.randrange(ds.users) for _ in range(5000))
+        ]
+    if key == "page":
+        return [line("GET", f"{BASE}/Users?startIndex=1&count=100")]
+    if key == "patch":
+        return [
+            line(
+                "PATCH",
+                f"{BASE}/Users/{i}",
+                {
+                    "schemas": [PATCH_OP],
+                    "Operations": [{"op": "replace", "path": "active", "value": rng.random() < 0.5}],
+                },
+            )
+            for i in ds.sample_ids
+        ]
+    if key == "post":
+        return [
+            line(
+                "POST",
+                f"{BASE}/Users",
+                {
+                    "schemas": [USER_SCHEMA],
+                    "userName": "bench-{uniq}",
+                    "name": {"givenName": "Bench", "familyName": "{uniq}"},
+                    "emails": [{"value": "bench-{uniq}@example.com", "type": "work", "primary": True}],
+                    "active": True,
+                },
+            )
+        ]
+    if key in ("group", GROUP_BIG):
+        group = ds.small_group if key == "group" else ds.big_group
+        out = []
+        # Add a user, then (a few requests later, on whichever connection) remove it: the group keeps its size.
+        for member in ds.outsiders[:2000]:
+            out.append(line("PATCH", f"{BASE}/Groups/{group}", _members_op("add", member)))
+            out.append(line("PATCH", f"{BASE}/Groups/{group}", _members_op("remove", member)))
+        return out
+    raise ValueError(key)
+
+
+def _members_op(op: str, member: str) -> dict[str, Any]:
+    if op == "add":
+        operation: dict[str, Any] = {"op": "add", "path": "members", "value": [{"value": member}]}
+    else:
+        operation = {"op": "remove", "path": f'members[value eq "{member}"]'}
+    return {"schemas": [PATCH_OP], "Operations": [operation]}
+
+
+def all_keys(args: argparse.Namespace) -> list[str]:
+    """The operations asked for (``--ops``), the big group's PATCH with the group's."""
+    keys = [op.key for op in OPS if op.key in args.ops]
+    return keys + ([GROUP_BIG] if "group" in keys else [])
+
+
+def write_request_files(folder: Path, tag: str, ds: Dataset, keys: Sequence[str]) -> dict[str, Path]:
+    """One requests file per operation, for wrk's replay.lua and the other clients."""
+    files: dict[str, Path] = {}
+    for key in keys:
+        files[key] = folder / f"{tag}-{key}.txt"
+        files[key].write_text("\n".join(request_lines(key, ds)) + "\n")
+    return files
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Gunicorn:
+    """A gunicorn server this benchmark started (and stops, by its own process id)."""
+
+    def __init__(
+        self, name: str, app: str, env: dict[str, str], workers: int, log: Path, extra: Sequence[str] = ()
+    ) -> None:
+        self.name = name
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = log
+        command = [
+            str(BIN / "gunicorn"),
+            "--workers",
+            str(workers),
+            "--worker-class",
+            "sync",
+            "--bind",
+            f"127.0.0.1:{self.port}",
+            *extra,
+            app,
+        ]
+        self.process = subprocess.Popen(
+            command,
+            cwd=REPO,
+            env={**os.environ, **env},
+            stdout=log.open("ab"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def wait_ready(self, path: str, token: str | None, timeout: float = 60) -> None:
+        """Until ``path`` answers 200 (the workers may still be importing)."""
+        deadline = time.monotonic() + timeout
+        request = urllib.request.Request(self.url + path)
+        if token:
+            request.add_header("Authorization", f"Bearer {token}")
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited: {self.log.read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(request, timeout=5) as response:
+                    if response.status == 200:
+                        return
+            except (urllib.error.URLError, OSError):
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{self.name} not ready after {timeout} s: {self.log.read_text()[-3000:]}")
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        """SIGTERM to the master (it stops its workers), SIGKILL to its group if it hangs."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=10)
+
+
+def service_server(db: Database, args: argparse.Namespace, log: Path) -> Gunicorn:
+    """The service's gunicorn on ``db``: this checkout's code, or ``--service-tree``'s."""
+    env = {"SCIM_DATABASE_URL": db.url, "SCIM_BASE_PATH": BASE}
+    extra: list[str] = []
+    if args.service_tree:
+        tree = Path(args.service_tree).resolve()
+        # Its folder first on the path (gunicorn's --chdir puts it there), its backends next.
+        env["PYTHONPATH"] = os.pathsep.join([str(tree), str(tree / "backends")])
+        extra = ["--chdir", str(tree)]
+    return Gunicorn("service", "wsgi:app", env, args.workers, log, extra=extra)
+
+
+def start_servers(
+    stack: ExitStack, db: Database, ds: Dataset, args: argparse.Namespace, folder: Path
+) -> tuple[Gunicorn, Gunicorn]:
+    """The service and the bare route on ``db``, both ready."""
+    workers = args.workers
+    service = service_server(db, args, folder / f"service-{db.kind}.log")
+    stack.callback(service.stop)
+    bare = Gunicorn(
+        "bare route",
+        "bare_app:app",
+        {"BENCH_DATABASE_URL": db.url},
+        workers,
+        folder / f"bare-{db.kind}.log",
+        extra=["--chdir", str(HERE)],
+    )
+    stack.callback(bare.stop)
+    service.wait_ready(f"{BASE}/Users/{ds.sample_ids[0]}", ds.token)
+    bare.wait_ready(f"/bare/users/{ds.sample_ids[0]}", None)
+    return service, bare
+
+
+# -- one scenario: a database of some size, every operation under load --------------------------------------
+
+
+@dataclass
+class ScenarioResult:
+    """The merged figures of one database and size."""
+
+    db: Database
+    users: int
+    big_size: int
+    loaded: dict[str, Load]
+    unloaded: dict[str, Load]
+    group_sizes: dict[str, int] = field(default_factory=dict)
+
+
+def run_scenario(
+    db: Database, users: int, big_group: int, args: argparse.Namespace, gen: Wrk | PythonClient, folder: Path
+) -> tuple[ScenarioResult, Dataset, dict[str, Path]]:
+    """Seed ``db``, serve it, and load every operation (and the bare route) in interleaved rounds."""
+    progress(f"{db.version}: seeding {users:,} users")
+    ds = prepare(db.url, users, big_group)
+    keys = [BARE, *all_keys(args)]
+    files = write_request_files(folder, f"{db.kind}-{users}", ds, keys)
+    loaded = {key: Load() for key in keys}
+    unloaded = {key: Load() for key in keys}
+    with ExitStack() as stack:
+        service, bare = start_servers(stack, db, ds, args, folder)
+
+        def window(key: str, seconds: float, connections: int) -> Load:
+            server = bare if key == BARE else service
+            token = "" if key == BARE else ds.token
+            return gen.run(server.url, files[key], token, seconds, connections)
+
+        progress(f"warming up {len(keys)} operations on {args.workers} workers")
+        for key in keys:
+            window(key, args.warmup, args.connections)
+        progress("unloaded latency (one connection)")
+        for key in keys:
+            unloaded[key].add(window(key, args.unloaded, 1))
+        others = keys[1:]
+        for round_no in range(args.rounds):
+            # The bare route twice a round, the operations in a rotating order: noise lands on all alike.
+            turn = round_no % len(others)
+            order = others[turn:] + others[:turn]
+            half = len(order) // 2
+            sequence = [BARE, *order[:half], BARE, *order[half:]]
+            progress(f"round {round_no + 1} of {args.rounds}: {args.seconds:g} s per window, {len(sequence)} windows")
+            for key in sequence:
+                loaded[key].add(window(key, args.seconds, args.connections))
+        group_sizes = _group_sizes(db.url, ds)
+    return ScenarioResult(db, users, big_group, loaded, unloaded, group_sizes), ds, files
+
+
+def _group_sizes(url: str, ds: Dataset) -> dict[str, int]:
+    import sqlalchemy as sa
+    from scim_sql import tables
+
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return {
+                key: conn.execute(
+                    sa.select(sa.func.count())
+                    .select_from(tables.group_members)
+                    .where(tables.group_members.c.group_id == gid)
+                ).scalar_one()
+                for key, gid in (("group", ds.small_group), (GROUP_BIG, ds.big_group))
+            }
+    finally:
+        engine.dispose()
+
+
+# -- statements and transactions per request ---------------------------------------------------------------------
+
+_VERB = re.compile(r"\s*(\w+)", re.S)
+_TABLE_AFTER = {"SELECT": r"\bFROM\s+\"?(\w+)", "INSERT": r"\bINTO\s+\"?(\w+)", "UPDATE": r"^\s*UPDATE\s+\"?(\w+)"}
+
+
+def statement_kind(sql: str) -> str:
+    """``SELECT scim_users``, ``INSERT provisioning_log``, ...: the verb and the first table it names."""
+    verb_match = _VERB.match(sql)
+    verb = verb_match.group(1).upper() if verb_match else "?"
+    pattern = _TABLE_AFTER.get(verb, r"\bFROM\s+\"?(\w+)")
+    table = re.search(pattern, sql, re.I | re.S)
+    return f"{verb} {table.group(1) if table else ''}".strip()
+
+
+@dataclass
+class Counts:
+    """SQL work of one operation, summed over ``requests`` requests."""
+
+    requests: int = 0
+    statements: int = 0
+    transactions: int = 0
+    write_transactions: int = 0
+    checkouts: int = 0
+    kinds: Counter[str] = field(default_factory=Counter)
+    statuses: Counter[int] = field(default_factory=Counter)
+
+
+def count_statements(db: Database, ds: Dataset, files: dict[str, Path], per_op: int) -> dict[str, Counts]:
+    """Serve ``per_op`` requests of each operation in-process (Flask's test client, same database) and
+    count, with SQLAlchemy event listeners, the statements and transactions each one runs."""
+    import sqlalchemy as sa
+
+    from scim_service.app import create_app
+
+    current: list[Counts] = []
+
+    def on_execute(conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
+        if current and not statement.lstrip().upper().startswith("BEGIN"):
+            current[0].statements += 1
+            current[0].kinds[statement_kind(statement)] += 1
+
+    def on_begin(conn: Any) -> None:
+        if current:
+            current[0].transactions += 1
+            if conn.info.get("scim_write"):
+                current[0].write_transactions += 1
+
+    def on_checkout(*_args: Any) -> None:
+        if current:
+            current[0].checkouts += 1
+
+    app = create_app({"SCIM_DATABASE_URL": db.url, "SCIM_BASE_PATH": BASE, "SCIM_LOG_LEVEL": "WARNING"}, environ={})
+    client = app.test_client()
+    headers = {"Authorization": f"Bearer {ds.token}"}
+    sa.event.listen(sa.engine.Engine, "before_cursor_execute", on_execute)
+    sa.event.listen(sa.engine.Engine, "begin", on_begin)
+    sa.event.listen(sa.pool.Pool, "checkout", on_checkout)
+    out: dict[str, Counts] = {}
+    try:
+        for key, path in files.items():
+            if key == BARE:
+                continue
+            lines = path.read_text().splitlines()
+            counts = Counts()
+            for n in range(per_op):
+                method, url, *rest = lines[n % len(lines)].split("\t")
+                body = rest[0].replace("{uniq}", f"count-{uuid.uuid4().hex[:12]}") if rest else None
+                current[:] = [counts]
+                response = client.open(
+                    url,
+                    method=method,
+                    data=body,
+                    headers={**headers, **({"Content-Type": "application/scim+json"} if body else {})},
+                )
+                current[:] = []
+                counts.requests += 1
+                counts.statuses[response.status_code] += 1
+            out[key] = counts
+    finally:
+        sa.event.remove(sa.engine.Engine, "before_cursor_execute", on_execute)
+        sa.event.remove(sa.engine.Engine, "begin", on_begin)
+        sa.event.remove(sa.pool.Pool, "checkout", on_checkout)
+        app.extensions["scim"].close()
+    return out
+
+
+# -- reports --------------------------------------------------------------------------------------------------
+
+
+def _fmt_rate(value: float) -> str:
+    return f"{value:,.0f}"
+
+
+def _fmt_ms(value: float) -> str:
+    return f"{value:.1f}" if value < 100 else f"{value:,.0f}"
+
+
+def print_table(result: ScenarioResult, gen: Wrk | PythonClient, args: argparse.Namespace) -> list[str]:
+    """The issue's table for one scenario; returns the targets missed."""
+    bare = result.loaded[BARE]
+    bare_unloaded = result.unloaded[BARE]
+    missed: list[str] = []
+    print()
+    print(
+        f"{result.db.version}: {result.users:,} users; gunicorn {args.workers} sync workers; "
+        f"{gen.name}, {args.connections} connections; {args.rounds} rounds of {args.seconds:g} s per operation"
+    )
+    print(
+        f"bare Flask + SQLAlchemy row read: {_fmt_rate(bare.rate)} req/s, p50 {_fmt_ms(bare.ms(50))} ms, "
+        f"p99 {_fmt_ms(bare.ms(99))} ms loaded; p50 {_fmt_ms(bare_unloaded.ms(50))} ms unloaded"
+    )
+    header = (
+        f"{'operation':<40} {'req/s':>7} {'x bare':>7} {'p50 ms':>7} {'x bare':>7} {'p99 ms':>7} {'x bare':>7} "
+        f"{'unloaded':>9}  {'target (x bare req/s)':<22} {'met':<4}"
+    )
+    print(header)
+    print("-" * len(header))
+    for op in OPS:
+        if op.key not in result.loaded:
+            continue
+        load = result.loaded[op.key]
+        ratio = load.rate / bare.rate if bare.rate else 0.0
+        p50, p99 = load.ms(50), load.ms(99)
+        met = ""
+        if op.min_ratio is not None:
+            ok = ratio >= op.min_ratio and (op.max_p99_ms is None or p99 < op.max_p99_ms)
+            met = "yes" if ok else "NO"
+            if not ok:
+                missed.append(f"{result.db.kind}: {op.label}")
+        errors = f"  errors: {dict(load.errors)}" if load.errors else ""
+        print(
+            f"{op.label:<40} {_fmt_rate(load.rate):>7} {ratio:>7.2f} {_fmt_ms(p50):>7} {p50 / bare.ms(50):>7.1f} "
+            f"{_fmt_ms(p99):>7} {p99 / bare.ms(99):>7.1f} {_fmt_ms(result.unloaded[op.key].ms(50)):>6} ms  "
+            f"{op.target:<22} {met:<4}{errors}"
+        )
+    return missed
+
+
+def print_growth(db: Database, rows: list[tuple[str, Load, Load, str]], members: ScenarioResult, big: int) -> None:
+    """Growth ratios: each row compares the same operation on a small and a large store (users, and the
+    group of 10 against the big group of ``members``' run)."""
+    if GROUP_BIG in members.loaded:
+        rows = [
+            *rows,
+            (
+                f"Group PATCH add 1 member: 10 -> {big:,} members",
+                members.loaded["group"],
+                members.loaded[GROUP_BIG],
+                "<= 1.5x",
+            ),
+        ]
+    if not rows:
+        return
+    print()
+    print(f"growth on {db.version}: req/s and p50 under load, small and large, and how much the large costs more")
+    header = f"{'operation':<52} {'small':>16} {'large':>16} {'req/s':>7} {'p50':>7}  {'target':<8}"
+    print(header)
+    print("-" * len(header))
+    for label, small, large, target in rows:
+        slower = small.rate / large.rate if large.rate else float("inf")
+        print(
+            f"{label:<52} {_fmt_rate(small.rate):>7}/s {_fmt_ms(small.ms(50)):>5}ms "
+            f"{_fmt_rate(large.rate):>7}/s {_fmt_ms(large.ms(50)):>5}ms "
+            f"{slower:>6.2f}x {large.ms(50) / small.ms(50):>6.2f}x  {target:<8}"
+        )
+    if members.group_sizes:
+        sizes = ", ".join(f"{k}: {v:,}" for k, v in members.group_sizes.items())
+        print(f"(members at the end of the run, adds and removes alternating: {sizes})")
+
+
+def print_counts(db: Database, counts: dict[str, Counts]) -> None:
+    """Statements and transactions per request, and which statements."""
+    print()
+    print(f"SQL per request on {db.version} (in-process replay of the same requests, event listeners):")
+    ping = " (each a ping first)" if db.kind == "postgresql" else ""
+    print(f"(checkouts: connections taken from a pool{ping}; statements exclude BEGIN and COMMIT)")
+    header = (
+        f"{'operation':<40} {'statements':>10} {'transactions':>12} {'of which write':>14} {'checkouts':>9}"
+        "  statements by kind"
+    )
+    print(header)
+    print("-" * len(header))
+    labels = {op.key: op.label for op in OPS} | {GROUP_BIG: "Group PATCH add 1 member (big group)"}
+    for key, c in counts.items():
+        n = c.requests or 1
+        kinds = ", ".join(f"{v / n:.3g} {k}" for k, v in c.kinds.most_common())
+        print(
+            f"{labels.get(key, key):<40} {c.statements / n:>10.2f} {c.transactions / n:>12.2f} "
+            f"{c.write_transactions / n:>14.2f} {c.checkouts / n:>9.2f}  {kinds}"
+        )
+
+
+def machine() -> str:
+    """A line describing this machine and the software measured."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (
+        f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, Python {platform.python_version()}"
+    )
+
+
+# -- profiling ------------------------------------------------------------------------------------------------------
+
+
+def profile(db: Database, args: argparse.Namespace, gen: Wrk | PythonClient, folder: Path) -> None:
+    """Record the service's workers with py-spy while each asked operation runs under load."""
+    spy = shutil.which("py-spy", path=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+    if spy is None:
+        sys.exit("py-spy is not installed: .venv/bin/pip install py-spy (or make install)")
+    ds = prepare(db.url, args.users, args.big_group)
+    for key in args.profile.split(","):
+        path = folder / f"{key}.txt"
+        path.write_text("\n".join(request_lines(key, ds)) + "\n")
+        out = Path(args.profile_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        raw = out / f"profile-{db.kind}-{key}.raw"
+        with ExitStack() as stack:
+            service = service_server(db, args, folder / f"profile-{key}.log")  # started, then recorded by pid
+            stack.callback(service.stop)
+            service.wait_ready(f"{BASE}/Users/{ds.sample_ids[0]}", ds.token)
+            gen.run(service.url, path, ds.token, args.warmup, args.connections)
+            command = [
+                spy,
+                "record",
+                "--pid",
+                str(service.process.pid),
+                "--subprocesses",
+                "--format",
+                "raw",
+                "--rate",
+                "250",
+                "--duration",
+                str(int(args.profile_seconds)),
+                "--output",
+                str(raw),
+            ]
+            if args.profile_idle:
+                command.append("--idle")
+            spy_process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            time.sleep(1.0)  # py-spy attaches to every worker
+            load = gen.run(service.url, path, ds.token, args.profile_seconds - 1.5, args.connections)
+            _out, err = spy_process.communicate(timeout=args.profile_seconds + 60)
+            if spy_process.returncode != 0:
+                sys.exit(f"py-spy failed: {err.decode(errors='replace')}")
+        print()
+        print(
+            f"profile of {key} on {db.version}: {_fmt_rate(load.rate)} req/s under py-spy, {load.requests} requests; "
+            f"raw stacks in {raw}"
+        )
+        print_profile(raw, args.profile_top)
+
+
+def print_profile(raw: Path, top: int) -> None:
+    """Inclusive and self shares of functions in py-spy's collapsed stacks, counting only samples taken
+    while a worker served a request (the arbiter and the workers' idle polling are left out)."""
+    inclusive: Counter[str] = Counter()
+    own: Counter[str] = Counter()
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or "Flask.wsgi_app" not in stack:
+            continue
+        count = int(count_text)
+        total += count
+        frames = [_frame(f) for f in stack.split(";")]
+        frames = frames[next(i for i, f in enumerate(frames) if f.startswith("Flask.wsgi_app")) :]
+        for name in set(frames):
+            inclusive[name] += count
+        own[frames[-1]] += count
+    if not total:
+        print("  (no samples inside a request)")
+        return
+    print(f"  {total} samples inside Flask.wsgi_app; inclusive share (self share) of the request time, by function:")
+    for name, count in inclusive.most_common(top):
+        print(f"  {100 * count / total:5.1f}% ({100 * own[name] / total:4.1f}%)  {name}")
+    print("  most self time:")
+    for name, count in own.most_common(min(top, 20)):
+        print(f"  {100 * count / total:5.1f}%  {name}")
+
+
+def _frame(text: str) -> str:
+    # "function (path/to/file.py:123)" -> "function (file.py)"; keeps the package folder for clarity.
+    match = re.match(r"(.*) \((.*?):\d+\)$", text.strip())
+    if not match:
+        return text.strip()
+    function, path = match.groups()
+    parts = Path(path).parts
+    short = "/".join(parts[-2:]) if len(parts) >= 2 else path
+    return f"{function} ({short})"
+
+
+# -- main -----------------------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--databases", default="sqlite,postgresql", help="comma-separated: sqlite, postgresql")
+    parser.add_argument("--users", type=int, default=10_000, help="users of the quick run")
+    parser.add_argument("--big-group", type=int, default=5_000, help="members of the big group of the quick run")
+    parser.add_argument("--large", action="store_true", help="also 1,000,000 users with a group of 100,000")
+    parser.add_argument("--large-users", type=int, default=1_000_000)
+    parser.add_argument("--large-big-group", type=int, default=100_000)
+    parser.add_argument("--workers", type=int, default=2 * (os.cpu_count() or 1) + 1, help="default 2 x cores + 1")
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=int, default=1, help="length of one load window (whole seconds)")
+    parser.add_argument("--warmup", type=int, default=1, help="seconds of warm-up load per operation")
+    parser.add_argument("--unloaded", type=int, default=1, help="seconds of the one-connection window")
+    parser.add_argument("--count-requests", type=int, default=40, help="requests per operation when counting SQL")
+    parser.add_argument("--count-only", action="store_true", help="only count statements and transactions")
+    parser.add_argument("--ops", default=",".join(op.key for op in OPS), help="comma-separated subset of operations")
+    parser.add_argument(
+        "--service-tree",
+        help="serve another checkout's scim_service and backends (a before/after comparison); needs its wsgi.py",
+    )
+    parser.add_argument("--load-generator", choices=["auto", "wrk", "python"], default="auto")
+    parser.add_argument("--profile", help="comma-separated operations to profile with py-spy (get, patch, ...)")
+    parser.add_argument("--profile-seconds", type=float, default=10)
+    parser.add_argument("--profile-idle", action="store_true", help="also sample waiting (off-CPU) time")
+    parser.add_argument("--profile-top", type=int, default=40)
+    parser.add_argument(
+        "--profile-dir", default=str(Path(tempfile.gettempdir()) / "scim-bench-profiles"), help="where raw stacks go"
+    )
+    args = parser.parse_args()
+
+    kinds = [k.strip() for k in args.databases.split(",") if k.strip()]
+    args.ops = [k.strip() for k in args.ops.split(",") if k.strip()]
+    gen = load_generator(args.load_generator)
+    pg_url = postgres_server_url() if "postgresql" in kinds else None
+    if "postgresql" in kinds and pg_url is None:
+        print("NOTE: no PostgreSQL server (SCIM_TEST_POSTGRES_URL unset, nothing on 127.0.0.1:5432): SQLite only")
+    started = time.perf_counter()
+    print(f"machine: {machine()}; load average before the run {os.getloadavg()[0]:.1f}")
+    if args.service_tree:
+        print(f"service code: {Path(args.service_tree).resolve()}")
+    print(f"load generator: {gen.name} {' '.join(gen.version)}".rstrip())
+    missed: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="scim-bench-") as tmp:
+        folder = Path(tmp)
+        for kind in kinds:
+            if kind == "postgresql" and pg_url is None:
+                continue
+
+            def database(tag: str, kind: str = kind) -> Any:
+                return sqlite_database(folder, tag) if kind == "sqlite" else postgres_database(pg_url or "", tag)
+
+            if args.profile:
+                with database("profile") as db:
+                    profile(db, args, gen, folder)
+                continue
+            with database("quick") as db:
+                if args.count_only:
+                    ds = prepare(db.url, args.users, args.big_group)
+                    files = write_request_files(folder, f"count-{db.kind}", ds, all_keys(args))
+                    print_counts(db, count_statements(db, ds, files, args.count_requests))
+                    continue
+                quick, ds, files = run_scenario(db, args.users, args.big_group, args, gen, folder)
+                missed += print_table(quick, gen, args)
+                print_growth(db, [], quick, args.big_group)
+                print_counts(db, count_statements(db, ds, files, args.count_requests))
+            if args.large:
+                with database("large") as db:
+                    large, _ds, _files = run_scenario(db, args.large_users, args.large_big_group, args, gen, folder)
+                    missed += print_table(large, gen, args)
+                    user_rows = [
+                        (
+                            f"{op.label}: {args.users:,} -> {args.large_users:,} users",
+                            quick.loaded[op.key],
+                            large.loaded[op.key],
+                            "",
+                        )
+                        for op in OPS
+                        if op.key in large.loaded
+                    ]
+                    print_growth(db, user_rows, large, args.large_big_group)
+    print()
+    print(f"finished in {time.perf_counter() - started:.0f} s; load average {os.getloadavg()[0]:.1f}")
+    if gen.client_bound:
+        print(f"NOTE: the figures above are client-bound; {WRK_HINT}")
+    if missed:
+        print("targets not met: " + "; ".join(missed))
+
+
+if __name__ == "__main__":
+    main()
