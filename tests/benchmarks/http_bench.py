@@ -51,7 +51,8 @@ BIN = Path(sys.executable).parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
-import seeding  # noqa: E402  (the folder above is on the path only from here on)
+import profiling  # noqa: E402  (the folder above is on the path only from here on)
+import seeding  # noqa: E402
 
 BASE = "/scim/v2"
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
@@ -84,10 +85,13 @@ OPS: tuple[Op, ...] = (
     Op("page", "page of 100", ">= 0.15", 0.15),
     Op("patch", "PATCH active", ">= 0.35, p99 < 50 ms", 0.35, 50.0),
     Op("post", "POST /Users", ">= 0.35", 0.35),
-    Op("group", "Group PATCH add 1 member (group of 10)", "flat, see growth"),
+    Op("group", "Group PATCH add 1 member (10; 200 + members)", "flat, see growth"),
+    Op("group204", "Group PATCH add 1 member (10; Entra: 204)", "flat, see growth"),
 )
 BARE = "bare"
-GROUP_BIG = "group_big"
+BIG = "_big"  # suffix: the same group operation on the big group
+# The group operations, each measured on the group of 10 and on the big group.
+GROUP_OPS = ("group", "group204")
 
 
 class Histogram(Counter[int]):
@@ -412,13 +416,16 @@ def request_lines(key: str, ds: Dataset) -> list[str]:
                 },
             )
         ]
-    if key in ("group", GROUP_BIG):
-        group = ds.small_group if key == "group" else ds.big_group
+    if key.removesuffix(BIG) in GROUP_OPS:
+        group = ds.big_group if key.endswith(BIG) else ds.small_group
+        # Without a User-Agent the profile is generic: 200 with the group, members included. Entra's
+        # flag picks the entra profile: 204, the member list never read.
+        path = f"{BASE}/Groups/{group}" + ("?aadOptscim062020" if key.startswith("group204") else "")
         out = []
         # Add a user, then (a few requests later, on whichever connection) remove it: the group keeps its size.
         for member in ds.outsiders[:2000]:
-            out.append(line("PATCH", f"{BASE}/Groups/{group}", _members_op("add", member)))
-            out.append(line("PATCH", f"{BASE}/Groups/{group}", _members_op("remove", member)))
+            out.append(line("PATCH", path, _members_op("add", member)))
+            out.append(line("PATCH", path, _members_op("remove", member)))
         return out
     raise ValueError(key)
 
@@ -434,7 +441,7 @@ def _members_op(op: str, member: str) -> dict[str, Any]:
 def all_keys(args: argparse.Namespace) -> list[str]:
     """The operations asked for (``--ops``), the big group's PATCH with the group's."""
     keys = [op.key for op in OPS if op.key in args.ops]
-    return keys + ([GROUP_BIG] if "group" in keys else [])
+    return keys + [key + BIG for key in keys if key in GROUP_OPS]
 
 
 def write_request_files(folder: Path, tag: str, ds: Dataset, keys: Sequence[str]) -> dict[str, Path]:
@@ -612,7 +619,7 @@ def _group_sizes(url: str, ds: Dataset) -> dict[str, int]:
                     .select_from(tables.group_members)
                     .where(tables.group_members.c.group_id == gid)
                 ).scalar_one()
-                for key, gid in (("group", ds.small_group), (GROUP_BIG, ds.big_group))
+                for key, gid in (("group of 10", ds.small_group), ("big group", ds.big_group))
             }
     finally:
         engine.dispose()
@@ -760,16 +767,10 @@ def print_table(result: ScenarioResult, gen: Wrk | PythonClient, args: argparse.
 def print_growth(db: Database, rows: list[tuple[str, Load, Load, str]], members: ScenarioResult, big: int) -> None:
     """Growth ratios: each row compares the same operation on a small and a large store (users, and the
     group of 10 against the big group of ``members``' run)."""
-    if GROUP_BIG in members.loaded:
-        rows = [
-            *rows,
-            (
-                f"Group PATCH add 1 member: 10 -> {big:,} members",
-                members.loaded["group"],
-                members.loaded[GROUP_BIG],
-                "<= 1.5x",
-            ),
-        ]
+    for op in OPS:
+        if op.key in GROUP_OPS and op.key + BIG in members.loaded:
+            label = f"Group PATCH add 1 member ({'204' if op.key == 'group204' else '200'}): 10 -> {big:,} members"
+            rows = [*rows, (label, members.loaded[op.key], members.loaded[op.key + BIG], "<= 1.5x")]
     if not rows:
         return
     print()
@@ -793,22 +794,34 @@ def print_counts(db: Database, counts: dict[str, Counts]) -> None:
     """Statements and transactions per request, and which statements."""
     print()
     print(f"SQL per request on {db.version} (in-process replay of the same requests, event listeners):")
-    ping = " (each a ping first)" if db.kind == "postgresql" else ""
-    print(f"(checkouts: connections taken from a pool{ping}; statements exclude BEGIN and COMMIT)")
+    labels = {op.key: op.label for op in OPS} | {
+        op.key + BIG: op.label.replace("(10;", "(big;") for op in OPS if op.key in GROUP_OPS
+    }
+    pg = db.kind == "postgresql"
+    print("(statements leave out BEGIN and COMMIT; checkouts are connections taken from a pool", end="")
+    print(
+        "; round trips to the server = statements + BEGIN and COMMIT of each transaction + the ping of each checkout)"
+        if pg
+        else ")"
+    )
     header = (
-        f"{'operation':<40} {'statements':>10} {'transactions':>12} {'of which write':>14} {'checkouts':>9}"
-        "  statements by kind"
+        f"{'operation':<44} {'statements':>10} {'transactions':>12} {'of which write':>14} {'checkouts':>9}"
+        + (f" {'round trips':>11}" if pg else "")
+        + "  statements by kind"
     )
     print(header)
     print("-" * len(header))
-    labels = {op.key: op.label for op in OPS} | {GROUP_BIG: "Group PATCH add 1 member (big group)"}
     for key, c in counts.items():
         n = c.requests or 1
         kinds = ", ".join(f"{v / n:.3g} {k}" for k, v in c.kinds.most_common())
+        trips = f" {(c.statements + 2 * c.transactions + c.checkouts) / n:>11.1f}" if pg else ""
         print(
-            f"{labels.get(key, key):<40} {c.statements / n:>10.2f} {c.transactions / n:>12.2f} "
-            f"{c.write_transactions / n:>14.2f} {c.checkouts / n:>9.2f}  {kinds}"
+            f"{labels.get(key, key):<44} {c.statements / n:>10.2f} {c.transactions / n:>12.2f} "
+            f"{c.write_transactions / n:>14.2f} {c.checkouts / n:>9.2f}{trips}  {kinds}"
         )
+        bad = {code: k for code, k in c.statuses.items() if code >= 400}
+        if bad:
+            print(f"{'':<44} (error statuses while counting: {bad})")
 
 
 def machine() -> str:
@@ -830,90 +843,43 @@ def machine() -> str:
 
 
 def profile(db: Database, args: argparse.Namespace, gen: Wrk | PythonClient, folder: Path) -> None:
-    """Record the service's workers with py-spy while each asked operation runs under load."""
+    """Record the service's workers with py-spy while each asked operation runs, and say where the
+    time goes (``profiling.py``). By default one worker and one connection: the cost of a request
+    without contention; ``--profile-workers 5 --profile-connections 16`` shows it under load."""
     spy = shutil.which("py-spy", path=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
     if spy is None:
         sys.exit("py-spy is not installed: .venv/bin/pip install py-spy (or make install)")
     ds = prepare(db.url, args.users, args.big_group)
+    out = Path(args.profile_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rate = 250  # samples a second
     for key in args.profile.split(","):
-        path = folder / f"{key}.txt"
-        path.write_text("\n".join(request_lines(key, ds)) + "\n")
-        out = Path(args.profile_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        raw = out / f"profile-{db.kind}-{key}.raw"
+        files = write_request_files(folder, f"profile-{db.kind}", ds, [key])
+        raw = out / f"profile-{db.kind}-{key}-w{args.profile_workers}-c{args.profile_connections}.raw"
         with ExitStack() as stack:
-            service = service_server(db, args, folder / f"profile-{key}.log")  # started, then recorded by pid
+            server_args = argparse.Namespace(**{**vars(args), "workers": args.profile_workers})
+            service = service_server(db, server_args, folder / f"profile-{key}.log")  # started, then recorded
             stack.callback(service.stop)
             service.wait_ready(f"{BASE}/Users/{ds.sample_ids[0]}", ds.token)
-            gen.run(service.url, path, ds.token, args.warmup, args.connections)
-            command = [
-                spy,
-                "record",
-                "--pid",
-                str(service.process.pid),
-                "--subprocesses",
-                "--format",
-                "raw",
-                "--rate",
-                "250",
-                "--duration",
-                str(int(args.profile_seconds)),
-                "--output",
-                str(raw),
-            ]
+            gen.run(service.url, files[key], ds.token, args.warmup, args.profile_connections)
+            command = [spy, "record", "--pid", str(service.process.pid), "--subprocesses", "--format", "raw"]
+            command += ["--rate", str(rate), "--duration", str(int(args.profile_seconds) + 2), "--output", str(raw)]
             if args.profile_idle:
                 command.append("--idle")
             spy_process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             time.sleep(1.0)  # py-spy attaches to every worker
-            load = gen.run(service.url, path, ds.token, args.profile_seconds - 1.5, args.connections)
+            load = gen.run(service.url, files[key], ds.token, args.profile_seconds, args.profile_connections)
             _out, err = spy_process.communicate(timeout=args.profile_seconds + 60)
             if spy_process.returncode != 0:
                 sys.exit(f"py-spy failed: {err.decode(errors='replace')}")
+        found = profiling.read(raw)
         print()
         print(
-            f"profile of {key} on {db.version}: {_fmt_rate(load.rate)} req/s under py-spy, {load.requests} requests; "
-            f"raw stacks in {raw}"
+            f"profile of {key} on {db.version}: {args.profile_workers} worker(s), {args.profile_connections} "
+            f"connection(s), {_fmt_rate(load.rate)} req/s under py-spy ({load.requests} requests, p50 "
+            f"{_fmt_ms(load.ms(50))} ms); raw stacks: {raw}"
         )
-        print_profile(raw, args.profile_top)
-
-
-def print_profile(raw: Path, top: int) -> None:
-    """Inclusive and self shares of functions in py-spy's collapsed stacks, counting only samples taken
-    while a worker served a request (the arbiter and the workers' idle polling are left out)."""
-    inclusive: Counter[str] = Counter()
-    own: Counter[str] = Counter()
-    total = 0
-    for line in raw.read_text().splitlines():
-        stack, _, count_text = line.rpartition(" ")
-        if not stack or "Flask.wsgi_app" not in stack:
-            continue
-        count = int(count_text)
-        total += count
-        frames = [_frame(f) for f in stack.split(";")]
-        frames = frames[next(i for i, f in enumerate(frames) if f.startswith("Flask.wsgi_app")) :]
-        for name in set(frames):
-            inclusive[name] += count
-        own[frames[-1]] += count
-    if not total:
-        print("  (no samples inside a request)")
-        return
-    print(f"  {total} samples inside Flask.wsgi_app; inclusive share (self share) of the request time, by function:")
-    for name, count in inclusive.most_common(top):
-        print(f"  {100 * count / total:5.1f}% ({100 * own[name] / total:4.1f}%)  {name}")
-    print("  most self time:")
-    for name, count in own.most_common(min(top, 20)):
-        print(f"  {100 * count / total:5.1f}%  {name}")
-
-
-def _frame(text: str) -> str:
-    # "function (path/to/file.py:123)" -> "function (file.py)"; keeps the package folder for clarity.
-    match = re.match(r"(.*) \((.*?):\d+\)$", text.strip())
-    if not match:
-        return text.strip()
-    function, path = match.groups()
-    parts = Path(path).parts
-    short = "/".join(parts[-2:]) if len(parts) >= 2 else path
-    return f"{function} ({short})"
+        profiling.report(found, found.total * 1000 / rate / max(1, load.requests), args.profile_top)
 
 
 # -- main -----------------------------------------------------------------------------------------------------
@@ -944,7 +910,9 @@ def main() -> None:
     parser.add_argument("--profile", help="comma-separated operations to profile with py-spy (get, patch, ...)")
     parser.add_argument("--profile-seconds", type=float, default=10)
     parser.add_argument("--profile-idle", action="store_true", help="also sample waiting (off-CPU) time")
-    parser.add_argument("--profile-top", type=int, default=40)
+    parser.add_argument("--profile-top", type=int, default=25)
+    parser.add_argument("--profile-workers", type=int, default=1)
+    parser.add_argument("--profile-connections", type=int, default=1)
     parser.add_argument(
         "--profile-dir", default=str(Path(tempfile.gettempdir()) / "scim-bench-profiles"), help="where raw stacks go"
     )
