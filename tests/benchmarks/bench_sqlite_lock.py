@@ -60,7 +60,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--processes", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=2.0, help="per mode and round")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--inside", type=float, default=0.001, help="seconds of work inside each transaction")
     parser.add_argument("--outside", type=float, default=0.003, help="seconds of work between transactions")
     args = parser.parse_args()

@@ -553,6 +553,24 @@ def start_servers(
     return service, bare
 
 
+def drain(server: Gunicorn, path: str, token: str | None, workers: int) -> None:
+    """Return once every worker has answered a request sent now: the accept queue is served in order,
+    so whatever a load window left queued has been served by then."""
+    request = urllib.request.Request(server.url + path)
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+
+    def probe() -> None:
+        with urllib.request.urlopen(request, timeout=300) as response:
+            response.read()
+
+    threads = [threading.Thread(target=probe) for _ in range(workers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
 # -- one scenario: a database of some size, every operation under load --------------------------------------
 
 
@@ -581,17 +599,29 @@ def run_scenario(
     with ExitStack() as stack:
         service, bare = start_servers(stack, db, ds, args, folder)
 
+        probes = {
+            BARE: (bare, f"/bare/users/{ds.sample_ids[0]}", None),
+            "service": (service, f"{BASE}/Users/{ds.sample_ids[0]}", ds.token),
+        }
+
         def window(key: str, seconds: float, connections: int) -> Load:
             server = bare if key == BARE else service
             token = "" if key == BARE else ds.token
-            return gen.run(server.url, files[key], token, seconds, connections)
+            load = gen.run(server.url, files.get(key, folder / key), token, seconds, connections)
+            # Requests still queued when the window closed must not be served during the next one.
+            drain(*probes[BARE if key == BARE else "service"], args.workers)
+            return load
 
         progress(f"warming up {len(keys)} operations on {args.workers} workers")
-        for key in keys:
-            window(key, args.warmup, args.connections)
+        mixed = [line for key in keys[1:] for line in files[key].read_text().splitlines()[:200]]
+        random.Random(1).shuffle(mixed)
+        (folder / "warm-up").write_text("\n".join(mixed) + "\n")
+        window("warm-up", args.warmup, args.connections)
+        window(BARE, args.warmup, args.connections)
         progress("unloaded latency (one connection)")
         for key in keys:
-            unloaded[key].add(window(key, args.unloaded, 1))
+            if not key.endswith(BIG):
+                unloaded[key].add(window(key, args.unloaded, 1))
         others = keys[1:]
         for round_no in range(args.rounds):
             # The bare route twice a round, the operations in a rotating order: noise lands on all alike.
@@ -686,7 +716,7 @@ def count_statements(db: Database, ds: Dataset, files: dict[str, Path], per_op: 
     out: dict[str, Counts] = {}
     try:
         for key, path in files.items():
-            if key == BARE:
+            if key == BARE or key.endswith(BIG):  # the big group runs the statements of the small one
                 continue
             lines = path.read_text().splitlines()
             counts = Counts()
@@ -738,7 +768,7 @@ def print_table(result: ScenarioResult, gen: Wrk | PythonClient, args: argparse.
         f"p99 {_fmt_ms(bare.ms(99))} ms loaded; p50 {_fmt_ms(bare_unloaded.ms(50))} ms unloaded"
     )
     header = (
-        f"{'operation':<40} {'req/s':>7} {'x bare':>7} {'p50 ms':>7} {'x bare':>7} {'p99 ms':>7} {'x bare':>7} "
+        f"{'operation':<44} {'req/s':>7} {'x bare':>7} {'p50 ms':>7} {'x bare':>7} {'p99 ms':>7} {'x bare':>7} "
         f"{'unloaded':>9}  {'target (x bare req/s)':<22} {'met':<4}"
     )
     print(header)
@@ -757,7 +787,7 @@ def print_table(result: ScenarioResult, gen: Wrk | PythonClient, args: argparse.
                 missed.append(f"{result.db.kind}: {op.label}")
         errors = f"  errors: {dict(load.errors)}" if load.errors else ""
         print(
-            f"{op.label:<40} {_fmt_rate(load.rate):>7} {ratio:>7.2f} {_fmt_ms(p50):>7} {p50 / bare.ms(50):>7.1f} "
+            f"{op.label:<44} {_fmt_rate(load.rate):>7} {ratio:>7.2f} {_fmt_ms(p50):>7} {p50 / bare.ms(50):>7.1f} "
             f"{_fmt_ms(p99):>7} {p99 / bare.ms(99):>7.1f} {_fmt_ms(result.unloaded[op.key].ms(50)):>6} ms  "
             f"{op.target:<22} {met:<4}{errors}"
         )
@@ -897,7 +927,7 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=1, help="length of one load window (whole seconds)")
-    parser.add_argument("--warmup", type=int, default=1, help="seconds of warm-up load per operation")
+    parser.add_argument("--warmup", type=int, default=2, help="seconds of warm-up load (all operations mixed)")
     parser.add_argument("--unloaded", type=int, default=1, help="seconds of the one-connection window")
     parser.add_argument("--count-requests", type=int, default=40, help="requests per operation when counting SQL")
     parser.add_argument("--count-only", action="store_true", help="only count statements and transactions")
