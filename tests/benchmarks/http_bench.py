@@ -617,18 +617,17 @@ def run_scenario(
         random.Random(1).shuffle(mixed)
         (folder / "warm-up").write_text("\n".join(mixed) + "\n")
         window("warm-up", args.warmup, args.connections)
-        window(BARE, args.warmup, args.connections)
+        window(BARE, 1, args.connections)
         progress("unloaded latency (one connection)")
         for key in keys:
             if not key.endswith(BIG):
                 unloaded[key].add(window(key, args.unloaded, 1))
         others = keys[1:]
         for round_no in range(args.rounds):
-            # The bare route twice a round, the operations in a rotating order: noise lands on all alike.
+            # The bare route, then the operations in a rotating order: noise lands on all alike.
             turn = round_no % len(others)
             order = others[turn:] + others[:turn]
-            half = len(order) // 2
-            sequence = [BARE, *order[:half], BARE, *order[half:]]
+            sequence = [BARE, *order]
             progress(f"round {round_no + 1} of {args.rounds}: {args.seconds:g} s per window, {len(sequence)} windows")
             for key in sequence:
                 loaded[key].add(window(key, args.seconds, args.connections))
@@ -927,9 +926,9 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=1, help="length of one load window (whole seconds)")
-    parser.add_argument("--warmup", type=int, default=2, help="seconds of warm-up load (all operations mixed)")
+    parser.add_argument("--warmup", type=int, default=1, help="seconds of warm-up load (all operations mixed)")
     parser.add_argument("--unloaded", type=int, default=1, help="seconds of the one-connection window")
-    parser.add_argument("--count-requests", type=int, default=40, help="requests per operation when counting SQL")
+    parser.add_argument("--count-requests", type=int, default=20, help="requests per operation when counting SQL")
     parser.add_argument("--count-only", action="store_true", help="only count statements and transactions")
     parser.add_argument("--ops", default=",".join(op.key for op in OPS), help="comma-separated subset of operations")
     parser.add_argument(
