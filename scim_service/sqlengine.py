@@ -148,8 +148,8 @@ class SqliteWriteLock:
 
     The lock orders writers; it is not what makes them atomic (``BEGIN IMMEDIATE`` is), so when the
     file cannot be opened (a read-only folder) writers go without it, as before. The wait has no
-    timeout of its own: ``flock`` offers none, and bounding it with a helper thread cost a tenth of
-    the write throughput in ``tests/benchmarks/bench_sqlite_lock.py``. A holder is a write
+    timeout of its own: ``flock`` offers none, and bounding it with a helper thread cost about a tenth
+    of the write throughput (measured with ``tests/benchmarks/bench_sqlite_lock.py``). A holder is a write
     transaction, whose statements the busy timeout bounds, and a dead holder's lock is freed. One
     object serves every engine on a file, so a thread that already holds it (a write transaction
     opened inside another, on a second engine of the same file) does not wait for itself: it meets
