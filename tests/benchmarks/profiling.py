@@ -25,6 +25,7 @@ PURPOSES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("org profile read (servicedb/store.py ServiceStore.profile_of)", ("ServiceStore.profile_of",)),
     ("JSON encoding of the response (api/blueprint.py scim_response)", ("scim_response",)),
     ("JSON decoding of the body (api/blueprint.py json_body)", ("json_body",)),
+    ("PatchOp parsing (schemas/messages.py load_patch_op)", ("load_patch_op",)),
     ("PATCH applied to the document (patch.py)", ("apply_user_patch", "apply_group_patch")),
     ("marshmallow validation (schemas/resources.py load_*)", ("load_user", "load_group", "load_resource")),
     ("rendering (schemas/render.py render_*)", ("render_user", "render_group")),
