@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: install test lint format run bench clean
+.PHONY: install test lint format run bench bench-large bench-profile clean
 
 install: ## create .venv and install the project with its backends, test and dev tools
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -33,8 +33,19 @@ run: ## serve the API on the embedded SQLite default (creates or migrates the sc
 	$(BIN)/scim-service db upgrade
 	$(BIN)/gunicorn -b $(HOST):$(PORT) --workers 2 wsgi:app
 
-bench: ## benchmarks, reported as ratios measured in one run
-	$(BIN)/python tests/benchmarks/bench_sql.py
+# BENCH=large adds a database of 1,000,000 users (and a group of 100,000) to the quick run.
+LARGE := $(filter large,$(BENCH))
+
+bench: ## benchmarks as ratios: backend growth, the SQLite write lock, the service over HTTP beside a bare row read
+	$(BIN)/python tests/benchmarks/bench_sql.py $(if $(LARGE),--large 1000000)
+	$(BIN)/python tests/benchmarks/bench_sqlite_lock.py
+	$(BIN)/python tests/benchmarks/http_bench.py $(if $(LARGE),--large)
+
+bench-large: ## the same with 1,000,000 users (several minutes)
+	$(MAKE) bench BENCH=large
+
+bench-profile: ## where the time goes: py-spy on the service's workers under load (OPS=get,page,patch,post)
+	$(BIN)/python tests/benchmarks/http_bench.py --databases $(or $(DATABASES),sqlite) --profile $(or $(OPS),get,page,patch,post)
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache .ruff_cache

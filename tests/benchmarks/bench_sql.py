@@ -2,10 +2,9 @@
 
 Each figure compares the same operation on a small and a large store, so the ratio says how the cost
 grows with size whatever the machine: a ratio near 1 means the cost follows the change or the page,
-not the table. Seeding writes rows straight into the backend's tables (a benchmark, not a test, so the
-100,000-row setup takes seconds instead of minutes), the email side table included (rows derived by
-``scim_sql.tables.email_rows``, as the backend's writes do); every measured operation goes through the
-Backend contract.
+not the table. Seeding writes rows straight into the backend's tables (``seeding.py``: a benchmark,
+not a test, so the 100,000-row setup takes seconds instead of minutes); every measured operation goes
+through the Backend contract. The service over HTTP is measured by ``http_bench.py``.
 
     python tests/benchmarks/bench_sql.py [--large 100000] [--database-url URL]
 """
@@ -20,11 +19,9 @@ import time
 import tracemalloc
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 
-import sqlalchemy as sa
-from scim_sql import tables
+import seeding
 from scim_sql.backend import SqlBackend
 
 from scim_service.model import GroupChanges, Member, Tenant
@@ -40,73 +37,9 @@ def progress(message: str) -> None:
 
 def seed(backend: SqlBackend, tenant: Tenant, users: int, group_members: int) -> tuple[list[str], str]:
     """Insert ``users`` users and one group holding the first ``group_members`` of them."""
-    now = datetime.now(UTC)
-    ids = [str(uuid.uuid4()) for _ in range(users)]
-    with backend.engine.begin() as conn:
-        batch = 20_000
-        for start in range(0, users, batch):
-            rows = [
-                {
-                    "id": ids[i],
-                    "tenant_id": tenant.id,
-                    "user_name": f"user{i:07d}",
-                    "user_name_lower": f"user{i:07d}",
-                    "primary_email_lower": f"user{i:07d}@example.com",
-                    "external_id": f"ext-{i}",
-                    "display_name": f"User {i}",
-                    "active": True,
-                    "deleted": False,
-                    "data": {
-                        "userName": f"user{i:07d}",
-                        "active": True,
-                        "externalId": f"ext-{i}",
-                        "emails": [
-                            {"value": f"User{i:07d}@Example.com", "type": "work", "primary": True},
-                            {"value": f"u{i}@home.example.org", "type": "home"},
-                        ],
-                    },
-                    "created": now,
-                    "last_modified": now,
-                    "deactivated_at": None,
-                    "version": 1,
-                }
-                for i in range(start, min(users, start + batch))
-            ]
-            conn.execute(sa.insert(tables.users), rows)
-            emails = [e for row in rows for e in tables.email_rows(tenant.id, row["id"], row["data"])]
-            conn.execute(sa.insert(tables.user_emails), emails)
-        group_id = str(uuid.uuid4())
-        conn.execute(
-            sa.insert(tables.groups),
-            [
-                {
-                    "id": group_id,
-                    "tenant_id": tenant.id,
-                    "display_name": "everyone",
-                    "external_id": None,
-                    "data": {"displayName": "everyone"},
-                    "created": now,
-                    "last_modified": now,
-                    "version": 1,
-                }
-            ],
-        )
-        for start in range(0, group_members, batch):
-            conn.execute(
-                sa.insert(tables.group_members),
-                [
-                    {
-                        "tenant_id": tenant.id,
-                        "group_id": group_id,
-                        "member_id": ids[i],
-                        "member_type": "User",
-                        "display": f"User {i}",
-                    }
-                    for i in range(start, min(group_members, start + batch))
-                ],
-            )
-    with backend.engine.begin() as conn:
-        conn.exec_driver_sql("ANALYZE")
+    ids = seeding.seed_users(backend.engine, tenant.id, users)
+    group_id = seeding.seed_group(backend.engine, tenant.id, "everyone", ids[:group_members])
+    seeding.analyze(backend.engine)
     return ids, group_id
 
 
