@@ -414,7 +414,7 @@ def test_orgs_delete_asks_then_removes_everything_and_leaves_other_orgs(
     assert state.backend.list_inactive_users(acme) == []
     beta = state.store.get_org("beta")
     assert state.backend.count_seats(beta) == 3  # the other organization is untouched
-    _fails_with(cli("orgs", "delete", "acme", "--yes"), "no organization named 'acme'")
+    assert_fails_with(cli("orgs", "delete", "acme", "--yes"), "no organization named 'acme'")
 
 
 def test_orgs_rename(cli: Invoke, state: ScimState) -> None:
@@ -425,8 +425,8 @@ def test_orgs_rename(cli: Invoke, state: ScimState) -> None:
     assert result.exit_code == 0 and "renamed organization acme to acme-corp" in result.stderr
     tenant, _ = state.store.authenticate(token)  # type: ignore[misc]
     assert tenant.name == "acme-corp"
-    _fails_with(cli("orgs", "rename", "acme-corp", "beta"), "organization 'beta' already exists")
-    _fails_with(cli("orgs", "rename", "ghost", "x"), "no organization named 'ghost'")
+    assert_fails_with(cli("orgs", "rename", "acme-corp", "beta"), "organization 'beta' already exists")
+    assert_fails_with(cli("orgs", "rename", "ghost", "x"), "no organization named 'ghost'")
 
 
 def test_users_list_show_and_remove_inactive_dry_run(cli: Invoke, state: ScimState, env: dict[str, str]) -> None:
@@ -449,7 +449,7 @@ def test_users_list_show_and_remove_inactive_dry_run(cli: Invoke, state: ScimSta
     assert json.loads(cli("users", "show", "acme", ann_id).stdout)["userName"] == "ann"
     cy_id = next(u["id"] for u in inactive if u["userName"] == "cy")
     assert json.loads(cli("users", "show", "acme", cy_id).stdout)["deleted"] is True
-    _fails_with(cli("users", "show", "acme", "nobody"), "no user of acme has the id or userName 'nobody'")
+    assert_fails_with(cli("users", "show", "acme", "nobody"), "no user of acme has the id or userName 'nobody'")
 
     dry = cli("users", "remove-inactive", "acme", "--dry-run")
     assert dry.exit_code == 0 and "dry run: would remove 2 inactive users from acme" in dry.stderr
@@ -530,7 +530,7 @@ def test_log_filters_and_prune(cli: Invoke, state: ScimState) -> None:
     assert "409 uniqueness" in text and "alice@example.com" in text and "okta-req-1" in text
     bad = cli("log", "--since", "yesterday-ish")
     assert bad.exit_code == 2 and "is not a time" in bad.stderr
-    _fails_with(cli("log", "--status", "nope"), "status 'nope'")
+    assert_fails_with(cli("log", "--status", "nope"), "status 'nope'")
 
     pruned = cli("log", "prune")  # the default retention: 90 days
     assert pruned.exit_code == 0 and pruned.stdout.strip() == "deleted 0 log entries"
