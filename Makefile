@@ -29,9 +29,9 @@ format:
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-run: ## serve the API on the embedded SQLite default (creates or migrates the schema first)
+run: ## serve the API on the embedded SQLite default (creates or migrates the schema first), with gunicorn.conf.py
 	$(BIN)/scim-service db upgrade
-	$(BIN)/gunicorn -b $(HOST):$(PORT) --workers 2 wsgi:app
+	$(BIN)/gunicorn -c gunicorn.conf.py -b $(HOST):$(PORT) wsgi:app
 
 # BENCH=large adds a database of 1,000,000 users (and a group of 100,000) to the quick run.
 LARGE := $(filter large,$(BENCH))

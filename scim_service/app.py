@@ -20,6 +20,7 @@ def create_app(config: Mapping[str, Any] | None = None, *, environ: Mapping[str,
     """Build the standalone app: defaults, then ``SCIM_*`` environment variables, then ``config``."""
     env = os.environ if environ is None else environ
     values: dict[str, Any] = settings.defaults()
+    values.update(settings.STANDALONE_DEFAULTS)
     values.update(settings.from_environ(env))
     values.update(config or {})
     instance_path = values.get("SCIM_INSTANCE_PATH")

@@ -36,6 +36,9 @@ Progress = Callable[[str, int], None]
 # ``active eq false`` as the resolver produces it, for the default implementations below.
 _INACTIVE = Compare(AttrPath("active", schema=USER_SCHEMA, type="boolean"), "eq", False)
 
+# The tenant :meth:`Backend.ping` asks about: no organization has this id (ids are UUIDs).
+READINESS_TENANT = Tenant(id="scim-readiness-probe", name="scim-readiness-probe")
+
 
 class Backend(abc.ABC):
     """Abstract storage of the users and groups of every tenant.
@@ -61,6 +64,15 @@ class Backend(abc.ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook, a no-op by default
         """Release connections and pools. The backend is not used afterwards."""
+
+    def ping(self) -> None:
+        """Return when the store answers; raise (``Unavailable`` preferably) when it does not.
+
+        ``/readyz`` calls it under a timeout, so it may block. The default counts the seats of a tenant
+        that does not exist, which every backend answers from its store with 0; a backend with a
+        cheaper round trip (a ``SELECT 1``, an LDAP root DSE read) may override it.
+        """
+        self.count_seats(READINESS_TENANT)
 
     # -- users ---------------------------------------------------------------------------------
 

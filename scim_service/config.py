@@ -59,6 +59,21 @@ def _base_path(text: str) -> str:
     return "" if path == "/" else path
 
 
+def _url_path(text: str) -> str:
+    # A path of its own for an operations page: never the site root, which a host app owns.
+    path = _base_path(text)
+    if not path:
+        raise ValueError(f"expected a URL path such as /admin, not the site root ({text!r})")
+    return path
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise ValueError(f"expected a positive number, got {text!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class Setting:
     """One configuration key: its parser from an environment string, its default and its meaning."""
@@ -165,7 +180,32 @@ SETTINGS: tuple[Setting, ...] = (
         "resourceType); they appear in /Schemas and /ResourceTypes and are validated, filterable and "
         "patchable. Needs a backend with the custom_schemas capability. Unset: none.",
     ),
+    # -- operations: health, metrics, the admin page (scim_service/ops/, scim_service/admin/) ----------
+    Setting(
+        "SCIM_HEALTH_ENDPOINTS",
+        _bool,
+        False,
+        "Serve /healthz and /readyz (no authentication, JSON). Off for an embedding host, on for the "
+        "standalone app (create_app).",
+    ),
+    Setting(
+        "SCIM_HEALTH_PREFIX",
+        _base_path,
+        "",
+        "URL prefix of /healthz and /readyz, for a host that has its own at the root (e.g. /scim-ops).",
+    ),
+    Setting(
+        "SCIM_READY_TIMEOUT",
+        _positive_float,
+        2.0,
+        "Seconds /readyz waits for the service database and for the backend to answer before it reports 503.",
+    ),
+    Setting("SCIM_METRICS", _bool, False, "Serve Prometheus metrics (PROMETHEUS_MULTIPROC_DIR under gunicorn)."),
+    Setting("SCIM_METRICS_PATH", _url_path, "/metrics", "URL path of the Prometheus metrics."),
 )
+
+# What the standalone app (create_app) turns on that an embedding host gets only if it asks.
+STANDALONE_DEFAULTS: dict[str, Any] = {"SCIM_HEALTH_ENDPOINTS": True}
 
 SETTINGS_BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
 

@@ -15,11 +15,13 @@ from typing import Any
 from flask import Flask
 
 from scim_service import config as settings
+from scim_service import ops
 from scim_service.api import create_blueprint
 from scim_service.auth import BearerTokenAuth
 from scim_service.backend import Backend
 from scim_service.lifecycle import Lifecycle
 from scim_service.model import DeletePolicy
+from scim_service.ops.metrics import instrument, metrics_for
 from scim_service.plugins import build_backend, make_plugin_manager
 from scim_service.schemas.definitions import RESOURCE_TYPES, ResourceTypeDef
 from scim_service.schemas.extensions import ExtensionFileError, build_resource_types, load_extensions_file
@@ -79,6 +81,8 @@ class ScimService:
             self._plugins, builtin_plugins=[BearerTokenAuth(store)], load_entry_points=self._load_entry_points
         )
         backend = self._backend if self._backend is not None else build_backend(pm, config)
+        metrics = metrics_for(config)  # None unless SCIM_METRICS
+        backend = instrument(backend, metrics)
         resource_types = _resource_types(config, backend)
         lifecycle = Lifecycle(
             backend,
@@ -98,6 +102,7 @@ class ScimService:
         )
         # A fresh blueprint per app: two apps in one process never share routes or handlers.
         app.register_blueprint(create_blueprint(), url_prefix=base_path or None)
+        ops.register(app, metrics)  # /healthz, /readyz, /metrics, as the settings ask
 
 
 def _resource_types(config: dict[str, Any], backend: Backend) -> tuple[ResourceTypeDef, ResourceTypeDef]:

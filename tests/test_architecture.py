@@ -23,6 +23,8 @@ FLASK_LAYER = {
     "scim_service.api": "the blueprints: the HTTP edge",
     "scim_service.app": "create_app builds the standalone Flask app",
     "scim_service.extension": "ScimService, the Flask extension that mounts the blueprints",
+    "scim_service.ops.routes": "the blueprints of /healthz, /readyz and /metrics",
+    "scim_service.admin.views": "the admin page's blueprint",
 }
 
 # Files that are not importable modules: alembic runs its env.py scripts inside a migration context.
