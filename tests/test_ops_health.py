@@ -166,7 +166,7 @@ def test_an_embedding_host_gets_no_health_endpoints_unless_it_asks(tmp_path):
 
 
 def test_a_host_route_on_the_same_path_stops_start_up(tmp_path):
-    with pytest.raises(ConfigError, match="SCIM_HEALTH_ENDPOINTS.*/healthz"):
+    with pytest.raises(ConfigError, match=r"SCIM_HEALTH_ENDPOINTS.*/healthz"):
         ScimService(_host(tmp_path, SCIM_HEALTH_ENDPOINTS=True))
 
 
