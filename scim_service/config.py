@@ -202,6 +202,22 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("SCIM_METRICS", _bool, False, "Serve Prometheus metrics (PROMETHEUS_MULTIPROC_DIR under gunicorn)."),
     Setting("SCIM_METRICS_PATH", _url_path, "/metrics", "URL path of the Prometheus metrics."),
+    Setting(
+        "SCIM_ADMIN_PASSWORD",
+        str,
+        None,
+        "Password of the admin web page; the page is off unless it is set or a host plugin implements "
+        "scim_admin_authenticate.",
+    ),
+    Setting("SCIM_ADMIN_PATH", _url_path, "/admin", "URL prefix of the admin web page."),
+    Setting(
+        "SCIM_ADMIN_SECRET_KEY",
+        str,
+        None,
+        "Key that signs the admin session cookie; the same in every worker and host. Unset: the host "
+        "app's SECRET_KEY, else a key derived from SCIM_ADMIN_PASSWORD.",
+    ),
+    Setting("SCIM_ADMIN_SESSION_HOURS", _positive_int, 8, "Hours an admin login lasts."),
 )
 
 # What the standalone app (create_app) turns on that an embedding host gets only if it asks.

@@ -14,8 +14,8 @@ from typing import Any
 
 from flask import Flask
 
+from scim_service import admin, ops
 from scim_service import config as settings
-from scim_service import ops
 from scim_service.api import create_blueprint
 from scim_service.auth import BearerTokenAuth
 from scim_service.backend import Backend
@@ -103,6 +103,7 @@ class ScimService:
         # A fresh blueprint per app: two apps in one process never share routes or handlers.
         app.register_blueprint(create_blueprint(), url_prefix=base_path or None)
         ops.register(app, metrics)  # /healthz, /readyz, /metrics, as the settings ask
+        admin.register(app)  # /admin, when a password or a host plugin enables it
 
 
 def _resource_types(config: dict[str, Any], backend: Backend) -> tuple[ResourceTypeDef, ResourceTypeDef]:

@@ -75,6 +75,18 @@ def scim_authenticate(request: AuthRequest, config: Mapping[str, Any]) -> Princi
     """
 
 
+@hookspec(firstresult=True)
+def scim_admin_authenticate(request: AuthRequest, config: Mapping[str, Any]) -> str | None:  # type: ignore[empty-body]
+    """Admit a request to the admin web page (``SCIM_ADMIN_PATH``): return the administrator's name, or
+    None to leave the request to the password login (``SCIM_ADMIN_PASSWORD``) if there is one.
+
+    Implementing this hook switches the admin page on even without a password: that is how a host app
+    puts the page behind its own login (read its session inside the hook). The page never accepts a
+    SCIM bearer token; an implementation must not admit a request because of one either. The first
+    non-None answer wins.
+    """
+
+
 @hookspec
 def scim_user_created(tenant: Tenant, user: UserRecord) -> None:
     """A user was created (POST that did not match an existing user)."""
