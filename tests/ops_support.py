@@ -7,7 +7,9 @@ access log and the error log) go to a file the test can read.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
 import time
 import urllib.error
@@ -105,6 +107,21 @@ def prepare_database(url: str, *, org: str, max_seats: int | None = None) -> str
         return state.store.create_token(org)[1]
     finally:
         state.close()
+
+
+def dockerfile_instruction(name: str) -> str:
+    """The text of the Dockerfile's last ``name`` instruction (continuation lines joined)."""
+    text = (REPO / "Dockerfile").read_text().replace("\\\n", " ")
+    found = re.findall(rf"^{name}\s+(.*)$", text, re.M)
+    assert found, f"the Dockerfile has no {name}"
+    return found[-1]
+
+
+def exec_form(text: str) -> list[str]:
+    """The JSON array of an instruction in exec form (``CMD ["a", "b"]``)."""
+    command = json.loads(text[text.index("[") :])
+    assert isinstance(command, list) and all(isinstance(c, str) for c in command)
+    return command
 
 
 def os_environ_without_scim() -> dict[str, str]:

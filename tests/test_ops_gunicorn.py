@@ -11,13 +11,24 @@ from __future__ import annotations
 import os
 import re
 import signal
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from ops_support import get, os_environ_without_scim, prepare_database, production_server, wait_for
+from ops_support import (
+    dockerfile_instruction,
+    exec_form,
+    get,
+    os_environ_without_scim,
+    prepare_database,
+    production_server,
+    wait_for,
+)
+from pg_support import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -141,3 +152,13 @@ def test_a_dead_worker_keeps_its_counts_and_child_exit_drops_its_live_gauge(serv
         after = _sample(get(server.url + "/metrics")[2].decode(), "scim_http_requests_total", endpoint="scim.users",
                         method="GET", status="200", organization="acme")  # fmt: skip
         assert after == before
+
+
+def test_the_images_healthcheck_command_passes_here_and_fails_without_a_server(served):
+    # The container's HEALTHCHECK, run on this machine against gunicorn started as its CMD starts it.
+    command = exec_form(dockerfile_instruction("HEALTHCHECK"))
+    assert command[0] == "python"
+    port = served["server"].url.rsplit(":", 1)[1]
+    for target, expected_ok in ((port, True), (str(free_port()), False)):
+        done = subprocess.run([sys.executable, *command[1:]], env={"PORT": target}, capture_output=True, timeout=30)
+        assert (done.returncode == 0) is expected_ok, done.stderr
