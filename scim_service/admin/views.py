@@ -148,6 +148,8 @@ def login() -> Response:
     """The password form; a right password starts a session with a fresh CSRF token."""
     if not _password():
         return _page("denied.html", 404, reason="Password login is not enabled (SCIM_ADMIN_PASSWORD).")
+    if request.method == "GET" and g.scim_admin_user:
+        return redirect(_local_next(request.args.get("next")), code=303)
     error = None
     if request.method == "POST":
         if password_matches(request.form.get("password"), _password()):
@@ -210,7 +212,7 @@ def _tokens_page(org: str, status: int = 200, **context: Any) -> Response:
 
 @bp.get("/orgs/<org>/tokens")
 def tokens(org: str) -> Response:
-    """The organization's tokens: prefix-free ids, descriptions, last use and revocation."""
+    """The organization's tokens: ids, descriptions, creation, last use and revocation."""
     done = request.args.get("done")
     return _tokens_page(org, notice=done)
 
