@@ -30,7 +30,7 @@ def register(app: Flask) -> None:
     if not enabled(app):
         return
     from scim_service.admin.session import SessionCodec, signing_key
-    from scim_service.admin.views import ADMIN_KEY, bp
+    from scim_service.admin.views import ADMIN_KEY, create_blueprint
     from scim_service.config import ConfigError
     from scim_service.state import get_state
 
@@ -46,4 +46,4 @@ def register(app: Flask) -> None:
         signing_key(config, app.config.get("SECRET_KEY")), int(config["SCIM_ADMIN_SESSION_HOURS"]) * 3600
     )
     app.extensions[ADMIN_KEY] = {"codec": codec, "password": password}
-    app.register_blueprint(bp, url_prefix=path)
+    app.register_blueprint(create_blueprint(), url_prefix=path)

@@ -37,7 +37,6 @@ LOG_PAGE_SIZES = (50, 100, 200, 500)
 
 log = logging.getLogger("scim_service.admin")
 
-bp = Blueprint("scim_admin", __name__, template_folder="templates", static_folder="static")
 
 # Pages reachable without an administrator.
 OPEN_ENDPOINTS = frozenset({"scim_admin.login", "scim_admin.static"})
@@ -71,7 +70,6 @@ def _host_admin() -> str | None:
     return str(found) if found else None
 
 
-@bp.before_request
 def _require_admin() -> Response | None:
     session = _codec().load(request.cookies.get(COOKIE_NAME))
     g.scim_admin_new_session = session is None
@@ -87,7 +85,6 @@ def _require_admin() -> Response | None:
     return _page("denied.html", 403, reason="The host application did not admit you to this page.")
 
 
-@bp.after_request
 def _harden(response: Response) -> Response:
     # Admin pages are never cached, framed, or given scripts to run.
     response.headers["Cache-Control"] = "no-store"
@@ -143,7 +140,6 @@ def _local_next(target: str | None) -> str:
 # -- login ------------------------------------------------------------------------------------------
 
 
-@bp.route("/login", methods=["GET", "POST"])
 def login() -> Response:
     """The password form; a right password starts a session with a fresh CSRF token."""
     if not _password():
@@ -161,7 +157,6 @@ def login() -> Response:
     return _page("login.html", 401 if error else 200, error=error, next=request.values.get("next", ""))
 
 
-@bp.post("/logout")
 def logout() -> Response:
     """End the password session (a host-admitted administrator logs out of the host)."""
     _set_session(AdminSession())
@@ -171,7 +166,6 @@ def logout() -> Response:
 # -- organizations and tokens -----------------------------------------------------------------------
 
 
-@bp.get("/")
 def orgs() -> Response:
     """Every organization with its seats used of maxSeats, policies and IdP profile."""
     st = _state()
@@ -210,14 +204,12 @@ def _tokens_page(org: str, status: int = 200, **context: Any) -> Response:
     return _page("tokens.html", status, org=tenant, tokens=tokens, **context)
 
 
-@bp.get("/orgs/<org>/tokens")
 def tokens(org: str) -> Response:
     """The organization's tokens: ids, descriptions, creation, last use and revocation."""
     done = request.args.get("done")
     return _tokens_page(org, notice=done)
 
 
-@bp.post("/orgs/<org>/tokens")
 def create_token(org: str) -> Response:
     """Create a token; the page shows it this once (it is stored only as a hash)."""
     description = (request.form.get("description") or "").strip() or None
@@ -229,7 +221,6 @@ def create_token(org: str) -> Response:
     return _tokens_page(org, 201, created={"id": token_id, "token": token})
 
 
-@bp.post("/tokens/<token_id>/revoke")
 def revoke_token(token_id: str) -> Response:
     """Revoke a token: every worker refuses it from its next request."""
     try:
@@ -256,7 +247,6 @@ def _log_filters() -> dict[str, Any]:
     }
 
 
-@bp.get("/log")
 def provisioning_log() -> Response:
     """The provisioning log, newest first, with the CLI's filters; failed lines link to the guide."""
     st = _state()
@@ -284,7 +274,22 @@ def provisioning_log() -> Response:
     )
 
 
-@bp.get("/troubleshooting")
 def troubleshooting() -> Response:
     """The troubleshooting guide (docs/troubleshooting.md), each table row an anchor."""
     return _page("troubleshooting.html", guide=guide())
+
+
+def create_blueprint() -> Blueprint:
+    """A fresh admin blueprint (one per app, like the SCIM blueprint): its pages, templates and stylesheet."""
+    bp = Blueprint("scim_admin", __name__, template_folder="templates", static_folder="static")
+    bp.before_request(_require_admin)
+    bp.after_request(_harden)
+    bp.add_url_rule("/login", view_func=login, methods=["GET", "POST"])
+    bp.add_url_rule("/logout", view_func=logout, methods=["POST"])
+    bp.add_url_rule("/", view_func=orgs, methods=["GET"])
+    bp.add_url_rule("/orgs/<org>/tokens", view_func=tokens, methods=["GET"])
+    bp.add_url_rule("/orgs/<org>/tokens", view_func=create_token, methods=["POST"])
+    bp.add_url_rule("/tokens/<token_id>/revoke", view_func=revoke_token, methods=["POST"])
+    bp.add_url_rule("/log", view_func=provisioning_log, methods=["GET"])
+    bp.add_url_rule("/troubleshooting", view_func=troubleshooting, methods=["GET"])
+    return bp
