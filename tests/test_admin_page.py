@@ -22,6 +22,7 @@ from scim_service.admin.troubleshooting import guide, parse
 from scim_service.config import ConfigError
 from scim_service.extension import ScimService, get_state
 from scim_service.hookspecs import AuthRequest, hookimpl
+from scim_service.servicedb.store import LogQuery
 
 PASSWORD = "a long admin password for tests"
 
@@ -278,7 +279,7 @@ def test_failed_requests_in_the_log_link_to_their_troubleshooting_entry(admin_ap
     _scim(client, token, "GET", '/Users?filter=userName eq "unterminated')
     _login(client)
     page = client.get("/admin/log?org=acme&errors=1").text
-    rows = re.findall(r'<tr class="failed" data-status="(\d+)">(.*?)</tr>', page, re.S)
+    rows = re.findall(r'<tr class="failed" data-status="(\d+)"[^>]*>(.*?)</tr>', page, re.S)
     assert sorted(status for status, _ in rows) == ["400", "403"]
     links = {status: re.search(r'class="help" href="([^"]+)"', row).group(1) for status, row in rows}
     assert links["403"] == "/admin/troubleshooting#403-seat-limit-reached"
@@ -306,6 +307,99 @@ def test_pages_forbid_scripts_framing_and_caching(admin_app):
     assert response.headers["Cache-Control"] == "no-store"
 
 
+def _log_rows(client: FlaskClient, query: str) -> list[dict[str, str]]:
+    page = client.get("/admin/log?" + query)
+    assert page.status_code == 200, page.text
+    return [
+        {"status": status, "request_id": rid, "html": html}
+        for status, rid, html in re.findall(
+            r'<tr class="\w+" data-status="(\d+)" data-request-id="([^"]*)">(.*?)</tr>', page.text, re.S
+        )
+    ]
+
+
+def test_the_log_takes_the_clis_filters(admin_app):
+    store = get_state(admin_app).store
+    _id, token = store.create_token("acme")
+    client = admin_app.test_client()
+    ann = _scim(client, token, "POST", "/Users", {"schemas": [USER_SCHEMA], "userName": "ann@example.com"})
+    patch = {
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "replace", "path": "active", "value": False}],
+    }
+    patched = client.patch(
+        f"/scim/v2/Users/{ann.json['id']}",
+        json=patch,
+        headers={"Authorization": f"Bearer {token}", "X-Request-Id": "okta-req-42"},
+    )
+    assert patched.status_code == 200 and patched.headers["X-Request-Id"] == "okta-req-42"
+    _scim(client, token, "POST", "/Users", {"schemas": [USER_SCHEMA], "userName": "ANN@example.com", "emails": "x"})
+    _scim(client, token, "POST", "/Users", {"schemas": [USER_SCHEMA], "userName": "bob"})
+    _login(client)
+    # A user by userName finds the PATCH too, which named the user only by id.
+    rows = _log_rows(client, "user=Ann@Example.com")
+    assert sorted(r["status"] for r in rows) == ["200", "201", "400"]
+    assert all("bob" not in r["html"] for r in rows)
+    assert [r["status"] for r in _log_rows(client, "user=Ann@Example.com&status=4xx")] == ["400"]
+    [one] = _log_rows(client, "request_id=okta-req-42")
+    assert one["status"] == "200" and "PATCH" in one["html"]
+    assert len(_log_rows(client, "since=1h&org=acme")) == 4
+    assert _log_rows(client, "until=1h") == []
+    assert _log_rows(client, "since=2000-01-01&until=2000-01-02") == []
+    for bad, says in (("since=yesterday", "since"), ("status=teapot", "status"), ("org=nope", "nope")):
+        page = client.get("/admin/log?" + bad)
+        assert page.status_code == 400 and says in page.text
+
+
+def test_a_token_with_a_lifetime_and_a_rotation_with_grace(admin_app):
+    store = get_state(admin_app).store
+    client = admin_app.test_client()
+    _login(client)
+    csrf = _csrf(client.get("/admin/orgs/acme/tokens").text)
+    created = client.post("/admin/orgs/acme/tokens", data={"csrf_token": csrf, "expires_in": "90d"})
+    assert created.status_code == 201
+    old_token = re.search(r'id="new-token">([^<]+)<', created.text).group(1)
+    [old] = store.list_tokens("acme")
+    assert old.expires_at is not None and 89 <= (old.expires_at - old.created).days <= 90
+    assert old.prefix and old_token.startswith(old.prefix) and f"{old.prefix}…" in created.text
+    bad = client.post("/admin/orgs/acme/tokens", data={"csrf_token": csrf, "expires_in": "soon"})
+    assert bad.status_code == 400 and "not a duration" in bad.text
+    assert len(store.list_tokens("acme")) == 1
+    rotated = client.post(f"/admin/tokens/{old.id}/rotate", data={"csrf_token": csrf, "grace": "1h"})
+    assert rotated.status_code == 201
+    new_token = re.search(r'id="new-token">([^<]+)<', rotated.text).group(1)
+    assert "stops working at" in rotated.text
+    for token in (old_token, new_token):  # both work during the grace
+        assert _scim(client, token, "GET", "/Users").status_code == 200
+    assert store.get_token(old.id).state == "rotating"
+    new_id = store.get_token(old.id).replaced_by
+    assert "rotating: replaced by" in client.get("/admin/orgs/acme/tokens").text
+    now = client.post(f"/admin/tokens/{new_id}/rotate", data={"csrf_token": csrf, "grace": "0s"})
+    assert now.status_code == 201
+    assert _scim(client, new_token, "GET", "/Users").status_code == 401  # no grace: gone at once
+    again = client.post(f"/admin/tokens/{new_id}/rotate", data={"csrf_token": csrf, "grace": "1h"})
+    assert again.status_code == 400  # a revoked token cannot be rotated
+    assert client.post("/admin/tokens/ffffffffffff/rotate", data={"csrf_token": csrf}).status_code == 404
+
+
+def test_login_attempts_are_limited_per_address_across_workers(tmp_path):
+    apps = [
+        make_app(tmp_path, SCIM_ADMIN_PASSWORD=PASSWORD, SCIM_ADMIN_SECRET_KEY="k" * 32, SCIM_AUTH_FAILURE_LIMIT=3)
+        for _ in range(2)
+    ]  # two workers on one database
+    try:
+        statuses = [_login(apps[i % 2].test_client(), password="guess").status_code for i in range(3)]
+        assert statuses == [401, 401, 401]
+        refused = _login(apps[1].test_client())  # the right password, but over the limit
+        assert refused.status_code == 429 and int(refused.headers["Retry-After"]) > 0
+        assert "Too many login attempts" in refused.text
+        assert _login(apps[0].test_client()).status_code == 429
+        assert get_state(apps[0]).store.query_log(LogQuery(limit=10)) == []  # counted, not logged
+    finally:
+        for app in apps:
+            get_state(app).close()
+
+
 # -- the guide ------------------------------------------------------------------------------------------
 
 
@@ -321,6 +415,7 @@ def test_pages_forbid_scripts_framing_and_caching(admin_app):
         (404, None, "404-on-a-user"),
         (412, None, "412-precondition-failed"),
         (413, None, "413"),
+        (429, None, "429-too-many-requests"),
         (503, None, "503"),
     ],
 )

@@ -10,6 +10,7 @@ written to the service log (logger ``scim_service.admin``) with the administrato
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -24,16 +25,20 @@ from flask import (
     url_for,
 )
 
+from scim_service import operations
 from scim_service.admin.session import COOKIE_NAME, AdminSession, SessionCodec, password_matches
 from scim_service.admin.troubleshooting import guide
+from scim_service.durations import format_duration, parse_duration, parse_when
+from scim_service.errors import ScimError
 from scim_service.hookspecs import AuthRequest
 from scim_service.ops.metrics import uninstrumented
-from scim_service.servicedb.store import AdminError, LogEntry
+from scim_service.servicedb.store import AdminError, LogEntry, LogQuery
 from scim_service.state import ScimState, get_state
 
 ADMIN_KEY = "scim_admin"
 PASSWORD_USER = "admin"  # the name a password login is known by in the service log
 LOG_PAGE_SIZES = (50, 100, 200, 500)
+DEFAULT_ROTATION_GRACE = "24h"
 
 log = logging.getLogger("scim_service.admin")
 
@@ -148,6 +153,16 @@ def login() -> Response:
         return redirect(_local_next(request.args.get("next")), code=303)
     error = None
     if request.method == "POST":
+        retry_after = _count_login_attempt()
+        if retry_after:
+            response = _page(
+                "login.html",
+                429,
+                error=f"Too many login attempts from your address; try again in {retry_after} seconds.",
+                next=request.form.get("next", ""),
+            )
+            response.headers["Retry-After"] = str(retry_after)
+            return response
         if password_matches(request.form.get("password"), _password()):
             _set_session(g.scim_admin_session.logged_in(PASSWORD_USER))
             log.info("admin login from %s", request.remote_addr)
@@ -155,6 +170,39 @@ def login() -> Response:
         log.warning("failed admin login from %s", request.remote_addr)
         error = "That password is not right."
     return _page("login.html", 401 if error else 200, error=error, next=request.values.get("next", ""))
+
+
+def _count_login_attempt() -> int:
+    """Count a login attempt against the address's failed-authentication budget; the seconds to wait
+    when the address is over it (0: go on).
+
+    Every attempt counts, before the password is checked: an address over the limit is refused even
+    with the right password, or a guesser would learn the answer from the difference. The count is the
+    one SCIM authentication uses (``SCIM_AUTH_FAILURE_LIMIT`` per ``SCIM_AUTH_FAILURE_WINDOW``, in the
+    service database, so it holds across workers); nothing is written to the provisioning log.
+    """
+    st = _state()
+    attempt = LogEntry(
+        method="POST",
+        path=request.path,
+        status=401,
+        detail="admin login attempt",
+        client=request.remote_addr,
+        user_agent=request.headers.get("User-Agent"),
+    )
+    try:
+        outcome = st.store.record_auth_failure(
+            attempt,
+            limit=int(st.config["SCIM_AUTH_FAILURE_LIMIT"]),
+            window=st.config["SCIM_AUTH_FAILURE_WINDOW"],
+            log_entry=False,
+        )
+    except ScimError as exc:  # the database is away: the login cannot work anyway, and says why below
+        log.warning("could not count an admin login attempt: %s", exc.detail)
+        return 0
+    if outcome.limited:
+        log.warning("admin login attempts from %s over the limit (%d)", request.remote_addr, outcome.failures)
+    return outcome.retry_after if outcome.limited else 0
 
 
 def logout() -> Response:
@@ -205,20 +253,58 @@ def _tokens_page(org: str, status: int = 200, **context: Any) -> Response:
 
 
 def tokens(org: str) -> Response:
-    """The organization's tokens: ids, descriptions, creation, last use and revocation."""
+    """The organization's tokens: id and visible prefix, description, creation, last use, expiry, state."""
     done = request.args.get("done")
     return _tokens_page(org, notice=done)
 
 
+def _duration_field(name: str, default: str = "") -> timedelta | None:
+    """A duration typed into a form (``90d``, ``24h``); None when left empty. ``AdminError`` if unreadable."""
+    text = (request.form.get(name) or default).strip()
+    if not text:
+        return None
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise AdminError(str(exc)) from None
+
+
 def create_token(org: str) -> Response:
-    """Create a token; the page shows it this once (it is stored only as a hash)."""
+    """Create a token, with an optional lifetime; the page shows it this once (it is stored only as a hash)."""
     description = (request.form.get("description") or "").strip() or None
     try:
-        token_id, token = _state().store.create_token(org, description=description)
+        expires_in = _duration_field("expires_in")
+        token_id, token = _state().store.create_token(org, description=description, expires_in=expires_in)
     except AdminError as exc:
         return _tokens_page(org, 400, error=str(exc))
     log.info("admin %s created token %s for organization %s", g.scim_admin_user, token_id, org)
     return _tokens_page(org, 201, created={"id": token_id, "token": token})
+
+
+def rotate_token(token_id: str) -> Response:
+    """Replace a token: the new one works now and is shown this once; the old one keeps working for
+    the grace period (so the IdP can be updated) and is then revoked."""
+    store = _state().store
+    try:
+        org = store.get_token(token_id).org_name
+    except AdminError as exc:
+        return _page("denied.html", 404, reason=str(exc))
+    try:
+        grace = _duration_field("grace", DEFAULT_ROTATION_GRACE) or timedelta(0)
+        old, new_id, token = store.rotate_token(token_id, grace)
+    except AdminError as exc:
+        return _tokens_page(org, 400, error=str(exc))
+    log.info(
+        "admin %s rotated token %s of %s to %s (grace %s)",
+        g.scim_admin_user,
+        token_id,
+        org,
+        new_id,
+        format_duration(grace),
+    )
+    ends = old.revoked_at.strftime("%Y-%m-%d %H:%M UTC") if old.revoked_at else "now"
+    notice = f"Token {token_id} replaced by {new_id}; the old one stops working at {ends}."
+    return _tokens_page(org, 201, created={"id": new_id, "token": token}, notice=notice)
 
 
 def revoke_token(token_id: str) -> Response:
@@ -234,29 +320,64 @@ def revoke_token(token_id: str) -> Response:
 # -- the provisioning log and the guide -------------------------------------------------------------
 
 
-def _log_filters() -> dict[str, Any]:
+def _log_query(now: datetime) -> tuple[dict[str, Any], LogQuery]:
+    """The filters of the log form, as typed (to show them again) and as the store's query.
+
+    The same filters as ``scim-service log``: organization, since/until (an ISO time or a duration
+    ago), user (userName or id), status (``409``, ``4xx`` or ``error``), request id, failed only.
+    ``AdminError`` names a filter that cannot be read.
+    """
     args = request.args
     try:
         limit = int(args.get("limit") or LOG_PAGE_SIZES[0])
     except ValueError:
         limit = LOG_PAGE_SIZES[0]
-    return {
+    form = {
         "org": (args.get("org") or "").strip(),
+        "since": (args.get("since") or "").strip(),
+        "until": (args.get("until") or "").strip(),
+        "user": (args.get("user") or "").strip(),
+        "status": (args.get("status") or "").strip(),
+        "request_id": (args.get("request_id") or "").strip(),
         "errors": args.get("errors") == "1",
         "limit": limit if limit in LOG_PAGE_SIZES else LOG_PAGE_SIZES[0],
     }
 
+    def when(name: str) -> datetime | None:
+        if not form[name]:
+            return None
+        try:
+            return parse_when(form[name], now)
+        except ValueError as exc:
+            raise AdminError(f"{name}: {exc}") from None
+
+    query = LogQuery(
+        org_name=form["org"] or None,
+        since=when("since"),
+        until=when("until"),
+        user=form["user"] or None,
+        status=form["status"] or None,
+        errors_only=form["errors"],
+        request_id=form["request_id"] or None,
+        limit=form["limit"],
+    )
+    query.status_range()  # an unreadable status is an AdminError now, not a failed page later
+    return form, query
+
 
 def provisioning_log() -> Response:
-    """The provisioning log, newest first, with the CLI's filters; failed lines link to the guide."""
+    """The provisioning log, newest first, with the CLI's filters; failed lines link to the guide.
+
+    The search is the CLI's own (:func:`scim_service.operations.search_log`): a user is found by its
+    userName and by its current id, through the backend.
+    """
     st = _state()
-    filters = _log_filters()
     error = None
     entries: list[LogEntry] = []
+    form: dict[str, Any] = {"limit": LOG_PAGE_SIZES[0]}
     try:
-        entries = st.store.recent_log(
-            org_name=filters["org"] or None, limit=filters["limit"], errors_only=filters["errors"]
-        )
+        form, query = _log_query(datetime.now(UTC))
+        entries = operations.search_log(st.store, uninstrumented(st.backend), query)
     except AdminError as exc:
         error = str(exc)
     the_guide = guide()
@@ -267,7 +388,7 @@ def provisioning_log() -> Response:
         "log.html",
         400 if error else 200,
         rows=rows,
-        filters=filters,
+        filters=form,
         error=error,
         page_sizes=LOG_PAGE_SIZES,
         org_names=[t.name for t in st.store.list_orgs()],
@@ -289,6 +410,7 @@ def create_blueprint() -> Blueprint:
     bp.add_url_rule("/", view_func=orgs, methods=["GET"])
     bp.add_url_rule("/orgs/<org>/tokens", view_func=tokens, methods=["GET"])
     bp.add_url_rule("/orgs/<org>/tokens", view_func=create_token, methods=["POST"])
+    bp.add_url_rule("/tokens/<token_id>/rotate", view_func=rotate_token, methods=["POST"])
     bp.add_url_rule("/tokens/<token_id>/revoke", view_func=revoke_token, methods=["POST"])
     bp.add_url_rule("/log", view_func=provisioning_log, methods=["GET"])
     bp.add_url_rule("/troubleshooting", view_func=troubleshooting, methods=["GET"])
