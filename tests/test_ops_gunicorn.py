@@ -130,12 +130,18 @@ def test_failures_tolerances_and_seats_are_counted(served):
     assert _sample(after, "scim_seats_used", organization="acme") == 1
 
 
-def test_access_log_lines_carry_the_request_id_field(served):
-    server = served["server"]
-    assert get(server.url + "/healthz")[0] == 200
-    assert wait_for(lambda: '"GET /healthz HTTP/1.1" 200' in server.log_text(), timeout=10)
-    line = next(line for line in server.log_text().splitlines() if '"GET /healthz HTTP/1.1" 200' in line)
-    assert re.search(r" \d+ms request_id=\S+ ", line), line
+def test_access_log_lines_carry_the_request_id(served):
+    server, token = served["server"], served["token"]
+    users = server.url + "/scim/v2/Users"
+    status, headers, _body = get(users, {"Authorization": f"Bearer {token}", "X-Request-Id": "okta-trace-7"})
+    assert status == 200 and headers["X-Request-Id"] == "okta-trace-7"
+    status, headers, _body = get(users, {"Authorization": f"Bearer {token}"})
+    made = headers["X-Request-Id"]  # none given: the service made one
+    assert status == 200 and made
+    for rid in ("okta-trace-7", made):
+        assert wait_for(lambda rid=rid: f"request_id={rid} " in server.log_text(), timeout=10), rid
+        line = next(line for line in server.log_text().splitlines() if f"request_id={rid} " in line)
+        assert '"GET /scim/v2/Users HTTP/1.1" 200' in line and re.search(r" \d+ms ", line), line
 
 
 def test_a_dead_worker_keeps_its_counts_and_child_exit_drops_its_live_gauge(served):
