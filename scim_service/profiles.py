@@ -4,7 +4,10 @@ A :class:`Profile` lists, by name, the :class:`Tolerance` values it allows. ``ge
 strict RFC 7643/7644, and a request that needs a tolerance gets the RFC's error. Each IdP profile allows
 exactly what that IdP is known to send. ``auto`` is not a profile but a choice made per request:
 :func:`detect` picks ``okta`` or ``entra`` from the User-Agent (or Entra's ``aadOptscim062020`` flag)
-where that is reliable, and ``generic`` otherwise.
+where that is reliable, and otherwise the ``auto`` profile: the union of every tolerance, since each one
+only accepts a request the RFC would refuse and never changes what an RFC-valid request means (a new
+organization must provision from any IdP without configuration; ``generic`` is the strict choice an
+operator makes by setting it).
 
 The code that parses requests (:mod:`scim_service.patch`, :mod:`scim_service.schemas.resources`) takes an
 :class:`ActiveProfile` argument and asks :meth:`ActiveProfile.allows` before applying a tolerance; the
@@ -23,6 +26,7 @@ from dataclasses import dataclass, field
 
 __all__ = [
     "AUTO",
+    "AUTO_PROFILE",
     "PROFILES",
     "PROFILE_CHOICES",
     "ActiveProfile",
@@ -101,6 +105,14 @@ class Tolerance(enum.Enum):
         "path naming an unknown attribute is invalidPath in every profile).",
     )
 
+    VALUE_PATH_FILTER_SUB = (
+        "value_path_filter_sub",
+        'A filter comparing a sub-attribute after a value filter, ``emails[type eq "work"].value eq "x"``, as '
+        "Entra ID sends when its matching attribute is the work email; answered as "
+        '``emails[type eq "work" and value eq "x"]``. RFC 7644 §3.4.2.2\'s grammar has no such form; '
+        "strictly, it is invalidFilter.",
+    )
+
     @property
     def summary(self) -> str:
         """The tolerance's description (its docstring)."""
@@ -116,7 +128,8 @@ class Profile:
 
     ``group_patch_no_content``: a Group PATCH without ``attributes``/``excludedAttributes`` answers
     204 No Content (the IdP accepts it, and the members are never read); otherwise 200 with the group
-    (RFC 7644 §3.5.2's first option). ``user_agents`` are regular expressions (case-insensitive) that
+    (RFC 7644 §3.5.2's first option). ``user_patch_no_content``: the same for a User PATCH (Entra's
+    own validator expects 204; other clients read the user back from the 200). ``user_agents`` are regular expressions (case-insensitive) that
     identify the IdP reliably for ``auto``; empty when its User-Agent is not a reliable sign.
     """
 
@@ -125,6 +138,7 @@ class Profile:
     description: str
     tolerances: frozenset[Tolerance] = frozenset()
     group_patch_no_content: bool = False
+    user_patch_no_content: bool = False
     user_agents: tuple[str, ...] = ()
 
     def allows_tolerance(self, tolerance: Tolerance) -> bool:
@@ -165,6 +179,7 @@ ENTRA = Profile(
     "Group PATCH.",
     tolerances=_ALL,
     group_patch_no_content=True,
+    user_patch_no_content=True,
     user_agents=(r"\bazure ad scim\b", r"\bmicrosoft azure ad\b", r"\bentra id scim\b"),
 )
 
@@ -196,6 +211,18 @@ GOOGLE = Profile(
     tolerances=frozenset({Tolerance.UNKNOWN_SCHEMA_IGNORED, Tolerance.UNKNOWN_ATTRIBUTE_IGNORED}),
 )
 
+AUTO_PROFILE = Profile(
+    name=AUTO,
+    title="Automatic (client not recognised)",
+    description="What an organization on the default ``auto`` setting applies to a client it cannot name: "
+    "every tolerance, because none of them changes the meaning of an RFC-valid request (each only accepts "
+    "what the RFC would refuse), so any real IdP provisions without configuration. A Group PATCH answers "
+    "204 (its cost follows the change, never the group's size); a User PATCH answers 200 with the user.",
+    tolerances=_ALL,
+    group_patch_no_content=True,
+)
+"""The profile ``auto`` applies when :func:`detect` cannot name the IdP (not settable by name)."""
+
 PROFILES: Mapping[str, Profile] = {p.name: p for p in (GENERIC, OKTA, ENTRA, ONELOGIN, JUMPCLOUD, GOOGLE)}
 """Every profile by name."""
 
@@ -215,7 +242,7 @@ def get_profile(name: str) -> Profile:
 
 
 def detect(user_agent: str | None, query_keys: tuple[str, ...] = ()) -> Profile:
-    """The profile ``auto`` picks for a request: by User-Agent where reliable, else ``generic``.
+    """The profile ``auto`` picks for a request: by User-Agent where reliable, else :data:`AUTO_PROFILE`.
 
     ``query_keys`` are the request's query parameter names: Entra's ``aadOptscim062020`` flag names Entra.
     """
@@ -225,7 +252,7 @@ def detect(user_agent: str | None, query_keys: tuple[str, ...] = ()) -> Profile:
         for profile in PROFILES.values():
             if any(re.search(pattern, user_agent, re.IGNORECASE) for pattern in profile.user_agents):
                 return profile
-    return GENERIC
+    return AUTO_PROFILE
 
 
 def resolve(setting: str | None, user_agent: str | None, query_keys: tuple[str, ...] = ()) -> Profile:
@@ -246,6 +273,7 @@ class ActiveProfile:
     profile: Profile = GENERIC
     label: str = ""
     fired: dict[Tolerance, str] = field(default_factory=dict)
+    refused: dict[Tolerance, str] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -256,6 +284,8 @@ class ActiveProfile:
         """Whether the profile allows ``tolerance``; when it does, record it as fired (with ``detail``,
         what in the request needed it) and log it. Each tolerance is logged once per request."""
         if tolerance not in self.profile.tolerances:
+            # Kept so that a 400 can say which profile would have accepted the request (refusal_hint).
+            self.refused.setdefault(tolerance, detail)
             return False
         if tolerance not in self.fired:
             self.fired[tolerance] = detail
@@ -268,11 +298,27 @@ class ActiveProfile:
             )
         return True
 
-    def summary(self) -> str | None:
-        """The fired tolerances as stored in the provisioning log (``profile: name, name``), or None."""
+    def summary(self) -> str:
+        """The profile and the fired tolerances as stored in the provisioning log: ``entra`` when none
+        fired, ``entra: name, name`` otherwise (so the log shows the profile each request resolved to)."""
         if not self.fired:
-            return None
+            return self.profile.name
         return f"{self.profile.name}: " + ", ".join(t.value for t in self.fired)
+
+    def refusal_hint(self) -> str | None:
+        """For a 400: which profiles would have accepted what this profile refused, or None.
+
+        ``"This request's profile is generic; the auto and entra profiles accept it (tolerance
+        capitalised_ops: Operation 1: op 'Replace')."``
+        """
+        if not self.refused:
+            return None
+        tolerance, detail = next(iter(self.refused.items()))
+        others = [AUTO] + [p.name for p in PROFILES.values() if p.allows_tolerance(tolerance)]
+        return (
+            f"This request's profile is {self.profile.name}; the {', '.join(others[:-1])} and {others[-1]} "
+            f"profiles accept it (tolerance {tolerance.value}: {detail}); see docs/profiles.md."
+        )
 
 
 def strict() -> ActiveProfile:

@@ -122,6 +122,7 @@ def test_bulk_operations_follow_the_organizations_profile(scim, state):
         "data": {"schemas": [PATCH], "Operations": [{"op": "Replace", "path": "active", "value": "False"}]},
     }
     create = {"method": "POST", "path": "/Users", "bulkId": "u", "data": user("entra-user")}
+    state.store.set_profile("acme", "generic")
     strict = bulk(scim, [create, capitalised]).get_json()["Operations"]
     assert [r["status"] for r in strict] == ["201", "400"]  # generic: the RFC's lower-case ops and real booleans
 

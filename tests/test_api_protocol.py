@@ -116,7 +116,7 @@ def test_attributes_projection(scim):
 
 
 def test_patch_replaces_simple_attributes_and_active(scim, state):
-    state.store.set_profile("acme", "entra")  # Entra's tolerances, and 204 for a Group PATCH
+    # The default organization (auto, no IdP User-Agent): every tolerance, 200 for a User PATCH.
     alice = scim.create_user("alice", title="Engineer")
     path = f"/Users/{alice['id']}"
     body = scim.patch(
@@ -127,7 +127,7 @@ def test_patch_replaces_simple_attributes_and_active(scim, state):
 
 
 def test_group_member_add_and_remove(scim, state):
-    state.store.set_profile("acme", "entra")  # Entra's tolerances, and 204 for a Group PATCH
+    # The default organization (auto, no IdP User-Agent): every tolerance, 200 for a User PATCH.
     a, b, c = (scim.create_user(n)["id"] for n in "abc")
     group = scim.create_group("staff", [a])
     path = f"/Groups/{group['id']}"

@@ -102,7 +102,7 @@ def test_okta_user_lifecycle(scim: Scim, state: Any) -> None:
     on = okta.patch(path, [{"op": "replace", "value": {"active": True}}])
     assert on.status_code == 200 and okta.get(path).get_json()["active"] is True
     assert okta.get(path).get_json()["title"] == "CTO"  # deactivation kept everything
-    assert _last_tolerances(state) is None  # Okta's requests are RFC-shaped
+    assert _last_tolerances(state) == "okta"  # the profile only: Okta's requests are RFC-shaped
 
 
 def test_okta_group_push(scim: Scim, state: Any) -> None:
@@ -210,7 +210,7 @@ def test_entra_user_lifecycle_without_the_flag(scim: Scim, state: Any) -> None:
             {"op": "Replace", "path": "active", "value": "False"},
         ],
     )
-    assert patched.status_code == 200
+    assert patched.status_code == 204  # entra: a User PATCH answers 204, as Microsoft's validator expects
     doc = entra.get(path).get_json()
     assert doc["displayName"] == "Updated Name" and doc["active"] is False
     assert {"type": "home", "value": "home@contoso.com"} in doc["emails"]
@@ -218,7 +218,7 @@ def test_entra_user_lifecycle_without_the_flag(scim: Scim, state: Any) -> None:
     logged = _last_tolerances(state)
     assert logged == "entra: capitalised_ops, value_path_creates, manager_bare_string, string_booleans"
 
-    assert entra.patch(path, [{"op": "Replace", "path": "active", "value": "True"}]).status_code == 200
+    assert entra.patch(path, [{"op": "Replace", "path": "active", "value": "True"}]).status_code == 204
     assert entra.get(path).get_json()["active"] is True
 
     # Unassigned in Entra: DELETE (soft); assigned again: the POST reactivates the same record.
@@ -250,17 +250,21 @@ def test_entra_with_aadoptscim062020(scim: Scim, state: Any) -> None:
         ],
         query_string={"aadOptscim062020": ""},
     )
-    assert response.status_code == 200, response.get_json()
-    doc = response.get_json()
+    assert response.status_code == 204, response.get_data(as_text=True)
+    doc = entra.get(f"/Users/{user['id']}").get_json()
     assert doc["name"]["givenName"] == "Henry" and doc["active"] is False
     assert doc["emails"] == [{"primary": True, "type": "work", "value": "henry@contoso.com"}]
     assert doc[ENTERPRISE] == {"department": "Sales", "employeeNumber": "42"}
     assert _last_tolerances(state) == "entra: pathless_qualified_keys"
     listed = entra.get("/Users", query_string={"filter": 'userName eq "FLAG@contoso.com"', "aadOptscim062020": ""})
     assert listed.status_code == 200 and listed.get_json()["totalResults"] == 1  # the flag is no list parameter
-    # The same request without the flag (and no Entra User-Agent) is strict: generic refuses the keys.
-    refused = entra.patch(f"/Users/{user['id']}", [{"op": "replace", "value": {"name.givenName": "X"}}])
-    assert_scim_error(refused, 400, "invalidValue")
+    # Without the flag (and no Entra User-Agent) auto applies every tolerance; generic refuses the keys.
+    accepted = entra.patch(f"/Users/{user['id']}", [{"op": "replace", "value": {"name.givenName": "X"}}])
+    assert accepted.status_code == 200 and accepted.get_json()["name"]["givenName"] == "X"
+    assert _last_tolerances(state) == "auto: pathless_qualified_keys"
+    state.store.set_profile("acme", "generic")
+    refused = entra.patch(f"/Users/{user['id']}", [{"op": "replace", "value": {"name.givenName": "Y"}}])
+    assert "the auto and entra profiles accept it" in assert_scim_error(refused, 400, "invalidValue")["detail"]
 
 
 def test_entra_group_sync(scim: Scim, state: Any) -> None:
@@ -327,16 +331,20 @@ def test_onelogin_gets_200_for_a_group_patch_and_removes_by_value_list(scim: Sci
     ],
 )
 def test_generic_refuses_every_deviation_and_changes_nothing(
-    scim: Scim, operations: list[dict[str, Any]], scim_type: str
+    scim: Scim, state: Any, operations: list[dict[str, Any]], scim_type: str
 ) -> None:
+    state.store.set_profile("acme", "generic")
     generic = IdP(scim, "curl/8.0")
     user = generic.post("/Users", entra_user("x@generic.test", "x")).get_json()
     before = generic.get(f"/Users/{user['id']}").get_json()
-    assert_scim_error(generic.patch(f"/Users/{user['id']}", operations), 400, scim_type)
+    refused = assert_scim_error(generic.patch(f"/Users/{user['id']}", operations), 400, scim_type)
+    # The 400 says which profiles would have accepted it (the fix is one setting away).
+    assert "This request's profile is generic; the auto" in refused["detail"], refused
     assert generic.get(f"/Users/{user['id']}").get_json() == before
 
 
-def test_generic_post_refuses_string_booleans_and_unknown_schemas(scim: Scim) -> None:
+def test_generic_post_refuses_string_booleans_and_unknown_schemas(scim: Scim, state: Any) -> None:
+    state.store.set_profile("acme", "generic")
     generic = IdP(scim, None)
     assert_scim_error(
         generic.post("/Users", entra_user("s@generic.test", "s") | {"active": "True"}), 400, "invalidValue"
@@ -346,7 +354,8 @@ def test_generic_post_refuses_string_booleans_and_unknown_schemas(scim: Scim) ->
     assert generic.get("/Groups").get_json()["totalResults"] == 0
 
 
-def test_generic_group_patch_answers_200_with_the_group(scim: Scim) -> None:
+def test_generic_group_patch_answers_200_with_the_group(scim: Scim, state: Any) -> None:
+    state.store.set_profile("acme", "generic")
     generic = IdP(scim, None)
     a = generic.post("/Users", entra_user("m@generic.test", "m")).get_json()["id"]
     group = generic.post("/Groups", {"schemas": [GROUP_SCHEMA], "displayName": "G"}).get_json()
@@ -374,5 +383,5 @@ def test_a_tenant_setting_overrides_detection(scim: Scim, state: Any) -> None:
         IdP(scim, None)
         .patch(f"/Users/{user['id']}", [{"op": "Replace", "path": "active", "value": "False"}])
         .status_code
-        == 200
+        == 204
     )

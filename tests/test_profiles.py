@@ -14,6 +14,7 @@ from scim_service.model import ENTERPRISE_SCHEMA as ENT
 from scim_service.model import USER_SCHEMA
 from scim_service.patch import PATCH_OP_SCHEMA, apply_group_patch, apply_user_patch
 from scim_service.profiles import (
+    AUTO_PROFILE,
     ENTRA,
     GENERIC,
     OKTA,
@@ -55,6 +56,7 @@ def test_every_tolerance_is_documented_and_named() -> None:
 
 def test_profiles() -> None:
     assert set(PROFILES) == {"generic", "okta", "entra", "onelogin", "jumpcloud", "google"}
+    assert AUTO_PROFILE.tolerances == frozenset(Tolerance) and "auto" not in PROFILES
     assert PROFILE_CHOICES[0] == "auto"
     assert GENERIC.tolerances == frozenset()
     assert ENTRA.tolerances == frozenset(Tolerance)
@@ -73,10 +75,10 @@ def test_profiles() -> None:
         ("okta scim client 2.3", (), "okta"),
         (ENTRA_UA, (), "entra"),
         ("python-requests/2.31", ("aadOptscim062020",), "entra"),
-        ("python-requests/2.31", (), "generic"),
-        (None, (), "generic"),
-        ("OneLogin", (), "generic"),  # not a reliable sign: OneLogin is chosen by setting only
-        ("Mozilla/5.0 (compatible; Oktavian)", (), "generic"),
+        ("python-requests/2.31", (), "auto"),
+        (None, (), "auto"),
+        ("OneLogin", (), "auto"),  # not a reliable sign: OneLogin is chosen by setting only
+        ("Mozilla/5.0 (compatible; Oktavian)", (), "auto"),
     ],
 )
 def test_detection(user_agent: str | None, query: tuple[str, ...], expected: str) -> None:
@@ -104,7 +106,8 @@ def test_active_profile_records_each_tolerance_once_and_logs(caplog: pytest.LogC
     ]
     strict = ActiveProfile(GENERIC)
     assert not strict.allows(Tolerance.CAPITALISED_OPS, "x")
-    assert strict.summary() is None
+    assert strict.summary() == "generic"  # the profile, even when nothing fired
+    assert "the auto and entra profiles accept it" in (strict.refusal_hint() or "")
 
 
 # -- each tolerance: refused by generic, applied and recorded by a profile that allows it ------------

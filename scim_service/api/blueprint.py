@@ -74,6 +74,11 @@ def _record(response: Response) -> Response:
 
 
 def _scim_error(error: ScimError) -> Response:
+    profile = g.get("scim_profile")
+    hint = profile.refusal_hint() if profile is not None and error.status == 400 else None
+    if hint and hint not in error.detail:
+        # A 400 that another profile would have accepted says so: the admin's fix is one setting away.
+        error.detail = f"{error.detail} {hint}"
     return error_response(error)
 
 

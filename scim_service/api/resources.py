@@ -80,17 +80,23 @@ def active_profile() -> ActiveProfile:
     return found
 
 
-def group_patch_no_content(profile: ActiveProfile) -> bool:
-    """Whether a Group PATCH answers 204 No Content rather than 200 with the group: the one place this
-    is decided (RFC 7644 §3.5.2 allows both).
+def patch_no_content(profile: ActiveProfile, kind: Kind) -> bool:
+    """Whether a PATCH answers 204 No Content rather than 200 with the resource: the one place this is
+    decided (RFC 7644 §3.5.2 allows both).
 
-    ``okta`` and ``entra`` (whose IdPs accept 204) get 204 without reading the members, so a membership
-    change costs what the change costs. ``generic`` and the other profiles get 200 with the group,
-    members included (a read of the member list). ``attributes``/``excludedAttributes`` always give 200,
-    and ``excludedAttributes=members`` (or ``attributes`` without members) never reads the members.
+    Groups: ``auto``, ``okta`` and ``entra`` (whose clients accept 204) get 204 without reading the
+    members, so a membership change costs what the change costs; ``generic`` and the other profiles get
+    200 with the group, members included (a read of the member list). Users: 204 under ``entra`` (what
+    Microsoft's validator expects), 200 with the user elsewhere. ``attributes``/``excludedAttributes``
+    always give 200, and ``excludedAttributes=members`` (or ``attributes`` without members) never reads
+    the members.
     """
     asked = {name.lower() for name in request.args} & {"attributes", "excludedattributes"}
-    return not asked and profile.profile.group_patch_no_content
+    if asked:
+        return False
+    if kind is GROUPS:
+        return profile.profile.group_patch_no_content
+    return profile.profile.user_patch_no_content
 
 
 def _projection(kind: Kind) -> Projection:
@@ -104,6 +110,7 @@ def _list_request(kind: Kind) -> ListRequest:
         kind.resource,
         default_count=state().config["SCIM_DEFAULT_PAGE_SIZE"],
         max_count=state().max_results,
+        profile=active_profile(),
     )
 
 
@@ -178,6 +185,8 @@ def _patch_user(user_id: str) -> Response:
     profile = active_profile()
     operations = load_patch_op(body, profile)
     user = state().lifecycle.patch_user(principal().tenant, user_id, operations, if_match=if_match(), profile=profile)
+    if patch_no_content(profile, USERS):
+        return scim_response(None, 204, {"ETag": etag(user.version)})
     return _one(USERS, user, projection)
 
 
@@ -219,12 +228,12 @@ def _replace_group(group_id: str) -> Response:
 
 
 def _patch_group(group_id: str) -> Response:
-    """RFC 7644 §3.5.2 PATCH; :func:`group_patch_no_content` picks the answer."""
+    """RFC 7644 §3.5.2 PATCH; :func:`patch_no_content` picks the answer."""
     projection = _projection(GROUPS)
     body = json_body()
     profile = active_profile()
     operations = load_patch_op(body, profile)
-    no_content = group_patch_no_content(profile)
+    no_content = patch_no_content(profile, GROUPS)
     group = state().lifecycle.patch_group(
         principal().tenant,
         group_id,
@@ -252,6 +261,7 @@ def _search(kind: Kind) -> Response:
         kind.resource,
         default_count=state().config["SCIM_DEFAULT_PAGE_SIZE"],
         max_count=state().max_results,
+        profile=active_profile(),
     )
     return _list_users(req) if kind is USERS else _list_groups(req)
 
@@ -276,6 +286,7 @@ def _root_search() -> Response:
                 kind.resource,
                 default_count=state().config["SCIM_DEFAULT_PAGE_SIZE"],
                 max_count=state().max_results,
+                profile=active_profile(),
             )
         except (InvalidFilter, InvalidValue) as exc:
             errors.append(exc)

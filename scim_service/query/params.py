@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from scim_service.errors import InvalidFilter, InvalidValue
+from scim_service.profiles import ActiveProfile, Tolerance
 from scim_service.query.ast import AttrPath, ListQuery
 from scim_service.query.parser import parse_attr_path, parse_filter
 from scim_service.query.resolve import resolve_filter, resolve_path
@@ -132,14 +133,28 @@ def _projection(params: Mapping[str, Any], resource: ResourceTypeDef) -> Project
     )
 
 
-def _build(params: Mapping[str, Any], resource: ResourceTypeDef, *, default_count: int, max_count: int) -> ListRequest:
+def _build(
+    params: Mapping[str, Any],
+    resource: ResourceTypeDef,
+    *,
+    default_count: int,
+    max_count: int,
+    profile: ActiveProfile | None = None,
+) -> ListRequest:
     filter_ = None
     raw_filter = params.get("filter")
     if raw_filter is not None:
         if not isinstance(raw_filter, str):
             raise InvalidFilter(f"The filter must be a string, got {raw_filter!r}")
         if raw_filter.strip():
-            filter_ = resolve_filter(parse_filter(raw_filter), resource)
+            sub = None
+            if profile is not None:
+                active = profile
+
+                def sub(detail: str) -> bool:
+                    return active.allows(Tolerance.VALUE_PATH_FILTER_SUB, detail)
+
+            filter_ = resolve_filter(parse_filter(raw_filter, value_path_sub=sub), resource)
 
     sort_by = None
     raw_sort = params.get("sortby")
@@ -194,14 +209,21 @@ def _resolve_sort(text: str, resource: ResourceTypeDef) -> AttrPath:
 
 
 def parse_list_params(
-    args: Mapping[str, str], resource: ResourceTypeDef, *, default_count: int, max_count: int
+    args: Mapping[str, str],
+    resource: ResourceTypeDef,
+    *,
+    default_count: int,
+    max_count: int,
+    profile: ActiveProfile | None = None,
 ) -> ListRequest:
     """Parse the query-string parameters of ``GET /Users`` or ``GET /Groups`` (RFC 7644 §3.4.2).
 
     Parameter names are matched case-insensitively. Raises :class:`InvalidFilter` for a bad filter and
-    :class:`InvalidValue` for a bad sortBy, sortOrder, startIndex, count or projection.
+    :class:`InvalidValue` for a bad sortBy, sortOrder, startIndex, count or projection. ``profile`` (the
+    request's IdP profile; strict when None) decides whether Entra's ``emails[type eq "work"].value eq
+    "x"`` filter form is accepted (tolerance ``value_path_filter_sub``).
     """
-    return _build(_pick(args), resource, default_count=default_count, max_count=max_count)
+    return _build(_pick(args), resource, default_count=default_count, max_count=max_count, profile=profile)
 
 
 def parse_projection(args: Mapping[str, Any], resource: ResourceTypeDef) -> Projection:
@@ -214,11 +236,16 @@ def parse_projection(args: Mapping[str, Any], resource: ResourceTypeDef) -> Proj
 
 
 def list_request(
-    params: Mapping[str, Any], resource: ResourceTypeDef, *, default_count: int, max_count: int
+    params: Mapping[str, Any],
+    resource: ResourceTypeDef,
+    *,
+    default_count: int,
+    max_count: int,
+    profile: ActiveProfile | None = None,
 ) -> ListRequest:
     """A :class:`ListRequest` from parameters already picked by lower-case name (a loaded SearchRequest,
     :func:`~scim_service.schemas.messages.load_search_request`); the errors of :func:`parse_list_params`."""
-    return _build(params, resource, default_count=default_count, max_count=max_count)
+    return _build(params, resource, default_count=default_count, max_count=max_count, profile=profile)
 
 
 def parse_search_request(body: Any, resource: ResourceTypeDef, *, default_count: int, max_count: int) -> ListRequest:

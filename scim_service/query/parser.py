@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from scim_service.errors import InvalidFilter, InvalidPath, ScimError
@@ -153,10 +154,11 @@ class _Lexer:
 class _Parser:
     """Recursive descent over the token list; one instance per text."""
 
-    def __init__(self, text: str, error: type[ScimError]) -> None:
+    def __init__(self, text: str, error: type[ScimError], value_path_sub: Callable[[str], bool] | None = None) -> None:
         self.lexer = _Lexer(text, error)
         self.tokens = self.lexer.tokens()
         self.i = 0
+        self.value_path_sub = value_path_sub
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -248,6 +250,13 @@ class _Parser:
         open_token = self.advance()  # "["
         expr = self.or_expr(inner=outer)
         self.expect("]", f"']' to close the '[' at position {open_token.pos}")
+        if self.tok.kind == "." and self.peek().kind == "word" and self.value_path_sub is not None:
+            # Entra's 'emails[type eq "work"].value eq "x"': outside the RFC grammar, so only when the
+            # caller's profile allows it; it means 'emails[type eq "work" and value eq "x"]'.
+            if self.value_path_sub(f"filter '{outer.dotted()}[...].{self.peek().text}'"):
+                self.advance()
+                sub = self.attr_path(inner=outer)
+                return ValuePath(outer, And(expr, self.attr_expr(sub)))
         return ValuePath(outer, expr)
 
     def attr_expr(self, path: AttrPath) -> Filter:
@@ -340,14 +349,18 @@ class _Parser:
         return PatchPath(path, value_filter, sub)
 
 
-def parse_filter(text: str) -> Filter:
+def parse_filter(text: str, *, value_path_sub: Callable[[str], bool] | None = None) -> Filter:
     """Parse a SCIM filter into its AST with raw (unresolved) attribute paths.
+
+    ``value_path_sub``, when given, is asked (with a description) whether Entra's
+    ``attr[filter].sub op value`` form is accepted, as ``attr[filter and sub op value]``; without it (or
+    when it answers False) the form is the RFC's invalidFilter.
 
     Raises :class:`~scim_service.errors.InvalidFilter` saying at which character offset what was expected.
     """
     if not isinstance(text, str) or not text.strip():
         raise InvalidFilter('The filter is empty: expected an expression such as userName eq "bjensen"')
-    return _Parser(text, InvalidFilter).parse_filter()
+    return _Parser(text, InvalidFilter, value_path_sub).parse_filter()
 
 
 def parse_path(text: str) -> PatchPath:
