@@ -129,8 +129,9 @@ class Profile:
     ``group_patch_no_content``: a Group PATCH without ``attributes``/``excludedAttributes`` answers
     204 No Content (the IdP accepts it, and the members are never read); otherwise 200 with the group
     (RFC 7644 §3.5.2's first option). ``user_patch_no_content``: the same for a User PATCH (Entra's
-    own validator expects 204; other clients read the user back from the 200). ``user_agents`` are regular expressions (case-insensitive) that
-    identify the IdP reliably for ``auto``; empty when its User-Agent is not a reliable sign.
+    own validator expects 204; other clients read the user back from the 200). ``user_agents`` are
+    regular expressions (case-insensitive) that identify the IdP reliably for ``auto``; empty when its
+    User-Agent is not a reliable sign.
     """
 
     name: str

@@ -250,13 +250,17 @@ class _Parser:
         open_token = self.advance()  # "["
         expr = self.or_expr(inner=outer)
         self.expect("]", f"']' to close the '[' at position {open_token.pos}")
-        if self.tok.kind == "." and self.peek().kind == "word" and self.value_path_sub is not None:
-            # Entra's 'emails[type eq "work"].value eq "x"': outside the RFC grammar, so only when the
-            # caller's profile allows it; it means 'emails[type eq "work" and value eq "x"]'.
-            if self.value_path_sub(f"filter '{outer.dotted()}[...].{self.peek().text}'"):
-                self.advance()
-                sub = self.attr_path(inner=outer)
-                return ValuePath(outer, And(expr, self.attr_expr(sub)))
+        # Entra's 'emails[type eq "work"].value eq "x"': outside the RFC grammar, so only when the
+        # caller's profile allows it; it means 'emails[type eq "work" and value eq "x"]'.
+        if (
+            self.tok.kind == "."
+            and self.peek().kind == "word"
+            and self.value_path_sub is not None
+            and self.value_path_sub(f"filter '{outer.dotted()}[...].{self.peek().text}'")
+        ):
+            self.advance()
+            sub = self.attr_path(inner=outer)
+            return ValuePath(outer, And(expr, self.attr_expr(sub)))
         return ValuePath(outer, expr)
 
     def attr_expr(self, path: AttrPath) -> Filter:
