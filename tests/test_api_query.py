@@ -605,3 +605,31 @@ def test_if_match_and_if_none_match(scim: Scim, people: dict) -> None:
     assert_scim_error(scim.delete(gpath, headers={"If-Match": getag}), 412)
     assert scim.get(gpath).status_code == 200
     assert scim.get("/ServiceProviderConfig").get_json()["etag"]["supported"] is True
+
+
+# -- Entra's filter on a value path's sub-attribute --------------------------------------------------------
+
+
+def test_entra_work_email_filter_means_a_value_filter(scim, state):
+    """``emails[type eq "work"].value eq "x"`` (Entra matching on the work email) is answered like
+    ``emails[type eq "work" and value eq "x"]`` on the default organization and under entra; generic
+    refuses it (invalidFilter) and says which profiles accept it."""
+    work = {"emails": [{"value": "w@x.test", "type": "work"}, {"value": "h@x.test", "type": "home"}]}
+    alice = scim.post("/Users", {**user("alice"), **work}).get_json()
+    scim.create_user("bob", emails=[{"value": "h@x.test", "type": "work"}])
+    entra_form = 'emails[type eq "work"].value eq "W@x.test"'
+    rfc_form = 'emails[type eq "work" and value eq "W@x.test"]'
+    for profile in ("auto", "entra"):
+        state.store.set_profile("acme", profile)
+        for text in (entra_form, rfc_form):
+            found = scim.get("/Users", query_string={"filter": text})
+            assert found.status_code == 200, found.get_json()
+            assert [r["id"] for r in found.get_json()["Resources"]] == [alice["id"]], (profile, text)
+        # home's value is h@x.test for alice; the type test and the value test bind to one element.
+        mixed = scim.get("/Users", query_string={"filter": 'emails[type eq "work"].value eq "h@x.test"'})
+        assert [r["userName"] for r in mixed.get_json()["Resources"]] == ["bob"]
+    searched = scim.post("/Users/.search", {"schemas": [SEARCH], "filter": entra_form})
+    assert searched.status_code == 200 and searched.get_json()["totalResults"] == 1
+    state.store.set_profile("acme", "generic")
+    refused = assert_scim_error(scim.get("/Users", query_string={"filter": entra_form}), 400, "invalidFilter")
+    assert "the auto and entra profiles accept it (tolerance value_path_filter_sub" in refused["detail"]
