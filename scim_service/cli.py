@@ -659,7 +659,7 @@ def _log_dict(entry: LogEntry) -> dict[str, Any]:
     return entry.to_dict()
 
 
-_LOG_HEADERS = ["AT", "ORG", "STATUS", "METHOD", "PATH", "USER", "TOKEN", "MS", "REQUEST ID", "DETAIL", "TOLERANCES"]
+_LOG_HEADERS = ["AT", "ORG", "STATUS", "METHOD", "PATH", "USER", "TOKEN", "MS", "REQUEST ID", "DETAIL", "PROFILE"]
 
 
 def _log_row(e: LogEntry) -> list[Any]:

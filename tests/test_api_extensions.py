@@ -64,7 +64,8 @@ def ext_scim(api_database: str, tmp_path: Path) -> Iterator[Scim]:
             make_app(tmp_path, SCIM_SCHEMA_EXTENSIONS_FILE=str(path))
         pytest.skip("the ldap backend does not declare custom_schemas (checked: start-up refuses the file)")
     app = make_app(tmp_path, SCIM_SCHEMA_EXTENSIONS_FILE=str(path))
-    yield Scim(app.test_client(), new_org(get_state(app), "acme", max_seats=100))
+    # Strict, so that an attribute no schema defines is refused rather than ignored (auto's tolerance).
+    yield Scim(app.test_client(), new_org(get_state(app), "acme", max_seats=100, profile="generic"))
     get_state(app).close()
 
 
@@ -254,7 +255,8 @@ def test_a_bad_file_stops_start_up(api_database: str, tmp_path: Path) -> None:
         make_app(tmp_path, SCIM_SCHEMA_EXTENSIONS_FILE=str(path))
 
 
-def test_without_the_setting_nothing_changes(scim: Scim) -> None:
+def test_without_the_setting_nothing_changes(scim: Scim, state: Any) -> None:
+    state.store.set_profile("acme", "generic")  # strict: the undeclared extension is refused, not ignored
     ids = [s["id"] for s in scim.get("/Schemas").get_json()["Resources"]]
     assert ids == [USER_SCHEMA, "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User", GROUP_SCHEMA]
     assert_scim_error(scim.post("/Users", acme_user("ann", clearance=1)), 400, "invalidValue")

@@ -288,3 +288,30 @@ def test_patch_remove_active_leaves_it_unassigned_and_the_user_active(scim, stat
     # Filters see what is rendered: an unassigned attribute matches no comparison (evaluator semantics).
     assert scim.get("/Users", query_string={"filter": "active pr"}).get_json()["totalResults"] == 0
     assert scim.get("/Users", query_string={"filter": "active ne false"}).get_json()["totalResults"] == 1
+
+
+def test_endpoints_answer_in_any_case(scim, state):
+    """Microsoft's validator sends /users and /groups: each endpoint answers whatever its case, like its
+    routed spelling, and the provisioning log files it under the routed name."""
+    created = scim.post("/users", user("casey"))
+    assert created.status_code == 201 and created.get_json()["meta"]["location"].endswith(
+        f"/Users/{created.get_json()['id']}"
+    )
+    uid = created.get_json()["id"]
+    assert scim.get(f"/USERS/{uid}").get_json()["userName"] == "casey"
+    assert scim.get("/uSeRs", query_string={"filter": 'userName eq "casey"'}).get_json()["totalResults"] == 1
+    group = scim.post("/groups", {"schemas": [GROUP_SCHEMA], "displayName": "cased"})
+    assert group.status_code == 201
+    gid = group.get_json()["id"]
+    patched = scim.patch(f"/GROUPS/{gid}", [{"op": "add", "path": "members", "value": [{"value": uid}]}])
+    assert patched.status_code == 204  # the default organization: a Group PATCH answers 204
+    assert scim.get(f"/Groups/{gid}").get_json()["members"][0]["value"] == uid
+    assert scim.get("/serviceproviderconfig").status_code == 200
+    assert scim.get("/resourcetypes/User").get_json()["name"] == "User"
+    assert scim.get("/schemas").get_json()["totalResults"] >= 2
+    assert scim.delete(f"/users/{uid}").status_code == 204
+    assert_scim_error(scim.get(f"/users/{uid}"), 404)
+    assert_scim_error(scim.get("/userz"), 404)
+    assert_scim_error(scim.post("/users", {"schemas": [USER_SCHEMA]}), 400, "invalidValue")
+    kinds = {e.resource_type for e in state.store.recent_log(limit=50)}
+    assert "Users" in kinds and "Groups" in kinds and "users" not in kinds

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, Response, g, request
+from flask import Blueprint, Response, current_app, g, request
+from werkzeug.exceptions import HTTPException
 
 from scim_service.api import bulk, discovery, requestlog, resources
-from scim_service.api.http import METHODS, error_response, state
+from scim_service.api.http import METHODS, canonical_path, error_response, state
 from scim_service.errors import NotFound, PayloadTooLarge, ScimError, Unauthorized
 from scim_service.hookspecs import AuthRequest
 
@@ -51,7 +52,8 @@ def _authenticate() -> None:
     g.scim_error = None
     st = state()
     # /Bulk has its own, advertised limit (maxPayloadSize); every other endpoint the general one.
-    limit_key = "SCIM_BULK_MAX_PAYLOAD_BYTES" if request.endpoint == f"{BLUEPRINT_NAME}.bulk" else "SCIM_MAX_BODY_BYTES"
+    is_bulk = canonical_path(request.path[len(st.base_path) + 1 :]) == "Bulk"
+    limit_key = "SCIM_BULK_MAX_PAYLOAD_BYTES" if is_bulk else "SCIM_MAX_BODY_BYTES"
     if request.content_length is not None and request.content_length > st.config[limit_key]:
         raise PayloadTooLarge(f"The request body is larger than {st.config[limit_key]} bytes.")
     auth_request = AuthRequest(
@@ -84,8 +86,6 @@ def _scim_error(error: ScimError) -> Response:
 
 def _unexpected(error: Exception) -> Response:
     # A bug must still answer in SCIM form, without a stack trace; the trace goes to the log.
-    from werkzeug.exceptions import HTTPException
-
     if isinstance(error, HTTPException):
         return error_response(ScimError(error.description or error.name, status=error.code or 500))
     log.exception("unexpected error serving %s %s", request.method, request.path)
@@ -93,4 +93,17 @@ def _unexpected(error: Exception) -> Response:
 
 
 def _unknown(rest: str = "") -> Response:
+    """No route matched: an endpoint written in another case (``/users``, ``/GROUPS/42``) is served by
+    its route; anything else is a SCIM 404."""
+    canonical = canonical_path(rest)
+    if canonical != rest:
+        prefix = request.path[: len(request.path) - len(rest)]
+        adapter = current_app.url_map.bind_to_environ(request.environ)
+        try:
+            endpoint, args = adapter.match(prefix + canonical, method=request.method)
+        except HTTPException:
+            endpoint, args = None, {}
+        view = current_app.view_functions.get(endpoint) if endpoint else None
+        if view is not None and not endpoint.endswith("._unknown"):
+            return view(**args)
     raise NotFound(f"No SCIM endpoint at '/{rest}'.")

@@ -22,6 +22,20 @@ ERROR_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:Error"
 LIST_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 
+# The endpoint names of RFC 7644 §3.2, by lower-case name: a client may write them in any case
+# (Microsoft's validator sends /users), so the blueprint's catch-all maps them to the routed spelling.
+ENDPOINTS = {
+    name.lower(): name
+    for name in ("Users", "Groups", "Me", "ServiceProviderConfig", "Schemas", "ResourceTypes", "Bulk")
+}
+
+
+def canonical_path(rest: str) -> str:
+    """``rest`` (a path below the base path, without its leading slash) with its first segment spelt
+    as the endpoint is routed (``users/42`` -> ``Users/42``); unchanged when it names no endpoint."""
+    head, sep, tail = rest.partition("/")
+    return ENDPOINTS.get(head.lower(), head) + sep + tail
+
 
 def state() -> ScimState:
     """The scim-service state of the current app."""

@@ -24,6 +24,7 @@ from typing import Any
 
 from flask import Response, current_app, g, request
 
+from scim_service.api.http import canonical_path
 from scim_service.errors import ScimError, TooManyRequests, Unauthorized
 from scim_service.hookspecs import Principal
 from scim_service.servicedb.store import LogEntry, TokenRefused
@@ -200,7 +201,7 @@ def _resource_of(rest: str) -> tuple[str | None, str | None]:
     parts = [p for p in rest.split("/") if p]
     if not parts:
         return None, None
-    kind = parts[0]
+    kind = canonical_path(parts[0])
     ident = parts[1] if len(parts) > 1 and not parts[1].startswith(".") else None
     return kind, ident
 

@@ -296,10 +296,8 @@ def collection_results(
             folder = tmp_path_factory.mktemp(f"newman-{name}")
             inbound = name == "scim-inbound"
             names = prepare_collection(conformance_dir / "entra" / COLLECTIONS[name], folder / "c.json", inbound)
-            # The entra profile, as an operator connecting Entra ID sets it (docs/idp/entra.md).
-            token = live_server.new_org(
-                f"entra-{name}", "--match", "username", "--max-seats", "100", "--profile", "entra"
-            )
+            # An organization created with the defaults only (profile auto; newman's User-Agent names no IdP).
+            token = live_server.new_org(f"entra-{name}")
             variables = {"Protocol": "http", "Server": host, "Port": f":{port}", "Api": "scim/v2", "token": token}
             if inbound:
                 variables["endpoint"] = f"{host}:{port}"

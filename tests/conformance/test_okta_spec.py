@@ -161,8 +161,8 @@ def okta_run(live_server: LiveServer, conformance_dir: Path) -> Callable[[str], 
 
     def get(export: str) -> OktaRun:
         if export not in runs:
-            # The okta profile, as an operator connecting Okta sets it (docs/idp/okta.md).
-            token = live_server.new_org(f"okta-{export}", "--max-seats", "100", "--profile", "okta")
+            # An organization created with the defaults only (profile auto).
+            token = live_server.new_org(f"okta-{export}")
             seeded = seed_user(live_server, token, f"existing.{export}@example.com", "Existing", "Oktauser")
             seed_group(live_server, token, f"Okta seed group {export}", [seeded["id"]])
             steps = runscope.load_steps(conformance_dir / "okta" / EXPORTS[export])
