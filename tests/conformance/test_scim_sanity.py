@@ -53,7 +53,31 @@ def assert_unknown_member_is_refused(server: LiveServer, token: str) -> None:
     assert status == 200 and not after.get("members"), after
 
 
-# Probe test name -> the product rule it runs into.
+def assert_group_patch_answers_204_or_the_asked_group(server: LiveServer, token: str) -> None:
+    """A Group PATCH answers 204 (RFC 7644 §3.5.2's second form) and changes the group; with
+    ``attributes`` it answers 200 with the group, as the client asked."""
+    status, group = call(
+        f"{server.base_url}/Groups", token, "POST", {"schemas": [GROUP_SCHEMA], "displayName": "patch answer"}
+    )
+    assert status == 201, group
+    rename = {"schemas": [PATCH_OP], "Operations": [{"op": "replace", "path": "displayName", "value": "renamed"}]}
+    status, body = call(f"{server.base_url}/Groups/{group['id']}", token, "PATCH", rename)
+    assert status == 204 and not body, (status, body)
+    status, after = call(f"{server.base_url}/Groups/{group['id']}", token)
+    assert status == 200 and after["displayName"] == "renamed", after
+    again = {"schemas": [PATCH_OP], "Operations": [{"op": "replace", "path": "displayName", "value": "again"}]}
+    status, body = call(f"{server.base_url}/Groups/{group['id']}?attributes=displayName", token, "PATCH", again)
+    assert status == 200 and body["displayName"] == "again", (status, body)
+
+
+_GROUP_PATCH_204 = (
+    "The probe accepts only 200 for a Group PATCH. RFC 7644 §3.5.2: on success the server returns 200 with the "
+    "resource or MAY return 204 No Content. On a default organization a Group PATCH answers 204, so that its "
+    "cost follows the change and never the group's size (no member list is read); a client that wants the "
+    "group back sends `attributes` or `excludedAttributes` and gets 200 with it (docs/profiles.md)."
+)
+
+# Probe test name -> the product rule (or RFC-allowed form) it runs into.
 PRODUCT_RULE_EXCEPTIONS: dict[str, ProductRuleException] = {
     "PATCH /Groups/{id} add member": ProductRuleException(
         reason=(
@@ -63,6 +87,12 @@ PRODUCT_RULE_EXCEPTIONS: dict[str, ProductRuleException] = {
             "ids would tell a caller which ids exist in other organizations."
         ),
         check=assert_unknown_member_is_refused,
+    ),
+    "PATCH /Groups/{id}": ProductRuleException(
+        reason=_GROUP_PATCH_204, check=assert_group_patch_answers_204_or_the_asked_group
+    ),
+    "PATCH /Groups/{id} remove members": ProductRuleException(
+        reason=_GROUP_PATCH_204, check=assert_group_patch_answers_204_or_the_asked_group
     ),
 }
 
