@@ -385,3 +385,54 @@ def test_a_tenant_setting_overrides_detection(scim: Scim, state: Any) -> None:
         .status_code
         == 204
     )
+
+
+# -- the default organization: IdP traffic that names no IdP (a validator, a proxy, a hand test) -------------
+
+
+def test_default_organization_takes_entra_and_okta_traffic_without_a_user_agent(scim: Scim, state: Any) -> None:
+    """Entra's and Okta's request sequences sent with no IdP User-Agent (as Microsoft's validator and
+    Postman collection, or a proxy, send them) on an organization created with the defaults: every step
+    succeeds under the ``auto`` profile, and the log names that profile for each request."""
+    client = IdP(scim, "PostmanRuntime/7.36.0")
+    manager = client.post("/Users", entra_user("boss@fabrikam.com", "boss")).get_json()
+    assert client.find('userName eq "Ann@Fabrikam.com"') == []
+    created = client.post("/Users", entra_user("ann@fabrikam.com", "ann-ext"))
+    assert created.status_code == 201
+    uid = created.get_json()["id"]
+    path = f"/Users/{uid}"
+    # Entra's matching on the work email, in its own filter form and the RFC's.
+    assert [u["id"] for u in client.find('emails[type eq "work"].value eq "ann@fabrikam.com"')] == [uid]
+    assert [u["id"] for u in client.find('emails[type eq "work" and value eq "ann@fabrikam.com"]')] == [uid]
+    # Entra's update without aadOptscim062020: capitalised ops, a value-path create, a bare manager.
+    updated = client.patch(
+        path,
+        [
+            {"op": "Replace", "path": "displayName", "value": "Ann B"},
+            {"op": "Add", "path": 'emails[type eq "home"].value', "value": "ann@home.test"},
+            {"op": "Add", "path": f"{ENTERPRISE}:manager", "value": manager["id"]},
+        ],
+    )
+    assert updated.status_code == 200 and updated.get_json()["displayName"] == "Ann B"  # 200 + the user
+    assert {"type": "home", "value": "ann@home.test"} in updated.get_json()["emails"]
+    assert _last_tolerances(state) == "auto: capitalised_ops, value_path_creates, manager_bare_string"
+    # Deactivate by PATCH (Entra's string boolean), reactivate, deactivate by PUT (Okta).
+    off = client.patch(path, [{"op": "Replace", "path": "active", "value": "False"}])
+    assert off.status_code == 200 and off.get_json()["active"] is False
+    assert client.patch(path, [{"op": "replace", "value": {"active": True}}]).get_json()["active"] is True
+    put = client.put(path, okta_user("ann@fabrikam.com", "Ann", "B") | {"id": uid, "active": False})
+    assert put.status_code == 200 and put.get_json()["active"] is False
+    # A duplicate of an active user is 409 uniqueness.
+    other = client.post("/Users", entra_user("dup@fabrikam.com", "dup")).get_json()
+    assert_scim_error(client.post("/Users", entra_user("DUP@fabrikam.com", "dup2")), 409, "uniqueness")
+    # Group push with member deltas, Entra's ADSCIM schema ignored; remove by value list (Entra, OneLogin).
+    group = client.post("/Groups", {"schemas": [GROUP_SCHEMA, ADSCIM], "displayName": "Team", "members": []})
+    assert group.status_code == 201
+    gpath = f"/Groups/{group.get_json()['id']}"
+    add = client.patch(gpath, [{"op": "Add", "path": "members", "value": [{"value": uid}, {"value": other["id"]}]}])
+    assert add.status_code == 204 and add.get_data() == b""  # auto: a Group PATCH answers 204
+    removed = client.patch(gpath, [{"op": "Remove", "path": "members", "value": [{"value": uid}]}])
+    assert removed.status_code == 204
+    assert [m["value"] for m in client.get(gpath).get_json()["members"]] == [other["id"]]
+    assert _last_tolerances(state) == "auto: capitalised_ops, remove_with_value"
+    assert {e.tolerances.split(":")[0] for e in state.store.recent_log(limit=30) if e.tolerances} == {"auto"}
