@@ -293,7 +293,8 @@ def _describe(tenant: Tenant, profile: str | None = None) -> str:
     type=PROFILE_CHOICE,
     default=AUTO,
     show_default=True,
-    help="IdP profile: the tolerances its requests get (auto: detected from the User-Agent).",
+    help="IdP profile: the tolerances its requests get (auto: Okta/Entra by User-Agent, every tolerance "
+    "for any other client; generic: strict RFC).",
 )
 @pass_state
 def orgs_create(
@@ -375,7 +376,8 @@ def orgs_update(state: ScimState, name: str, seat_policy: str | None, match_poli
 @click.argument("profile", type=PROFILE_CHOICE)
 @pass_state
 def orgs_set_profile(state: ScimState, name: str, profile: str) -> None:
-    """Set the IdP profile of NAME: auto (detect per request), generic (strict RFC) or an IdP's name.
+    """Set the IdP profile of NAME: auto (detect per request; every tolerance for an unrecognised client),
+    generic (strict RFC) or an IdP's name.
 
     The profile decides which deviations from the RFC the organization's requests may use (see
     docs/profiles.md); it takes effect on the next request of every worker.
