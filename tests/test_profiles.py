@@ -61,6 +61,8 @@ def test_profiles() -> None:
     assert GENERIC.tolerances == frozenset()
     assert ENTRA.tolerances == frozenset(Tolerance)
     assert {p.name for p in PROFILES.values() if p.group_patch_no_content} == {"okta", "entra"}
+    assert {p.name for p in PROFILES.values() if p.user_patch_no_content} == {"entra"}
+    assert AUTO_PROFILE.group_patch_no_content and not AUTO_PROFILE.user_patch_no_content
     for profile in PROFILES.values():
         assert profile.title and profile.description
     with pytest.raises(ValueError, match="unknown IdP profile 'ping'"):

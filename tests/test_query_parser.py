@@ -342,3 +342,26 @@ _FILTERS = st.recursive(
 @given(_FILTERS)
 def test_parse_render_round_trip(f: Filter) -> None:
     assert parse_filter(render_filter(f)) == f
+
+
+def test_entra_sub_attribute_after_a_value_filter() -> None:
+    """``emails[type eq "work"].value eq "x"`` parses to the AST of ``emails[type eq "work" and value eq
+    "x"]`` when the caller's profile allows it (the callback says so), and is invalidFilter otherwise."""
+    entra = 'emails[type eq "work"].value eq "x@y.test" and active eq true'
+    asked: list[str] = []
+
+    def allow(detail: str) -> bool:
+        asked.append(detail)
+        return True
+
+    parsed = parse_filter(entra, value_path_sub=allow)
+    assert parsed == parse_filter('emails[type eq "work" and value eq "x@y.test"] and active eq true')
+    assert asked == ["filter 'emails[...].value'"]
+    assert parse_filter('emails[type eq "work"].value pr', value_path_sub=allow) == parse_filter(
+        'emails[type eq "work" and value pr]'
+    )
+    for refuse in (None, lambda detail: False):
+        with pytest.raises(InvalidFilter, match="'and', 'or' or the end of the filter"):
+            parse_filter(entra, value_path_sub=refuse)
+    with pytest.raises(InvalidFilter):  # a sub-attribute with a URN or a dot is no sub-attribute name
+        parse_filter('emails[type eq "work"].value.x eq "a"', value_path_sub=allow)
