@@ -165,6 +165,7 @@ def _create_user() -> Response:
 
 
 def _get_user(user_id: str) -> Response:
+    active_profile()  # resolved for the provisioning log, which names each request's profile
     projection = _projection(USERS)
     user = state().lifecycle.get_user(principal().tenant, user_id, include_groups=projection.include_groups)
     if if_none_match() == user.version:
@@ -191,6 +192,7 @@ def _patch_user(user_id: str) -> Response:
 
 
 def _delete_user(user_id: str) -> Response:
+    active_profile()  # resolved for the provisioning log, which names each request's profile
     state().lifecycle.delete_user(principal().tenant, user_id, if_match=if_match())
     return scim_response(None, 204)
 
@@ -211,6 +213,7 @@ def _create_group() -> Response:
 
 
 def _get_group(group_id: str) -> Response:
+    active_profile()  # resolved for the provisioning log, which names each request's profile
     projection = _projection(GROUPS)
     group = state().lifecycle.get_group(principal().tenant, group_id, include_members=projection.include_members)
     if if_none_match() == group.version:
@@ -248,6 +251,7 @@ def _patch_group(group_id: str) -> Response:
 
 
 def _delete_group(group_id: str) -> Response:
+    active_profile()  # resolved for the provisioning log, which names each request's profile
     state().lifecycle.delete_group(principal().tenant, group_id, if_match=if_match())
     return scim_response(None, 204)
 
