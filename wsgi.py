@@ -1,5 +1,5 @@
-"""The WSGI entry point for gunicorn: ``gunicorn wsgi:app``."""
+"""Checkout compatibility shim: ``gunicorn wsgi:app`` still works; prefer ``scim_service.wsgi:app``."""
 
-from scim_service.app import create_app
+from scim_service.wsgi import app
 
-app = create_app()
+__all__ = ["app"]
