@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 
 _STATE_KEY = "scim_service.state"
+_DATABASE_SHOWN_KEY = "scim_service.database_shown"
 _PLUGINS_KEY = "scim_service.plugin_commands"
 
 # Failures an operator can fix; anything else is a bug and keeps its traceback.
@@ -124,7 +125,16 @@ def get_cli_state(ctx: click.Context | None = None) -> ScimState:
         state = get_state(create_app())
         root.meta[_STATE_KEY] = state
         root.call_on_close(state.close)
+    if not root.meta.get(_DATABASE_SHOWN_KEY):
+        # Say which database a command acts on: a wrong SCIM_DATABASE_URL is the commonest surprise.
+        root.meta[_DATABASE_SHOWN_KEY] = True
+        click.echo(f"database: {database_label(state)}", err=True)
     return state
+
+
+def database_label(state: ScimState) -> str:
+    """The service database URL of ``state`` with any password masked, for showing to an operator."""
+    return state.service_engine.url.render_as_string(hide_password=True)
 
 
 def pass_state(func: F) -> F:
