@@ -9,6 +9,8 @@ bearer-token authentication is ``trylast`` (see :mod:`scim_service.auth`), so ev
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from importlib.metadata import entry_points
 from typing import Any
 
 import pluggy
@@ -22,12 +24,56 @@ class PluginError(RuntimeError):
     """A configuration problem with plugins or the backend choice, reported at start-up."""
 
 
+# The optional dependency (top-level module) -> the setup.cfg extra that installs it.
+OPTIONAL_EXTRAS = {"ldap3": "ldap", "psycopg": "postgres"}
+
+
+@dataclass(frozen=True)
+class UnavailablePlugin:
+    """An installed entry point that could not load because a module it imports is missing."""
+
+    name: str
+    missing_module: str
+
+    @property
+    def hint(self) -> str:
+        """How to make it available: the extra to install, or else the missing module."""
+        extra = OPTIONAL_EXTRAS.get(self.missing_module.split(".")[0])
+        if extra:
+            return f"pip install 'scim-service[{extra}]'"
+        return f"install the Python package providing {self.missing_module!r}"
+
+
+class ScimPluginManager(pluggy.PluginManager):
+    """A pluggy manager that also remembers the entry points whose optional dependency is missing."""
+
+    def __init__(self, project_name: str) -> None:
+        super().__init__(project_name)
+        self.unavailable: dict[str, UnavailablePlugin] = {}
+
+    def load_entry_points(self, group: str) -> None:
+        """Register every entry point of ``group``; one with a missing dependency is noted, not fatal.
+
+        A plain ``pip install scim-service`` has no ldap3 or psycopg: the SQLite default must still start,
+        and the missing backend fails only when it is selected (see :func:`build_backend`).
+        """
+        for ep in entry_points(group=group):
+            if self.is_blocked(ep.name) or self.get_plugin(ep.name) is not None:
+                continue
+            try:
+                plugin = ep.load()
+            except ModuleNotFoundError as exc:
+                self.unavailable[ep.name] = UnavailablePlugin(ep.name, exc.name or str(exc))
+                continue
+            self.register(plugin, name=ep.name)
+
+
 def make_plugin_manager(
     extra_plugins: Iterable[object] = (),
     *,
     builtin_plugins: Iterable[object] = (),
     load_entry_points: bool = True,
-) -> pluggy.PluginManager:
+) -> ScimPluginManager:
     """Build a fresh plugin manager with the hook specs, the built-ins, entry points and extras.
 
     ``builtin_plugins`` (the bearer-token authentication) and ``extra_plugins`` (a host app's auth or
@@ -35,12 +81,12 @@ def make_plugin_manager(
     implementations' ``tryfirst``/``trylast`` marks, not by this order. ``check_pending`` makes a
     misspelled ``scim_`` hook fail here.
     """
-    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm = ScimPluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
     for plugin in builtin_plugins:
         pm.register(plugin)
     if load_entry_points:
-        pm.load_setuptools_entrypoints(hookspecs.PROJECT)
+        pm.load_entry_points(hookspecs.PROJECT)
     for plugin in extra_plugins:
         if pm.is_registered(plugin):
             continue
@@ -71,6 +117,11 @@ def build_backend(pm: pluggy.PluginManager, config: Mapping[str, Any]) -> Backen
     name = str(config.get("SCIM_BACKEND") or "sql")
     backends = installed_backends(pm)
     cls = backends.get(name)
+    missing = getattr(pm, "unavailable", {}).get(name)
+    if cls is None and missing is not None:
+        raise PluginError(
+            f"SCIM_BACKEND={name!r} needs the optional dependency {missing.missing_module!r}: {missing.hint}"
+        )
     if cls is None:
         known = ", ".join(sorted(backends)) or "none"
         raise PluginError(f"SCIM_BACKEND={name!r} is not an installed backend (installed: {known})")

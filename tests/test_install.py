@@ -27,3 +27,42 @@ def test_top_level_wsgi_reexports_the_packaged_app(tmp_path, monkeypatch: pytest
     monkeypatch.syspath_prepend(str(REPO))
     shim = importlib.import_module("wsgi")
     assert shim.app is importlib.import_module("scim_service.wsgi").app
+
+
+def _without_ldap3(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make ``import ldap3`` fail as in a plain install, and forget the already imported LDAP plugin."""
+    monkeypatch.setitem(sys.modules, "ldap3", None)
+    for name in [m for m in sys.modules if m == "scim_ldap" or m.startswith(("scim_ldap.", "ldap3."))]:
+        monkeypatch.delitem(sys.modules, name)
+
+
+def test_missing_extra_lists_the_backend_as_unavailable(monkeypatch: pytest.MonkeyPatch) -> None:
+    from scim_service.plugins import make_plugin_manager
+
+    _without_ldap3(monkeypatch)
+    pm = make_plugin_manager()
+    assert "ldap" in pm.unavailable
+    assert pm.unavailable["ldap"].missing_module == "ldap3"
+    assert pm.unavailable["ldap"].hint == "pip install 'scim-service[ldap]'"
+    assert pm.get_plugin("sql") is not None
+
+
+def test_sqlite_default_starts_without_the_extra(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from scim_service.app import create_app
+
+    _without_ldap3(monkeypatch)
+    monkeypatch.setenv("SCIM_INSTANCE_PATH", str(tmp_path))
+    monkeypatch.delenv("SCIM_BACKEND", raising=False)
+    app = create_app()
+    assert app.test_client().get("/healthz").status_code == 200
+
+
+def test_selecting_a_backend_without_its_extra_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    from scim_service.plugins import PluginError, build_backend, make_plugin_manager
+
+    _without_ldap3(monkeypatch)
+    pm = make_plugin_manager()
+    with pytest.raises(PluginError) as caught:
+        build_backend(pm, {"SCIM_BACKEND": "ldap"})
+    assert "pip install 'scim-service[ldap]'" in str(caught.value)
+    assert "'ldap3'" in str(caught.value)
