@@ -803,4 +803,20 @@ def log_prune(state: ScimState, older_than: timedelta | None, keep_rows: int | N
     click.echo(f"deleted {removed} log entries")
 
 
+@main.command("plugins")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
+def plugins_command(as_json: bool) -> None:
+    """List every installed plugin entry point: loaded, or unavailable with the extra to install."""
+    # No app and no database: this must work even when the configured backend cannot start.
+    from scim_service.plugins import entry_point_report, make_plugin_manager
+
+    rows = entry_point_report(make_plugin_manager())
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        hint = f"  ({row['hint']})" if row["hint"] else ""
+        click.echo(f"{row['name']:<16} {row['state']:<12} {row['module']}{hint}")
+
+
 BUILTIN_COMMANDS: frozenset[str] = frozenset(main.commands)

@@ -95,6 +95,23 @@ def make_plugin_manager(
     return pm
 
 
+def entry_point_report(pm: pluggy.PluginManager) -> list[dict[str, str]]:
+    """Every installed ``scim_service`` entry point with its state: ``loaded`` or ``unavailable``.
+
+    An unavailable one carries the ``hint`` (the extra to install); this is what ``scim-service plugins`` shows.
+    """
+    unavailable: dict[str, UnavailablePlugin] = getattr(pm, "unavailable", {})
+    rows: list[dict[str, str]] = []
+    for ep in sorted(entry_points(group=hookspecs.PROJECT), key=lambda e: e.name):
+        row = {"name": ep.name, "module": ep.value, "state": "not loaded", "hint": ""}
+        if ep.name in unavailable:
+            row["state"], row["hint"] = "unavailable", unavailable[ep.name].hint
+        elif pm.get_plugin(ep.name) is not None:
+            row["state"] = "loaded"
+        rows.append(row)
+    return rows
+
+
 def installed_backends(pm: pluggy.PluginManager) -> dict[str, type[Backend]]:
     """All Backend classes the plugins declare, by name. Two classes with one name is an error."""
     found: dict[str, type[Backend]] = {}

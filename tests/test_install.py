@@ -66,3 +66,22 @@ def test_selecting_a_backend_without_its_extra_says_what_to_install(monkeypatch:
         build_backend(pm, {"SCIM_BACKEND": "ldap"})
     assert "pip install 'scim-service[ldap]'" in str(caught.value)
     assert "'ldap3'" in str(caught.value)
+
+
+def test_plugins_command_lists_entry_points_with_their_state(monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from scim_service.cli import main
+
+    _without_ldap3(monkeypatch)
+    result = CliRunner().invoke(main, ["plugins", "--json"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    rows = {row["name"]: row for row in json.loads(result.stdout)}
+    assert rows["sql"]["state"] == "loaded"
+    assert rows["ldap"]["state"] == "unavailable"
+    assert rows["ldap"]["hint"] == "pip install 'scim-service[ldap]'"
+    table = CliRunner().invoke(main, ["plugins"], catch_exceptions=False)
+    assert "pip install 'scim-service[ldap]'" in table.stdout
+    assert "database:" not in table.stderr
