@@ -157,10 +157,22 @@ def _error_line(exc: BaseException) -> str:
 
 
 class ScimGroup(click.Group):
-    """The root group: turns expected errors into one line, and loads plugin commands on demand."""
+    """The root group: turns expected errors into one line, and loads plugin commands on demand.
+
+    ``state_factory`` is set on the ``flask scim`` copy (see :func:`host_group`): the commands then act on
+    the host app's own state instead of building one with ``create_app()``.
+    """
+
+    state_factory: Callable[[], ScimState] | None = None
+
+    def _use_host_state(self, ctx: click.Context) -> None:
+        root = ctx.find_root()
+        if self.state_factory is not None and _STATE_KEY not in root.meta:
+            root.meta[_STATE_KEY] = self.state_factory()
 
     def invoke(self, ctx: click.Context) -> Any:
         """Run the command; an expected error becomes ``Error: <one line>`` and exit status 1."""
+        self._use_host_state(ctx)
         try:
             return super().invoke(ctx)
         except EXPECTED_ERRORS as exc:
@@ -168,6 +180,7 @@ class ScimGroup(click.Group):
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         """A built-in command, or else one a plugin registers (which needs the app to be built)."""
+        self._use_host_state(ctx)
         command = super().get_command(ctx, cmd_name)
         if command is None:
             self.load_plugin_commands(ctx)
@@ -176,6 +189,7 @@ class ScimGroup(click.Group):
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         """Every command name, plugin ones included when the app can be built."""
+        self._use_host_state(ctx)
         try:
             self.load_plugin_commands(ctx)
         except Exception as exc:
@@ -820,3 +834,14 @@ def plugins_command(as_json: bool) -> None:
 
 
 BUILTIN_COMMANDS: frozenset[str] = frozenset(main.commands)
+
+
+def host_group(state_factory: Callable[[], ScimState], name: str = "scim") -> click.Group:
+    """The ``scim-service`` commands as a group for a host app's CLI (``flask scim ...``).
+
+    The same click command objects as :data:`main`, not copies; ``state_factory`` returns the host app's
+    own scim-service state, which the commands use as it is and leave open.
+    """
+    group = ScimGroup(name, commands=dict(main.commands), help="scim-service administration on this app.")
+    group.state_factory = state_factory
+    return group

@@ -104,6 +104,10 @@ class ScimService:
         app.register_blueprint(create_blueprint(), url_prefix=base_path or None)
         ops.register(app, metrics)  # /healthz, /readyz, /metrics, as the settings ask
         admin.register(app)  # /admin, when a password or a host plugin enables it
+        # `flask scim ...`: the scim-service commands on this app's own state (imported here: click only).
+        from scim_service.cli import host_group
+
+        app.cli.add_command(host_group(lambda: get_state(app)))
 
 
 def _resource_types(config: dict[str, Any], backend: Backend) -> tuple[ResourceTypeDef, ResourceTypeDef]:

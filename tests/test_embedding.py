@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -190,3 +191,29 @@ def test_misspelled_hook_fails_at_start_up(tmp_path):
     app.config["SCIM_DATABASE_URL"] = f"sqlite:///{tmp_path}/x.db"
     with pytest.raises(pluggy.PluginValidationError, match="scim_user_deactivatd"):
         ScimService(app, plugins=[Typo()])
+
+
+def test_flask_scim_commands_act_on_the_host_apps_state(tmp_path):
+    # `flask scim ...` is the scim-service CLI on the host app's own extension, database and backend.
+    engine = make_engine(f"sqlite:///{tmp_path}/hosts-own.db")
+    backend = SqlBackend(engine)
+    app = Flask("host")
+    app.config["SCIM_DATABASE_URL"] = f"sqlite:///{tmp_path}/host-service.db"
+    ScimService(app, backend=backend)
+    runner = app.test_cli_runner()
+    upgraded = runner.invoke(args=["scim", "db", "upgrade"], catch_exceptions=False)
+    assert upgraded.exit_code == 0, upgraded.output
+    assert f"database: sqlite:///{tmp_path}/host-service.db" in upgraded.stderr
+    created = runner.invoke(args=["scim", "orgs", "create", "acme"], catch_exceptions=False)
+    assert created.exit_code == 0, created.output
+    assert [org.name for org in get_state(app).store.list_orgs()] == ["acme"]
+    token = json.loads(runner.invoke(args=["scim", "tokens", "create", "acme", "--json"]).stdout)["token"]
+    Scim(app.test_client(), token).create_user("alice")
+    with engine.connect() as conn:
+        import sqlalchemy as sa
+
+        assert conn.execute(sa.text("select user_name from scim_users")).scalars().all() == ["alice"]
+    # The very same click commands as `scim-service`, not copies.
+    from scim_service.cli import main
+
+    assert app.cli.commands["scim"].commands["orgs"] is main.commands["orgs"]
