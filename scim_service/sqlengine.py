@@ -319,6 +319,26 @@ def _transient(exc: BaseException) -> TransientConflict:
     )
 
 
+NOT_MIGRATED_DETAIL = (
+    "The database has no scim-service tables yet: run `scim-service db upgrade` first "
+    "(or `flask scim db upgrade` in a host app)"
+)
+# Once per process, not per request: an unmigrated database would otherwise flood the log.
+_not_migrated_logged = threading.Event()
+
+
+def is_missing_table(exc: BaseException) -> bool:
+    """Whether ``exc`` says a table does not exist (SQLite "no such table", PostgreSQL 42P01)."""
+    return _sqlstate(exc) == "42P01" or "no such table" in str(exc).lower()
+
+
+def _not_migrated(exc: BaseException) -> Unavailable:
+    if not _not_migrated_logged.is_set():
+        _not_migrated_logged.set()
+        log.error("%s (%s)", NOT_MIGRATED_DETAIL, _first_line(exc))
+    return Unavailable(NOT_MIGRATED_DETAIL)
+
+
 @contextlib.contextmanager
 def translate_errors() -> Iterator[None]:
     """Turn a lost or unreachable database into ``Unavailable`` (503) instead of a 500.
@@ -328,12 +348,16 @@ def translate_errors() -> Iterator[None]:
     """
     try:
         yield
-    except sa.exc.TimeoutError as exc:  # the pool had no free connection within SCIM_DB_POOL_TIMEOUT
-        raise Unavailable(f"No database connection became free in time: {_first_line(exc)}") from exc
-    except sa.exc.OperationalError as exc:
+    except (sa.exc.OperationalError, sa.exc.ProgrammingError) as exc:
+        if is_missing_table(exc):
+            raise _not_migrated(exc) from exc
+        if isinstance(exc, sa.exc.ProgrammingError):
+            raise
         if is_transient(exc):
             raise _transient(exc) from exc
         raise Unavailable(f"The database is unavailable: {_first_line(exc)}") from exc
+    except sa.exc.TimeoutError as exc:  # the pool had no free connection within SCIM_DB_POOL_TIMEOUT
+        raise Unavailable(f"No database connection became free in time: {_first_line(exc)}") from exc
     except sa.exc.InterfaceError as exc:
         raise Unavailable(f"The database connection failed: {_first_line(exc)}") from exc
     except sa.exc.DBAPIError as exc:

@@ -85,3 +85,27 @@ def test_plugins_command_lists_entry_points_with_their_state(monkeypatch: pytest
     table = CliRunner().invoke(main, ["plugins"], catch_exceptions=False)
     assert "pip install 'scim-service[ldap]'" in table.stdout
     assert "database:" not in table.stderr
+
+
+def test_unmigrated_database_answers_503_and_logs_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from scim_service import sqlengine
+    from scim_service.app import create_app
+
+    monkeypatch.setenv("SCIM_INSTANCE_PATH", str(tmp_path))
+    monkeypatch.setenv("SCIM_DATABASE_URL", f"sqlite:///{tmp_path}/never-upgraded.db")
+    # A fresh process has not logged it yet; the flag is per process, so reset it for this test.
+    monkeypatch.setattr(sqlengine, "_not_migrated_logged", __import__("threading").Event())
+    client = create_app().test_client()
+    headers = {"Authorization": "Bearer not-a-real-token"}
+    with caplog.at_level("ERROR", logger="scim_service.sqlengine"):
+        answers = [client.get("/scim/v2/Users", headers=headers) for _ in range(3)]
+    for answer in answers:
+        assert answer.status_code == 503
+        body = answer.get_json()
+        assert body["schemas"] == ["urn:ietf:params:scim:api:messages:2.0:Error"]
+        assert body["status"] == "503"
+        assert "scim-service db upgrade" in body["detail"] and "flask scim db upgrade" in body["detail"]
+    logged = [r for r in caplog.records if "scim-service db upgrade" in r.getMessage()]
+    assert len(logged) == 1
