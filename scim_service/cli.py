@@ -822,9 +822,14 @@ def log_prune(state: ScimState, older_than: timedelta | None, keep_rows: int | N
 def plugins_command(as_json: bool) -> None:
     """List every installed plugin entry point: loaded, or unavailable with the extra to install."""
     # No app and no database: this must work even when the configured backend cannot start.
-    from scim_service.plugins import entry_point_report, make_plugin_manager
+    import os
 
-    rows = entry_point_report(make_plugin_manager())
+    from scim_service import config as settings
+    from scim_service.plugins import allowed_entry_points, entry_point_report, make_plugin_manager
+
+    config = settings.defaults()
+    config.update(settings.from_environ(os.environ))
+    rows = entry_point_report(make_plugin_manager(allowed=allowed_entry_points(config)))
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return

@@ -22,7 +22,7 @@ from scim_service.backend import Backend
 from scim_service.lifecycle import Lifecycle
 from scim_service.model import DeletePolicy
 from scim_service.ops.metrics import instrument, metrics_for
-from scim_service.plugins import build_backend, make_plugin_manager
+from scim_service.plugins import allowed_entry_points, build_backend, make_plugin_manager
 from scim_service.schemas.definitions import RESOURCE_TYPES, ResourceTypeDef
 from scim_service.schemas.extensions import ExtensionFileError, build_resource_types, load_extensions_file
 from scim_service.servicedb.store import ServiceStore
@@ -78,7 +78,10 @@ class ScimService:
             expiry_warning=config["SCIM_TOKEN_EXPIRY_WARNING"],
         )
         pm = make_plugin_manager(
-            self._plugins, builtin_plugins=[BearerTokenAuth(store)], load_entry_points=self._load_entry_points
+            self._plugins,
+            builtin_plugins=[BearerTokenAuth(store)],
+            load_entry_points=self._load_entry_points,
+            allowed=allowed_entry_points(config),
         )
         backend = self._backend if self._backend is not None else build_backend(pm, config)
         metrics = metrics_for(config)  # None unless SCIM_METRICS

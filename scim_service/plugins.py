@@ -44,14 +44,31 @@ class UnavailablePlugin:
         return f"install the Python package providing {self.missing_module!r}"
 
 
+# The entry points this package ships itself; SCIM_PLUGINS always allows them (their commands, like
+# `scim-service ldap schema`, are needed before their backend is selected).
+BUILTIN_ENTRY_POINTS = frozenset({"sql", "ldap"})
+
+
+def allowed_entry_points(config: Mapping[str, Any]) -> frozenset[str] | None:
+    """The entry-point names ``SCIM_PLUGINS`` allows (None: all installed, for ``*``).
+
+    Unset or empty: the built-in ones and the selected backend; otherwise those plus the named ones.
+    """
+    names = {part.strip() for part in str(config.get("SCIM_PLUGINS") or "").split(",") if part.strip()}
+    if "*" in names:
+        return None
+    return frozenset(names | BUILTIN_ENTRY_POINTS | {str(config.get("SCIM_BACKEND") or "sql")})
+
+
 class ScimPluginManager(pluggy.PluginManager):
     """A pluggy manager that also remembers the entry points whose optional dependency is missing."""
 
     def __init__(self, project_name: str) -> None:
         super().__init__(project_name)
         self.unavailable: dict[str, UnavailablePlugin] = {}
+        self.not_allowed: set[str] = set()
 
-    def load_entry_points(self, group: str) -> None:
+    def load_entry_points(self, group: str, allowed: frozenset[str] | None = None) -> None:
         """Register every entry point of ``group``; one with a missing dependency is noted, not fatal.
 
         A plain ``pip install scim-service`` has no ldap3 or psycopg: the SQLite default must still start,
@@ -59,6 +76,9 @@ class ScimPluginManager(pluggy.PluginManager):
         """
         for ep in entry_points(group=group):
             if self.is_blocked(ep.name) or self.get_plugin(ep.name) is not None:
+                continue
+            if allowed is not None and ep.name not in allowed:
+                self.not_allowed.add(ep.name)
                 continue
             try:
                 plugin = ep.load()
@@ -73,6 +93,7 @@ def make_plugin_manager(
     *,
     builtin_plugins: Iterable[object] = (),
     load_entry_points: bool = True,
+    allowed: frozenset[str] | None = None,
 ) -> ScimPluginManager:
     """Build a fresh plugin manager with the hook specs, the built-ins, entry points and extras.
 
@@ -86,7 +107,7 @@ def make_plugin_manager(
     for plugin in builtin_plugins:
         pm.register(plugin)
     if load_entry_points:
-        pm.load_entry_points(hookspecs.PROJECT)
+        pm.load_entry_points(hookspecs.PROJECT, allowed)
     for plugin in extra_plugins:
         if pm.is_registered(plugin):
             continue
@@ -106,6 +127,8 @@ def entry_point_report(pm: pluggy.PluginManager) -> list[dict[str, str]]:
         row = {"name": ep.name, "module": ep.value, "state": "not loaded", "hint": ""}
         if ep.name in unavailable:
             row["state"], row["hint"] = "unavailable", unavailable[ep.name].hint
+        elif ep.name in getattr(pm, "not_allowed", ()):
+            row["state"], row["hint"] = "not allowed", "add it to SCIM_PLUGINS"
         elif pm.get_plugin(ep.name) is not None:
             row["state"] = "loaded"
         rows.append(row)

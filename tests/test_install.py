@@ -109,3 +109,121 @@ def test_unmigrated_database_answers_503_and_logs_once(
         assert "scim-service db upgrade" in body["detail"] and "flask scim db upgrade" in body["detail"]
     logged = [r for r in caplog.records if "scim-service db upgrade" in r.getMessage()]
     assert len(logged) == 1
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_plain_wheel_install_serves_sqlite(tmp_path: Path) -> None:
+    """Build the wheel, install it WITHOUT extras in a fresh venv, migrate, list plugins, serve, provision."""
+    import json
+    import os
+    import subprocess
+    import time
+    import urllib.error
+    import urllib.request
+
+    wheels = tmp_path / "wheels"
+    built = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheels), "."],
+        cwd=REPO, capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert built.returncode == 0, built.stderr
+    wheel = next(wheels.glob("scim_service-*.whl"))
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    bin_dir = venv / "bin"
+    installed = subprocess.run(
+        [str(bin_dir / "pip"), "install", "-q", "--disable-pip-version-check", str(wheel)],
+        capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    assert installed.returncode == 0, installed.stderr
+    env = {
+        "PATH": f"{bin_dir}:{os.environ.get('PATH', '')}",
+        "HOME": str(tmp_path),
+        "SCIM_INSTANCE_PATH": str(tmp_path / "instance"),
+        "SCIM_DATABASE_URL": f"sqlite:///{tmp_path}/plain.db",
+    }
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run([str(bin_dir / "scim-service"), *args], env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        return done
+
+    assert subprocess.run([str(bin_dir / "python"), "-c", "import ldap3"], capture_output=True).returncode != 0
+    upgraded = cli("db", "upgrade")
+    assert f"database: sqlite:///{tmp_path}/plain.db" in upgraded.stderr
+    rows = {row["name"]: row for row in json.loads(cli("plugins", "--json").stdout)}
+    assert rows["ldap"]["state"] == "unavailable" and "scim-service[ldap]" in rows["ldap"]["hint"]
+    assert rows["sql"]["state"] == "loaded"
+    cli("orgs", "create", "acme")
+    token = json.loads(cli("tokens", "create", "acme", "--json").stdout)["token"]
+
+    port = _free_port()
+    server = subprocess.Popen(
+        [str(bin_dir / "gunicorn"), "-b", f"127.0.0.1:{port}", "--workers", "1", "scim_service.wsgi:app"],
+        env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}/scim/v2"
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/scim+json"}
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2)
+                break
+            except (urllib.error.URLError, ConnectionError):
+                assert server.poll() is None, server.stderr.read().decode() if server.stderr else ""
+                assert time.monotonic() < deadline, "gunicorn did not start"
+                time.sleep(0.2)
+        body = {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "alice"}
+        post = urllib.request.Request(f"{base}/Users", json.dumps(body).encode(), headers, method="POST")
+        with urllib.request.urlopen(post, timeout=10) as created:
+            assert created.status == 201
+            user_id = json.loads(created.read())["id"]
+        with urllib.request.urlopen(urllib.request.Request(f"{base}/Users/{user_id}", headers=headers)) as got:
+            assert got.status == 200
+            assert json.loads(got.read())["userName"] == "alice"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_scim_plugins_allow_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from scim_service.cli import main
+    from scim_service.plugins import allowed_entry_points
+
+    # Default: the built-in entry points and the selected backend only.
+    assert allowed_entry_points({"SCIM_BACKEND": "sql"}) == {"sql", "ldap"}
+    assert allowed_entry_points({"SCIM_BACKEND": "memory"}) == {"sql", "ldap", "memory"}
+    assert allowed_entry_points({"SCIM_PLUGINS": "audit, extra", "SCIM_BACKEND": "sql"}) == {
+        "sql",
+        "ldap",
+        "audit",
+        "extra",
+    }
+    assert allowed_entry_points({"SCIM_PLUGINS": "*"}) is None
+
+    # The example memory backend is installed in the dev venv: not loaded unless allowed or selected.
+    def states(env: dict[str, str]) -> dict[str, str]:
+        done = CliRunner().invoke(main, ["plugins", "--json"], env=env, catch_exceptions=False)
+        assert done.exit_code == 0, done.output
+        return {row["name"]: row["state"] for row in json.loads(done.stdout)}
+
+    if "memory" not in states({"SCIM_PLUGINS": "*"}):
+        pytest.skip("the example memory plugin is not installed in this venv")
+    assert states({"SCIM_PLUGINS": "", "SCIM_BACKEND": "sql"})["memory"] == "not allowed"
+    assert states({"SCIM_PLUGINS": "memory", "SCIM_BACKEND": "sql"})["memory"] == "loaded"
+    assert states({"SCIM_PLUGINS": "*", "SCIM_BACKEND": "sql"})["memory"] == "loaded"
+    assert states({"SCIM_PLUGINS": "", "SCIM_BACKEND": "memory"})["memory"] == "loaded"
