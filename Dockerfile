@@ -24,7 +24,7 @@ COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir --no-index --find-links /wheels "scim-service[postgres,ldap]" \
     && rm -rf /wheels
 WORKDIR /app
-COPY wsgi.py gunicorn.conf.py ./
+COPY gunicorn.conf.py ./
 USER 10001:10001
 VOLUME ["/data"]
 EXPOSE 8000
@@ -33,4 +33,4 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('PORT', '8000'), timeout=4)"]
 # gunicorn finishes in-flight requests on SIGTERM (graceful_timeout in gunicorn.conf.py).
 STOPSIGNAL SIGTERM
-CMD ["gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"]
+CMD ["gunicorn", "-c", "gunicorn.conf.py", "scim_service.wsgi:app"]

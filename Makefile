@@ -31,7 +31,7 @@ format:
 
 run: ## serve the API on the embedded SQLite default (creates or migrates the schema first), with gunicorn.conf.py
 	$(BIN)/scim-service db upgrade
-	$(BIN)/gunicorn -c gunicorn.conf.py -b $(HOST):$(PORT) wsgi:app
+	$(BIN)/gunicorn -c gunicorn.conf.py -b $(HOST):$(PORT) scim_service.wsgi:app
 
 # BENCH=large adds a database of 1,000,000 users (and a group of 100,000) to the quick run.
 LARGE := $(filter large,$(BENCH))

@@ -1,4 +1,4 @@
-"""gunicorn settings for scim-service: ``gunicorn -c gunicorn.conf.py wsgi:app`` (what ``make run`` and the
+"""gunicorn settings for scim-service: ``gunicorn -c gunicorn.conf.py scim_service.wsgi:app`` (what ``make run`` and the
 container run). Options given on the command line win over these; docs/deployment.md explains them.
 
 Environment knobs (all optional):

@@ -1,5 +1,5 @@
-"""The WSGI entry point for gunicorn: ``gunicorn wsgi:app``."""
+"""Kept for ``gunicorn wsgi:app`` from a checkout; the entry point is ``scim_service.wsgi:app``."""
 
-from scim_service.app import create_app
+from scim_service.wsgi import app
 
-app = create_app()
+__all__ = ["app"]

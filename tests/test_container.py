@@ -27,7 +27,7 @@ DOCKERFILE = REPO / "Dockerfile"
 
 def test_the_image_runs_as_an_unprivileged_user_and_serves_with_gunicorn_conf():
     assert dockerfile_instruction("USER").split(":")[0] not in {"0", "root"}
-    assert exec_form(dockerfile_instruction("CMD")) == ["gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"]
+    assert exec_form(dockerfile_instruction("CMD")) == ["gunicorn", "-c", "gunicorn.conf.py", "scim_service.wsgi:app"]
 
 
 def _docker_engine() -> str | None:
