@@ -16,13 +16,21 @@ from scim_service.extension import ScimService
 from scim_service.logformat import configure_logging
 
 
-def create_app(config: Mapping[str, Any] | None = None, *, environ: Mapping[str, str] | None = None) -> Flask:
-    """Build the standalone app: defaults, then ``SCIM_*`` environment variables, then ``config``."""
+def standalone_config(
+    config: Mapping[str, Any] | None = None, *, environ: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """The standalone settings: defaults, then ``SCIM_*`` environment variables, then ``config``."""
     env = os.environ if environ is None else environ
     values: dict[str, Any] = settings.defaults()
     values.update(settings.STANDALONE_DEFAULTS)
     values.update(settings.from_environ(env))
     values.update(config or {})
+    return values
+
+
+def create_app(config: Mapping[str, Any] | None = None, *, environ: Mapping[str, str] | None = None) -> Flask:
+    """Build the standalone app from :func:`standalone_config`."""
+    values = standalone_config(config, environ=environ)
     instance_path = values.get("SCIM_INSTANCE_PATH")
     app = Flask("scim_service", instance_path=str(instance_path) if instance_path else None)
     app.config.update(values)

@@ -26,7 +26,7 @@ from scim_service.config import ConfigError
 from scim_service.durations import Retention, parse_duration, parse_when
 from scim_service.errors import ScimError
 from scim_service.model import Tenant, UserRecord
-from scim_service.plugins import PluginError
+from scim_service.plugins import PluginError, entry_point_report
 from scim_service.profiles import AUTO, PROFILE_CHOICES
 from scim_service.servicedb.migrate import upgrade_service_db
 from scim_service.servicedb.store import AdminError, LogEntry, LogQuery, TokenInfo
@@ -38,6 +38,13 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 _STATE_KEY = "scim_service.state"
 _PLUGINS_KEY = "scim_service.plugin_commands"
+_DATABASE_SHOWN_KEY = "scim_service.database_shown"
+
+
+def database_label(url: sa.URL | str) -> str:
+    """The database URL without its password, for the ``database:`` line."""
+    return sa.make_url(url).set(password=None).render_as_string(hide_password=False)
+
 
 # Failures an operator can fix; anything else is a bug and keeps its traceback.
 EXPECTED_ERRORS: tuple[type[BaseException], ...] = (
@@ -128,11 +135,20 @@ def get_cli_state(ctx: click.Context | None = None) -> ScimState:
 
 
 def pass_state(func: F) -> F:
-    """Decorate a command to receive the app state as its first argument (for plugin commands too)."""
+    """Decorate a command to receive the app state as its first argument (for plugin commands too).
+
+    The first such command of an invocation prints ``database: <url>`` (password hidden) on stderr, so
+    an operator sees which database a command is about to change.
+    """
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        return func(get_cli_state(), *args, **kwargs)
+        state = get_cli_state()
+        root = click.get_current_context().find_root()
+        if not root.meta.get(_DATABASE_SHOWN_KEY):
+            root.meta[_DATABASE_SHOWN_KEY] = True
+            click.echo(f"database: {database_label(state.service_engine.url)}", err=True)
+        return func(state, *args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
 
@@ -245,6 +261,31 @@ def db_upgrade(state: ScimState) -> None:
         _info(f"service tables: upgraded from {before or 'an empty database'} to revision {after}")
     state.backend.migrate()
     _info(f"backend {state.backend.name!r}: schema created or upgraded")
+
+
+# -- plugins -------------------------------------------------------------------------------------
+
+
+@main.command("plugins")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def plugins_command(as_json: bool) -> None:
+    """List every installed plugin entry point: loaded, not allowed (SCIM_PLUGINS) or unavailable.
+
+    An unavailable plugin lacks an optional dependency; the reason names the extra that installs it.
+    """
+    # The report needs only the settings, not the app: it works when the selected backend cannot load.
+    from scim_service.app import standalone_config
+
+    root = click.get_current_context().find_root()
+    config = root.obj.config if root.obj is not None else standalone_config()
+    report = entry_point_report(config)
+    if as_json:
+        _json([status.as_dict() for status in report])
+        return
+    _table(
+        ["NAME", "STATUS", "DISTRIBUTION", "OBJECT", "REASON"],
+        [[s.name, s.status, s.distribution, s.value, s.reason or None] for s in report],
+    )
 
 
 # -- organizations -------------------------------------------------------------------------------

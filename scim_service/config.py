@@ -101,6 +101,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SCIM_BASE_PATH", _base_path, "/scim/v2", "URL prefix under which every SCIM endpoint is served."),
     Setting("SCIM_BACKEND", str, "sql", "Name of the storage backend plugin that stores users and groups."),
     Setting(
+        "SCIM_PLUGINS",
+        str,
+        "",
+        "Comma-separated entry-point names of the plugins to load besides the built-in ones and the "
+        "selected backend; * loads every installed plugin.",
+    ),
+    Setting(
         "SCIM_USER_DELETE",
         _choice("soft", "deactivate", "hard"),
         "soft",

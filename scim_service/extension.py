@@ -80,7 +80,10 @@ class ScimService:
             expiry_warning=config["SCIM_TOKEN_EXPIRY_WARNING"],
         )
         pm = make_plugin_manager(
-            self._plugins, builtin_plugins=[BearerTokenAuth(store)], load_entry_points=self._load_entry_points
+            self._plugins,
+            builtin_plugins=[BearerTokenAuth(store)],
+            load_entry_points=self._load_entry_points,
+            config=config,
         )
         backend = self._backend if self._backend is not None else build_backend(pm, config)
         metrics = metrics_for(config)  # None unless SCIM_METRICS

@@ -66,7 +66,8 @@ def assert_fails_with(result: Result, message: str) -> None:
     assert result.exit_code != 0
     assert result.stdout == ""
     assert "Traceback" not in result.output
-    lines = result.stderr.strip().splitlines()
+    # The ``database: <url>`` line every database command prints first is not part of the error.
+    lines = [line for line in result.stderr.strip().splitlines() if not line.startswith("database: ")]
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("Error: ") and message in lines[0], lines[0]
 
