@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import click
 import sqlalchemy as sa
@@ -30,9 +30,7 @@ from scim_service.plugins import PluginError, entry_point_report
 from scim_service.profiles import AUTO, PROFILE_CHOICES
 from scim_service.servicedb.migrate import upgrade_service_db
 from scim_service.servicedb.store import AdminError, LogEntry, LogQuery, TokenInfo
-
-if TYPE_CHECKING:
-    from scim_service.extension import ScimState
+from scim_service.state import ScimState
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -43,7 +41,7 @@ _DATABASE_SHOWN_KEY = "scim_service.database_shown"
 
 def database_label(url: sa.URL | str) -> str:
     """The database URL without its password, for the ``database:`` line."""
-    return sa.make_url(url).set(password=None).render_as_string(hide_password=False)
+    return sa.make_url(url)._replace(password=None).render_as_string(hide_password=False)  # a namedtuple
 
 
 # Failures an operator can fix; anything else is a bug and keeps its traceback.
@@ -121,7 +119,7 @@ def get_cli_state(ctx: click.Context | None = None) -> ScimState:
     """
     root = (ctx or click.get_current_context()).find_root()
     state = root.meta.get(_STATE_KEY)
-    if state is None and root.obj is not None:
+    if state is None and isinstance(root.obj, ScimState):
         state = root.meta[_STATE_KEY] = root.obj
     if state is None:
         # Imported here: the app pulls in Flask and every plugin, which ``--help`` does not need.
@@ -132,6 +130,14 @@ def get_cli_state(ctx: click.Context | None = None) -> ScimState:
         root.meta[_STATE_KEY] = state
         root.call_on_close(state.close)
     return state
+
+
+def use_state(ctx: click.Context, state: ScimState) -> None:
+    """Make ``state`` (a host app's) the state of ``ctx``'s invocation; it is used as it is and left open.
+
+    ``flask scim`` calls it, so the commands of :data:`main` run on the host app's extension and backend.
+    """
+    ctx.find_root().meta[_STATE_KEY] = state
 
 
 def pass_state(func: F) -> F:
@@ -277,7 +283,8 @@ def plugins_command(as_json: bool) -> None:
     from scim_service.app import standalone_config
 
     root = click.get_current_context().find_root()
-    config = root.obj.config if root.obj is not None else standalone_config()
+    host = root.meta.get(_STATE_KEY) or (root.obj if isinstance(root.obj, ScimState) else None)
+    config = host.config if host is not None else standalone_config()
     report = entry_point_report(config)
     if as_json:
         _json([status.as_dict() for status in report])

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+import click
 from flask import Flask, current_app
 
 from scim_service import admin, ops
@@ -110,6 +111,7 @@ class ScimService:
         app.register_blueprint(create_blueprint(), url_prefix=base_path or None)
         ops.register(app, metrics)  # /healthz, /readyz, /metrics, as the settings ask
         admin.register(app)  # /admin, when a password or a host plugin enables it
+        app.cli.add_command(_flask_cli_group(app))  # flask scim ...: the scim-service commands on this app
 
     def _state(self, app: Flask | None) -> ScimState:
         if app is None:
@@ -129,6 +131,26 @@ class ScimService:
         """Read the groups of organization ``org`` from host code (``.get``, ``.find``, ``.members``, ``.list``)."""
         state = self._state(app)
         return GroupReader(state.lifecycle, state.store.get_org(org), state.group_resource)
+
+
+def _flask_cli_group(app: Flask) -> click.Group:
+    """``flask scim``: the commands of ``scim-service`` (the same click objects) on ``app``'s own state.
+
+    Built per app so that the group knows its app without loading one; plugin commands are added to this
+    group's copy of the command table, never to ``scim-service``'s.
+    """
+    from scim_service.cli import ScimGroup, main, use_state
+
+    class FlaskScimGroup(ScimGroup):
+        def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+            use_state(ctx, get_state(app))  # before --help lists the plugin commands
+            return super().parse_args(ctx, args)
+
+    return FlaskScimGroup(
+        "scim",
+        commands=dict(main.commands),
+        help="scim-service's commands (scim-service --help) on this app's SCIM database and backend.",
+    )
 
 
 def _resource_types(config: dict[str, Any], backend: Backend) -> tuple[ResourceTypeDef, ResourceTypeDef]:

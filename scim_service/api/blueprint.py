@@ -51,6 +51,7 @@ def _authenticate() -> None:
     g.scim_principal = None
     g.scim_error = None
     st = state()
+    st.require_service_tables()  # an unmigrated database: a 503 saying what to run, not a 500 per query
     # /Bulk has its own, advertised limit (maxPayloadSize); every other endpoint the general one.
     is_bulk = canonical_path(request.path[len(st.base_path) + 1 :]) == "Bulk"
     limit_key = "SCIM_BULK_MAX_PAYLOAD_BYTES" if is_bulk else "SCIM_MAX_BODY_BYTES"
