@@ -5,6 +5,13 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -189,3 +196,103 @@ def test_flask_scim_on_an_unmigrated_host_database_says_what_to_run(tmp_path: Pa
     result = app.test_cli_runner().invoke(args=["scim", "orgs", "list"])
     assert result.exit_code == 1
     assert "db upgrade` first" in result.stderr
+
+
+# -- a wheel installed without extras ------------------------------------------------------------------
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _run(cmd: list[str], env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+    assert done.returncode == 0, f"{cmd}: {done.stdout[-2000:]}{done.stderr[-2000:]}"
+    return done
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _http(method: str, url: str, token: str, body: dict | None = None) -> tuple[int, dict]:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(
+        url,
+        data=data,
+        method=method,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/scim+json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read() or b"{}")
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"{}")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_the_wheel_installed_without_extras_serves_sqlite(tmp_path: Path) -> None:
+    """pip wheel, a fresh venv with only the base dependencies, then the CLI and gunicorn from that venv."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("SCIM_", "VIRTUAL_ENV", "PYTHON"))}
+    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path / "dist"), str(REPO)], base)
+    (wheel,) = (tmp_path / "dist").glob("scim_service-*.whl")
+    venv = tmp_path / "venv"
+    # The interpreter the test venv was made from, so the new venv shares nothing with it.
+    _run([getattr(sys, "_base_executable", sys.executable), "-m", "venv", str(venv)], base)
+    bin_dir = venv / "bin"
+    _run([str(bin_dir / "python"), "-m", "pip", "install", "-q", str(wheel)], base, timeout=180)
+    # No extra came along: neither driver is importable there.
+    probe = "import importlib.util as u; print(u.find_spec('ldap3'), u.find_spec('psycopg'))"
+    missing = _run([str(bin_dir / "python"), "-c", probe], base)
+    assert missing.stdout.split() == ["None", "None"]
+
+    env = {
+        **base,
+        "SCIM_DATABASE_URL": f"sqlite:///{tmp_path / 'scim.db'}",
+        "SCIM_INSTANCE_PATH": str(tmp_path / "instance"),
+        "SCIM_LOG_LEVEL": "WARNING",
+    }
+    cli = str(bin_dir / "scim-service")
+    upgraded = _run([cli, "db", "upgrade"], env)
+    assert f"database: sqlite:///{tmp_path / 'scim.db'}" in upgraded.stderr
+    plugins = json.loads(_run([cli, "plugins", "--json"], env).stdout)
+    by_name = {row["name"]: row for row in plugins}
+    assert by_name["sql"]["status"] == LOADED
+    assert by_name["ldap"]["status"] == UNAVAILABLE
+    assert by_name["ldap"]["install"] == "pip install 'scim-service[ldap]'"
+    selected = subprocess.run(
+        [cli, "orgs", "list"], env={**env, "SCIM_BACKEND": "ldap"}, capture_output=True, text=True
+    )
+    assert selected.returncode == 1
+    assert "pip install 'scim-service[ldap]'" in selected.stderr and "Traceback" not in selected.stderr
+    _run([cli, "orgs", "create", "acme"], env)
+    token = json.loads(_run([cli, "tokens", "create", "acme", "--json"], env).stdout)["token"]
+
+    port = _free_port()
+    log = (tmp_path / "gunicorn.log").open("wb")
+    server = subprocess.Popen(
+        [str(bin_dir / "gunicorn"), "-b", f"127.0.0.1:{port}", "-w", "1", "scim_service.wsgi:app"],
+        env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        base_url = f"http://127.0.0.1:{port}/scim/v2"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                status, _ = _http("GET", f"{base_url}/ServiceProviderConfig", token)
+                break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, (tmp_path / "gunicorn.log").read_text()
+                time.sleep(0.1)
+        assert status == 200
+        user = {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "ada@example.com"}
+        status, created = _http("POST", f"{base_url}/Users", token, user)
+        assert status == 201, created
+        status, read = _http("GET", f"{base_url}/Users/{created['id']}", token)
+        assert status == 200
+        assert read["userName"] == "ada@example.com"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
