@@ -198,6 +198,27 @@ def test_flask_scim_on_an_unmigrated_host_database_says_what_to_run(tmp_path: Pa
     assert "db upgrade` first" in result.stderr
 
 
+def test_flask_scim_reaches_the_backend_the_host_passed_in(tmp_path: Path) -> None:
+    from flask import Flask
+    from scim_backend_memory.backend import MemoryBackend
+
+    from scim_service.extension import ScimService
+
+    backend = MemoryBackend.from_config({})
+    app = Flask("host", instance_path=str(tmp_path / "host-instance"))
+    app.config.update(SCIM_DATABASE_URL=f"sqlite:///{tmp_path / 'host.db'}")
+    ScimService(app, backend=backend)
+    runner = app.test_cli_runner()
+    upgraded = runner.invoke(args=["scim", "db", "upgrade"], catch_exceptions=False)
+    assert "backend 'memory': schema created or upgraded" in upgraded.stderr
+    assert runner.invoke(args=["scim", "orgs", "create", "acme"], catch_exceptions=False).exit_code == 0
+    tenant = get_state(app).store.get_org("acme")
+    backend.create_user(tenant, {"userName": "ada", "active": True})
+    listed = runner.invoke(args=["scim", "users", "list", "acme", "--json"], catch_exceptions=False)
+    assert listed.exit_code == 0, listed.output
+    assert "ada" in listed.stdout
+
+
 # -- a wheel installed without extras ------------------------------------------------------------------
 
 REPO = Path(__file__).resolve().parent.parent
