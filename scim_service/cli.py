@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 import sqlalchemy as sa
+from alembic.util import CommandError
 
 from scim_service import operations
 from scim_service.config import ConfigError
@@ -46,6 +47,7 @@ EXPECTED_ERRORS: tuple[type[BaseException], ...] = (
     ConfigError,
     PluginError,
     sa.exc.ArgumentError,  # an unparsable SCIM_DATABASE_URL or a missing database driver
+    CommandError,  # a migration that refuses the data it finds (it says what to fix)
 )
 
 

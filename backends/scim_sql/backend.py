@@ -13,6 +13,7 @@ checks and displays, versions) are :mod:`scim_service.rules`; this module holds 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import uuid
@@ -80,6 +81,19 @@ def _guard(fn: Callable[P, R]) -> Callable[P, R]:
 
     # A deadlock or serialization failure rolls the whole method's transaction back: run it again.
     return retry_transient(wrapper)
+
+
+@contextlib.contextmanager
+def _unique_group_name(values: Mapping[str, Any]) -> Iterator[None]:
+    """Turn the unique index on a group's name key (taken by another group of the tenant) into the 409.
+
+    Wraps the write transaction, so the write is rolled back first. Other integrity errors pass."""
+    try:
+        yield
+    except sa.exc.IntegrityError as exc:
+        if "display_name_key" not in str(exc.orig):
+            raise
+        raise rules.group_name_conflict(str(values.get("display_name") or "")) from None
 
 
 def _first_line(exc: BaseException) -> str:
@@ -643,8 +657,10 @@ class SqlBackend(Backend):
 
     @staticmethod
     def _group_values(data: Mapping[str, Any]) -> dict[str, Any]:
+        display_name = _text(data, "displayName")
         return {
-            "display_name": _text(data, "displayName"),
+            "display_name": display_name,
+            "display_name_key": rules.group_name_key(display_name),
             "external_id": _text(data, "externalId"),
             "data": copy.deepcopy(dict(data)),
         }
@@ -687,7 +703,7 @@ class SqlBackend(Backend):
         group_id = str(uuid.uuid4())
         now = _now()
         values = self._group_values(data)
-        with write_transaction(self.engine) as conn:
+        with _unique_group_name(values), write_transaction(self.engine) as conn:
             rows = self._member_rows(conn, tenant, group_id, members)
             conn.execute(
                 groups.insert().values(
@@ -726,7 +742,7 @@ class SqlBackend(Backend):
         """Replace attributes and the whole member list (PUT)."""
         now = _now()
         values = self._group_values(data)
-        with write_transaction(self.engine) as conn:
+        with _unique_group_name(values), write_transaction(self.engine) as conn:
             row = self._load_group(conn, tenant, group_id, lock=True)
             rules.check_version(expected_version, row.version, "group")
             rows = self._member_rows(conn, tenant, group_id, members)
@@ -754,12 +770,11 @@ class SqlBackend(Backend):
     ) -> GroupRecord:
         """Apply attribute changes, then clear, then removals, then additions; only changed rows are touched."""
         now = _now()
-        with write_transaction(self.engine) as conn:
+        values: dict[str, Any] = {} if changes.data is None else self._group_values(changes.data)
+        with _unique_group_name(values), write_transaction(self.engine) as conn:
             row = self._load_group(conn, tenant, group_id, lock=True)
             rules.check_version(expected_version, row.version, "group")
-            values: dict[str, Any] = {"last_modified": now, "version": row.version + 1}
-            if changes.data is not None:
-                values.update(self._group_values(changes.data))
+            values.update(last_modified=now, version=row.version + 1)
             conn.execute(groups.update().where(groups.c.id == group_id).values(**values))
             if changes.clear_members:
                 conn.execute(group_members.delete().where(group_members.c.group_id == group_id))
