@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 from api_helpers import Scim, assert_scim_error, user
 
+from scim_service.extension import ScimState
+
 BULK = "urn:ietf:params:scim:api:messages:2.0:BulkRequest"
 PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 
@@ -97,3 +99,76 @@ def test_reversed_bulk_references_run_each_operation_once_after_its_target(scim:
     assert len(locations) == 1  # every PATCH reached the one user
     found = scim.get("/Users", query_string={"filter": 'userName eq "chained"'}).get_json()["Resources"]
     assert found[0]["title"] == "t0"  # the first operation of the request ran last
+
+
+# -- filters and values the store cannot take ------------------------------------------------------
+
+
+@pytest.mark.parametrize("attr", ["userName", "emails.value"])
+@pytest.mark.parametrize("op", ["co", "sw", "ew"])
+def test_a_substring_literal_too_long_for_the_store_is_400_invalid_filter(scim: Scim, op: str, attr: str) -> None:
+    scim.create_user("present")
+    literal = "x" * 60_000  # past SQLite's 50,000-byte LIKE pattern limit; fits a .search body
+    started = time.monotonic()
+    response = scim.post(
+        "/Users/.search",
+        {"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"], "filter": f'{attr} {op} "{literal}"'},
+    )
+    assert time.monotonic() - started < 5
+    if response.status_code == 200:  # a store with no such limit answers honestly: nothing matches
+        assert response.get_json()["totalResults"] == 0
+    else:
+        assert_scim_error(response, 400, "invalidFilter")
+    assert total_users(scim) == 1
+
+
+def test_an_over_long_value_is_400_not_503(scim: Scim) -> None:
+    response = scim.post("/Users", user("long.title", title="t" * 200_000))
+    assert response.status_code in (201, 400), response.get_data(as_text=True)
+    if response.status_code == 400:
+        assert_scim_error(response, 400, "invalidValue")
+    assert total_users(scim) == (1 if response.status_code == 201 else 0)
+    long_name = scim.post("/Users", user("n" * 100_000))
+    assert long_name.status_code in (201, 400), long_name.get_data(as_text=True)
+    if long_name.status_code == 400:
+        assert_scim_error(long_name, 400, "invalidValue")
+
+
+@pytest.mark.parametrize("start", ["2147483647", "2147483648", "99999999999999999999"])
+def test_a_huge_start_index_is_an_empty_page_or_400_never_503(scim: Scim, start: str) -> None:
+    scim.create_user("only.one")
+    response = scim.get("/Users", query_string={"startIndex": start, "count": "10"})
+    if response.status_code == 200:
+        body = response.get_json()
+        assert body["totalResults"] == 1 and body.get("Resources", []) == [], body
+    else:
+        assert_scim_error(response, 400, "invalidValue")
+
+
+@pytest.mark.parametrize(
+    "where",
+    ["id", "filter", "value", "patch"],
+)
+def test_a_nul_character_is_400_and_the_request_is_logged(scim: Scim, state: ScimState, where: str) -> None:
+    existing = scim.create_user("nul.target")
+    if where == "id":
+        response = scim.get("/Users/abc%00def")
+        statuses = {404, 400}
+    elif where == "filter":
+        response = scim.get("/Users", query_string={"filter": 'userName eq "a\u0000b"'})
+        statuses = {200, 400}
+    elif where == "value":
+        response = scim.post("/Users", user("nul.value", title="a\u0000b"))
+        statuses = {201, 400}
+    else:
+        response = scim.patch(f"/Users/{existing['id']}", [{"op": "replace", "path": "title", "value": "x\u0000"}])
+        statuses = {200, 204, 400}
+    assert response.status_code in statuses, (response.status_code, response.get_data(as_text=True))
+    if response.status_code >= 400:
+        assert_scim_error(response, response.status_code)
+    assert total_users(scim) in (1, 2)
+    # The provisioning log kept the request (a NUL in its path or detail must not lose the row).
+    statuses_logged = [e.status for e in state.store.recent_log(limit=5)]
+    assert response.status_code in statuses_logged, statuses_logged
+    if response.status_code >= 400:
+        assert statuses_logged.count(response.status_code) >= 1
