@@ -9,6 +9,7 @@ Run over the API on every backend (the ``scim`` fixture's SQLite, PostgreSQL and
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any
 
@@ -172,3 +173,35 @@ def test_a_nul_character_is_400_and_the_request_is_logged(scim: Scim, state: Sci
     assert response.status_code in statuses_logged, statuses_logged
     if response.status_code >= 400:
         assert statuses_logged.count(response.status_code) >= 1
+
+
+# -- cursor paging on a backend that does not offer it ---------------------------------------------
+
+
+@pytest.mark.parametrize("cursor", ["", "bm90LWEtY3Vyc29y"])
+def test_a_cursor_request_to_a_backend_without_cursor_paging_is_400_invalid_cursor(
+    scim: Scim, state: ScimState, cursor: str
+) -> None:
+    scim.create_user("one")
+    scim.create_user("two")
+    backend = state.backend
+    # The same real store, declaring no cursor paging (as a backend without it does).
+    backend.capabilities = dataclasses.replace(backend.capabilities, cursor=False)  # type: ignore[misc]
+    try:
+        for path in ("/Users", "/Groups"):
+            # The raw client: Scim.get skips a cursor request to a backend that declares no cursor paging.
+            response = scim.client.get(
+                scim.base + path, headers=scim.headers(), query_string={"cursor": cursor, "count": "1"}
+            )
+            body = assert_scim_error(response, 400, "invalidCursor")
+            assert "startIndex" in body["detail"]
+        searched = scim.post(
+            "/Users/.search",
+            {"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"], "cursor": cursor, "count": 1},
+        )
+        assert_scim_error(searched, 400, "invalidCursor")
+        assert "pagination" not in scim.get("/ServiceProviderConfig").get_json()
+        indexed = scim.get("/Users", query_string={"startIndex": "2", "count": "1"})
+        assert indexed.status_code == 200 and indexed.get_json()["totalResults"] == 2
+    finally:
+        del backend.capabilities  # back to the class's declaration
