@@ -33,6 +33,7 @@ import logging
 import math
 import os
 import random
+import re
 import threading
 import time
 import weakref
@@ -385,11 +386,29 @@ def translate_errors() -> Iterator[None]:
     except sa.exc.DBAPIError as exc:
         if is_transient(exc):
             raise _transient(exc) from exc
+        missing = _missing_table(exc)
+        if missing is not None:  # an operator's step left out; a table name is no secret
+            raise store_failure(
+                f"The database is not initialised (no such table: {missing}): run `scim-service db upgrade` first",
+                exc,
+                log,
+            ) from exc
         if _sqlstate(exc) in TIMEOUT_SQLSTATES:
             raise store_failure("The database did not answer in time (busy or locked); retry later", exc, log) from exc
         if isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError) or exc.connection_invalidated:
             raise store_failure("The database is unavailable; retry later", exc, log) from exc
         raise
+
+
+_MISSING_TABLE = re.compile(r'no such table: ([\w.]+)|relation "([\w.]+)" does not exist')
+
+
+def _missing_table(exc: BaseException) -> str | None:
+    """The table a statement found missing (SQLite's "no such table", PostgreSQL's 42P01), else None."""
+    if not isinstance(exc, sa.exc.OperationalError | sa.exc.ProgrammingError):
+        return None
+    found = _MISSING_TABLE.search(_first_line(exc))
+    return (found.group(1) or found.group(2)) if found else None
 
 
 def _first_line(exc: BaseException) -> str:

@@ -132,3 +132,14 @@ def test_an_unreachable_server_is_a_503_that_names_no_host(caplog: pytest.LogCap
         assert str(port) in caplog.text, caplog.text  # the operator sees where it tried
     finally:
         engine.dispose()
+
+
+def test_a_missing_table_says_to_run_db_upgrade(service_db: str) -> None:
+    engine = make_engine(service_db, {})
+    try:
+        with pytest.raises(Unavailable) as caught, read_transaction(engine) as conn:
+            conn.execute(sa.text("SELECT 1 FROM scim_not_migrated_yet"))
+        assert "no such table: scim_not_migrated_yet" in caught.value.detail, caught.value.detail
+        assert "run `scim-service db upgrade` first" in caught.value.detail
+    finally:
+        engine.dispose()
