@@ -5,18 +5,28 @@ Run over the API on every backend (the ``scim`` fixture's SQLite, PostgreSQL and
 - /Bulk: a bulkId that is not a string, a reference to a bulkId no operation defines, a bulkId given
   twice and an operation that is not an object are a 400 before any operation runs (nothing is
   written); bulkId references are resolved in linear time.
+- A ``co``/``sw``/``ew`` literal too long for the store is 400 ``invalidFilter``; over-long values and a
+  huge ``startIndex`` are a 400 or an honest answer, never a 503; a NUL character is a 400 or stored,
+  and its provisioning-log row is kept.
+- A ``cursor`` to a backend that declares no cursor paging is 400 ``invalidCursor``.
+- An unreachable directory is a 503 with ``Retry-After`` whose detail names no host, port or DN.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
+import socket
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
-from api_helpers import Scim, assert_scim_error, user
+from api_helpers import Scim, assert_scim_error, new_org, user
 
-from scim_service.extension import ScimState
+from scim_service.app import create_app
+from scim_service.extension import ScimState, get_state
+from scim_service.servicedb.migrate import upgrade_service_db
 
 BULK = "urn:ietf:params:scim:api:messages:2.0:BulkRequest"
 PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
@@ -205,3 +215,41 @@ def test_a_cursor_request_to_a_backend_without_cursor_paging_is_400_invalid_curs
         assert indexed.status_code == 200 and indexed.get_json()["totalResults"] == 2
     finally:
         del backend.capabilities  # back to the class's declaration
+
+
+# -- an unreachable store: 503 with Retry-After, no address in the detail ---------------------------
+
+
+def test_an_unreachable_directory_is_a_503_with_retry_after_naming_no_host(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    app = create_app(
+        {
+            "SCIM_DATABASE_URL": f"sqlite:///{tmp_path}/scim.db",
+            "SCIM_BACKEND": "ldap",
+            "SCIM_LDAP_URL": f"ldap://127.0.0.1:{port}",
+            "SCIM_LDAP_BASE_DN": "dc=tenant-secret,dc=example,dc=org",
+            "SCIM_LDAP_CONNECT_TIMEOUT": "1",
+            "SCIM_LDAP_TIMEOUT": "1",
+            "SCIM_LOG_LEVEL": "WARNING",
+        },
+        environ={},
+    )
+    state = get_state(app)
+    try:
+        upgrade_service_db(state.service_engine)
+        scim = Scim(app.test_client(), new_org(state, "acme"))
+        started = time.monotonic()
+        with caplog.at_level(logging.WARNING):
+            response = scim.get("/Users")
+        assert time.monotonic() - started < 5
+        body = assert_scim_error(response, 503)
+        assert int(response.headers["Retry-After"]) > 0
+        for secret in ("127.0.0.1", str(port), "tenant-secret"):
+            assert secret not in body["detail"], body
+        assert str(port) in caplog.text  # the operator finds the address in the service log
+    finally:
+        state.close()
