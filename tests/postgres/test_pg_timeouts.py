@@ -143,3 +143,21 @@ def test_a_missing_table_says_to_run_db_upgrade(service_db: str) -> None:
         assert "run `scim-service db upgrade` first" in caught.value.detail
     finally:
         engine.dispose()
+
+
+def test_a_server_that_accepts_but_never_answers_is_a_503_within_the_connect_timeout() -> None:
+    # A host whose network silently drops packets after the TCP handshake looks like this to libpq.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        port = silent.getsockname()[1]
+        engine = make_engine(f"postgresql+psycopg://postgres@127.0.0.1:{port}/x", {"SCIM_DB_CONNECT_TIMEOUT": 2})
+        try:
+            started = time.monotonic()
+            with pytest.raises(Unavailable) as caught, read_transaction(engine):
+                pass
+            elapsed = time.monotonic() - started
+            assert elapsed < 2 + 2.5, f"gave up after {elapsed:.1f}s"
+            assert caught.value.retry_after > 0 and str(port) not in caught.value.detail
+        finally:
+            engine.dispose()
