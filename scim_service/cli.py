@@ -143,6 +143,8 @@ def _error_line(exc: BaseException) -> str:
     text = str(getattr(exc, "detail", None) or exc).strip()
     line = text.splitlines()[0] if text else type(exc).__name__
     lowered = text.lower()
+    if "db upgrade" in lowered:
+        return line
     if "no such table" in lowered or ("relation" in lowered and "does not exist" in lowered):
         line += " (run `scim-service db upgrade` first)"
     return line

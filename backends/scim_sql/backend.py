@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
+import logging
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -29,7 +30,7 @@ from sqlalchemy.engine import Connection, Engine, Row
 
 from scim_service import rules
 from scim_service.backend import Backend
-from scim_service.errors import InvalidValue, NotFound, ScimError, Unavailable, UniquenessConflict
+from scim_service.errors import InvalidValue, NotFound, ScimError, UniquenessConflict, store_failure
 from scim_service.model import (
     Capabilities,
     GroupChanges,
@@ -43,6 +44,7 @@ from scim_service.model import (
 )
 from scim_service.query.ast import ListQuery
 from scim_service.sqlengine import (
+    lift_timeouts,
     make_engine,
     read_transaction,
     retry_transient,
@@ -53,6 +55,8 @@ from scim_sql.cursor import after_key, decode_cursor, encode_cursor, query_finge
 from scim_sql.dialects import install_sqlite_functions
 from scim_sql.filters import FilterCompiler
 from scim_sql.tables import email_rows, email_values, group_members, groups, tenant_state, user_emails, users
+
+log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 VERSION_TABLE = "scim_sql_alembic_version"
@@ -75,9 +79,14 @@ def _guard(fn: Callable[P, R]) -> Callable[P, R]:
         except ScimError:
             raise
         except sa.exc.DataError as exc:
-            raise InvalidValue(f"The database rejected a value: {_first_line(exc)}") from exc
+            # The client's value (a NUL character, a number out of range): a 400. The driver's text
+            # may quote other values, so it goes to the log only.
+            log.info("sql backend: the database rejected a value: %s", _first_line(exc))
+            raise InvalidValue(
+                "The database rejected a value (a NUL character, or a number or text out of range)"
+            ) from exc
         except sa.exc.SQLAlchemyError as exc:
-            raise Unavailable(f"The sql backend's database failed: {_first_line(exc)}") from exc
+            raise store_failure("The sql backend's database failed; retry later", _first_line(exc), log) from exc
 
     # A deadlock or serialization failure rolls the whole method's transaction back: run it again.
     return retry_transient(wrapper)
@@ -205,6 +214,7 @@ class SqlBackend(Backend):
         cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
         cfg.set_main_option("version_table", VERSION_TABLE)
         with write_transaction(self.engine) as conn:
+            lift_timeouts(conn)  # it may wait for another process's migration and rewrite large tables
             if self._postgres:  # two processes migrating at once must not both create the tables
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATE_LOCK})
             cfg.attributes["connection"] = conn
