@@ -15,11 +15,12 @@ from __future__ import annotations
 import logging
 
 from flask import Blueprint, Response, current_app, g, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.exceptions import MethodNotAllowed as WerkzeugMethodNotAllowed
 
 from scim_service.api import bulk, discovery, requestlog, resources
 from scim_service.api.http import METHODS, canonical_path, error_response, state
-from scim_service.errors import NotFound, PayloadTooLarge, ScimError, Unauthorized
+from scim_service.errors import MethodNotAllowed, NotFound, PayloadTooLarge, ScimError, Unauthorized
 from scim_service.hookspecs import AuthRequest
 
 BLUEPRINT_NAME = "scim"
@@ -30,6 +31,7 @@ log = logging.getLogger("scim_service.api")
 def create_blueprint() -> Blueprint:
     """A new SCIM blueprint with every route, request hook and error handler; register it once per app."""
     bp = Blueprint(BLUEPRINT_NAME, __name__)
+    bp.before_app_request(_routing_error)
     bp.before_request(_authenticate)
     bp.after_request(_record)
     bp.register_error_handler(ScimError, _scim_error)
@@ -46,6 +48,26 @@ def create_blueprint() -> Blueprint:
 # -- request life ---------------------------------------------------------------------------------------
 
 
+def _routing_error() -> Response | None:
+    """A request under the base path that no route takes (TRACE or another unknown method, ``//Users``
+    which werkzeug would redirect with an HTML 308) gets a SCIM error; elsewhere the host app's own.
+
+    Flask raises routing errors before any blueprint hook or handler runs, so this is an app-level
+    hook; it answers only for paths under the base path."""
+    failure = request.routing_exception
+    base = state().base_path
+    if failure is None or not (request.path == base or request.path.startswith(base + "/")):
+        return None
+    if isinstance(failure, WerkzeugMethodNotAllowed):
+        allowed = ", ".join(sorted(failure.valid_methods or METHODS))
+        response = error_response(
+            MethodNotAllowed(f"{request.method} is not allowed on this endpoint (allowed: {allowed}).")
+        )
+        response.headers["Allow"] = allowed
+        return response
+    return error_response(NotFound(f"No SCIM endpoint at '{request.path[len(base) :]}'."))
+
+
 def _authenticate() -> None:
     requestlog.begin()
     g.scim_principal = None
@@ -54,8 +76,16 @@ def _authenticate() -> None:
     # /Bulk has its own, advertised limit (maxPayloadSize); every other endpoint the general one.
     is_bulk = canonical_path(request.path[len(st.base_path) + 1 :]) == "Bulk"
     limit_key = "SCIM_BULK_MAX_PAYLOAD_BYTES" if is_bulk else "SCIM_MAX_BODY_BYTES"
-    if request.content_length is not None and request.content_length > st.config[limit_key]:
-        raise PayloadTooLarge(f"The request body is larger than {st.config[limit_key]} bytes.")
+    limit = st.config[limit_key]
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge(f"The request body is larger than {limit} bytes.")
+    # A chunked body has no Content-Length: the cap applies to the bytes read (werkzeug's LimitedStream).
+    request.max_content_length = limit
+    if request.content_length is None:
+        try:
+            request.get_data(cache=True)
+        except RequestEntityTooLarge:
+            raise PayloadTooLarge(f"The request body is larger than {limit} bytes.") from None
     auth_request = AuthRequest(
         method=request.method,
         path=request.path,
