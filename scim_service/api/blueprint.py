@@ -12,10 +12,11 @@ blueprint owns a catch-all route and dispatches methods itself to answer them in
 
 from __future__ import annotations
 
+import io
 import logging
 
 from flask import Blueprint, Response, current_app, g, request
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.exceptions import HTTPException
 from werkzeug.exceptions import MethodNotAllowed as WerkzeugMethodNotAllowed
 
 from scim_service.api import bulk, discovery, requestlog, resources
@@ -79,13 +80,8 @@ def _authenticate() -> None:
     limit = st.config[limit_key]
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge(f"The request body is larger than {limit} bytes.")
-    # A chunked body has no Content-Length: the cap applies to the bytes read (werkzeug's LimitedStream).
-    request.max_content_length = limit
-    if request.content_length is None:
-        try:
-            request.get_data(cache=True)
-        except RequestEntityTooLarge:
-            raise PayloadTooLarge(f"The request body is larger than {limit} bytes.") from None
+    if request.content_length is None and request.environ.get("wsgi.input_terminated"):
+        _read_chunked_body(limit)
     auth_request = AuthRequest(
         method=request.method,
         path=request.path,
@@ -99,6 +95,30 @@ def _authenticate() -> None:
     except Unauthorized as refused:  # counted per client address; past the limit a 429
         raise requestlog.authentication_failed(refused) from None
     g.scim_principal = found
+
+
+def _read_chunked_body(limit: int) -> None:
+    """A chunked body (no Content-Length; the server ends the stream) is read here, at most ``limit``
+    bytes and one more to tell it is too long: a 413 at the limit, however much the client sends.
+
+    werkzeug's own cap only truncates such a stream, so the body read is handed back as a stream of
+    known length for the handlers."""
+    stream = request.environ["wsgi.input"]
+    chunks: list[bytes] = []
+    size = 0
+    while size <= limit:
+        chunk = stream.read(min(65_536, limit + 1 - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    if size > limit:
+        raise PayloadTooLarge(f"The request body is larger than {limit} bytes.")
+    body = b"".join(chunks)
+    request.environ["wsgi.input"] = io.BytesIO(body)
+    request.environ["CONTENT_LENGTH"] = str(len(body))
+    request.environ.pop("HTTP_TRANSFER_ENCODING", None)
+    request.__dict__.pop("content_length", None)  # werkzeug caches it; it is known now
 
 
 def _record(response: Response) -> Response:
