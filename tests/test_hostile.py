@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 from api_helpers import BASE, ERROR_SCHEMA, USER_SCHEMA, Scim
 
+from scim_service.errors import Unavailable
+from scim_service.hookspecs import hookimpl
 from scim_service.query.parser import MAX_FILTER_DEPTH, MAX_FILTER_TERMS
 from scim_service.safejson import MAX_JSON_DEPTH
 
@@ -247,3 +249,42 @@ def test_gunicorn_access_log_prints_no_query_string() -> None:
     conf = runpy.run_path(str(Path(__file__).resolve().parent.parent / "gunicorn.conf.py"))
     assert "%(r)s" not in conf["access_log_format"] and "%(q)s" not in conf["access_log_format"]
     assert "%(U)s" in conf["access_log_format"]
+
+
+@pytest.mark.parametrize("password", [987654321, 98765.4321, True, ["hunter2-in-a-list"]], ids=str)
+def test_a_password_value_is_never_echoed(scim: Scim, password: Any, caplog: pytest.LogCaptureFixture) -> None:
+    body = {"schemas": [USER_SCHEMA], "userName": "pw-user", "password": password}
+    with caplog.at_level(logging.INFO):
+        response = scim.post("/Users", body)
+        patched = scim.patch("/Users/nobody", [{"op": "replace", "value": {"password": password}}])
+    detail = assert_scim_error(response, 400, "invalidValue")["detail"]
+    shown = str(password).lower() if not isinstance(password, list) else password[0]
+    assert shown not in detail.lower()
+    assert "password" in detail
+    assert patched.status_code in (400, 404)
+    assert shown not in patched.get_data(as_text=True).lower()
+    assert shown not in caplog.text.lower()
+
+
+class _StorageDown:
+    """A host's authentication that finds its database gone, with the internals a driver would name."""
+
+    @hookimpl
+    def scim_authenticate(self, request: Any, config: Any) -> None:
+        raise Unavailable("The database is unavailable: connection to 10.9.8.7 port 5433 failed")
+
+
+def test_unauthenticated_callers_get_a_generic_503(tmp_path: Any, caplog: pytest.LogCaptureFixture) -> None:
+    from flask import Flask
+
+    from scim_service.extension import ScimService
+
+    app = Flask("host")
+    app.config.update(SCIM_DATABASE_URL=f"sqlite:///{tmp_path}/scim.db")
+    ScimService(app, plugins=[_StorageDown()])
+    app.extensions["scim"].upgrade()
+    with caplog.at_level(logging.WARNING):
+        response = app.test_client().get(f"{BASE}/Users", headers={"Authorization": "Bearer whatever"})
+    body = assert_scim_error(response, 503, None)
+    assert "10.9.8.7" not in body["detail"] and "5433" not in body["detail"]
+    assert "10.9.8.7" in caplog.text  # the operator still sees why

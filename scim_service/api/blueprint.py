@@ -126,6 +126,13 @@ def _record(response: Response) -> Response:
 
 
 def _scim_error(error: ScimError) -> Response:
+    if error.status >= 500 and g.get("scim_principal") is None:
+        # An unauthenticated caller learns nothing of the storage (host, port, driver text); the operator's
+        # log keeps the real reason.
+        log.warning(
+            "%s %s answered %s before authentication: %s", request.method, request.path, error.status, error.detail
+        )
+        error.detail = "The service is temporarily unavailable; retry later."
     profile = g.get("scim_profile")
     hint = profile.refusal_hint() if profile is not None and error.status == 400 else None
     if hint and hint not in error.detail:
