@@ -13,9 +13,10 @@ import time
 from typing import Any
 
 import pytest
-from api_helpers import BASE, ERROR_SCHEMA, USER_SCHEMA, Scim
+from api_helpers import BASE, ERROR_SCHEMA, USER_SCHEMA, Scim, make_app, new_org
 
 from scim_service.errors import Unavailable
+from scim_service.extension import get_state
 from scim_service.hookspecs import hookimpl
 from scim_service.query.parser import MAX_FILTER_DEPTH, MAX_FILTER_TERMS
 from scim_service.safejson import MAX_JSON_DEPTH
@@ -288,3 +289,25 @@ def test_unauthenticated_callers_get_a_generic_503(tmp_path: Any, caplog: pytest
     body = assert_scim_error(response, 503, None)
     assert "10.9.8.7" not in body["detail"] and "5433" not in body["detail"]
     assert "10.9.8.7" in caplog.text  # the operator still sees why
+
+
+def test_host_header_is_not_reflected_when_the_public_url_is_set(tmp_path: Any) -> None:
+    app = make_app(tmp_path, SCIM_PUBLIC_URL="https://scim.example.com/")
+    scim = Scim(app.test_client(), new_org(get_state(app), "acme", max_seats=10))
+    response = scim.post("/Users", {"schemas": [USER_SCHEMA], "userName": "loc"}, headers={"Host": "evil.test"})
+    assert response.status_code == 201, response.get_json()
+    location = response.get_json()["meta"]["location"]
+    assert location.startswith("https://scim.example.com/scim/v2/Users/")
+    assert response.headers["Location"] == location
+    get_state(app).close()
+
+
+@pytest.mark.parametrize(("proxies", "expected"), [(0, "http://localhost/"), (1, "https://public.example/")])
+def test_forwarded_headers_are_trusted_only_for_configured_proxies(tmp_path: Any, proxies: int, expected: str) -> None:
+    app = make_app(tmp_path, SCIM_TRUSTED_PROXIES=proxies)
+    scim = Scim(app.test_client(), new_org(get_state(app), "acme", max_seats=10))
+    forwarded = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "public.example"}
+    response = scim.post("/Users", {"schemas": [USER_SCHEMA], "userName": "fwd"}, headers=forwarded)
+    assert response.status_code == 201, response.get_json()
+    assert response.get_json()["meta"]["location"].startswith(expected + "scim/v2/Users/")
+    get_state(app).close()

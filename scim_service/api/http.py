@@ -49,8 +49,16 @@ def principal() -> Principal:
 
 
 def base_url() -> str:
-    """Absolute URL of the SCIM root, without a trailing slash (for meta.location and $ref)."""
-    return request.host_url.rstrip("/") + request.script_root + state().base_path
+    """Absolute URL of the SCIM root, without a trailing slash (for meta.location, Location and $ref).
+
+    ``SCIM_PUBLIC_URL`` when set: the Host header is the client's to choose, and reflecting it lets
+    anyone make the service hand out links to a host of their own.
+    """
+    st = state()
+    public = st.config.get("SCIM_PUBLIC_URL")
+    if public:
+        return str(public) + st.base_path
+    return request.host_url.rstrip("/") + request.script_root + st.base_path
 
 
 def scim_response(payload: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
