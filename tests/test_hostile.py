@@ -101,6 +101,17 @@ HOSTILE: list[tuple[str, str, str, bytes | None, int, str | None]] = [
         400,
         "invalidValue",
     ),
+    ("url-id-not-utf8", "GET", "/Users/%ED%A0%BD", None, 404, None),
+    ("url-id-not-utf8-delete", "DELETE", "/Users/%ED%A0%BD", None, 404, None),
+    (
+        "url-id-not-utf8-patch",
+        "PATCH",
+        "/Groups/%ED%A0%BD",
+        b'{"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], '
+        b'"Operations": [{"op": "replace", "path": "displayName", "value": "x"}]}',
+        404,
+        None,
+    ),
     ("trace", "TRACE", "/Users", None, 405, None),
     ("unknown-method", "FROB", "/Users", None, 405, None),
     ("double-slash", "GET", "//Users", None, 404, None),
@@ -311,3 +322,21 @@ def test_forwarded_headers_are_trusted_only_for_configured_proxies(tmp_path: Any
     assert response.status_code == 201, response.get_json()
     assert response.get_json()["meta"]["location"].startswith(expected + "scim/v2/Users/")
     get_state(app).close()
+
+
+def test_projection_is_resolved_once_per_page_not_per_resource(scim: Scim) -> None:
+    from scim_service.schemas import projection
+
+    for i in range(12):
+        scim.create_user(f"proj{i}", title="t")
+    names = [f"unknown{i}" for i in range(99)] + ["userName"]
+    projection._selection.cache_clear()
+    response = scim.post(
+        "/Users/.search",
+        {"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"], "attributes": names, "count": 50},
+    )
+    assert response.status_code == 200, response.get_json()
+    assert len(response.get_json()["Resources"]) == 12
+    assert all(set(r) <= {"schemas", "id", "userName"} for r in response.get_json()["Resources"])
+    # The names are resolved a handful of times per request (relations, page), not once per user.
+    assert projection._selection.cache_info().misses <= 2
