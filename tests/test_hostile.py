@@ -340,3 +340,10 @@ def test_projection_is_resolved_once_per_page_not_per_resource(scim: Scim) -> No
     assert all(set(r) <= {"schemas", "id", "userName"} for r in response.get_json()["Resources"])
     # The names are resolved a handful of times per request (relations, page), not once per user.
     assert projection._selection.cache_info().misses <= 2
+
+
+def test_the_guard_fixture_catches_a_non_scim_error_under_the_base_path(scim: Scim) -> None:
+    app = scim.client.application
+    app.add_url_rule(f"{BASE}/html-error", "html_error", lambda: ("<h1>teapot</h1>", 418))
+    with pytest.raises(AssertionError, match="not a SCIM error"):
+        scim.client.get(f"{BASE}/html-error")
