@@ -67,6 +67,14 @@ def _url_path(text: str) -> str:
     return path
 
 
+def _public_url(text: str) -> str:
+    # The origin (and any prefix a proxy adds) clients reach the service at; the base path is appended.
+    value = text.strip().rstrip("/")
+    if not value.lower().startswith(("http://", "https://")) or "?" in value or "#" in value:
+        raise ValueError(f"expected an absolute http(s) URL such as https://scim.example.com, got {text!r}")
+    return value
+
+
 def _positive_float(text: str) -> float:
     value = float(text)
     if not value > 0:
@@ -116,6 +124,20 @@ SETTINGS: tuple[Setting, ...] = (
         _positive_int,
         1_048_576,
         "Largest /Bulk request body accepted (advertised as maxPayloadSize); larger gets 413.",
+    ),
+    Setting(
+        "SCIM_PUBLIC_URL",
+        _public_url,
+        None,
+        "Public URL of the service (scheme, host, port, proxy prefix) used in meta.location and Location "
+        "instead of the request's Host header; the base path is appended.",
+    ),
+    Setting(
+        "SCIM_TRUSTED_PROXIES",
+        _non_negative_int,
+        0,
+        "Number of reverse proxies in front of the standalone app whose X-Forwarded-* headers are trusted "
+        "(werkzeug's ProxyFix); 0 trusts none.",
     ),
     Setting(
         "SCIM_PROVISIONING_LOG",

@@ -91,7 +91,17 @@ class _ScimField(ma.fields.Field):
     }
 
     def _wrong_type(self, value: object) -> ma.ValidationError:
-        return self.make_error("type", expected=self.expected, got=_json_kind(value))
+        # A secret (password: returned "never") is described by its JSON type only, never by its value.
+        got = _json_type(value) if self.metadata.get("secret") else _json_kind(value)
+        return self.make_error("type", expected=self.expected, got=got)
+
+
+def _json_type(value: object) -> str:
+    """The JSON type of ``value`` without the value itself (``a number``, ``a string``)."""
+    kind = _json_kind(value)
+    if kind.startswith("the "):
+        return "a " + kind.split()[1]
+    return kind
 
 
 class ScimString(_ScimField):
@@ -233,7 +243,7 @@ def _field_for(attribute: Attribute, *, in_list: bool = False) -> ma.fields.Fiel
     required = attribute.required and not in_list
     if attribute.type == "complex":
         return ScimComplex(_schema_class(attribute.name, _writable(attribute.sub_attributes)), required=required)
-    return _SIMPLE_FIELDS[attribute.type](required=required)
+    return _SIMPLE_FIELDS[attribute.type](required=required, metadata={"secret": attribute.returned == "never"})
 
 
 @functools.cache
