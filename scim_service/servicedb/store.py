@@ -575,7 +575,14 @@ class ServiceStore:
         )
 
     def authenticate(self, token: str) -> tuple[Tenant, str] | None:
-        """The organization and token id of a presented bearer token, or None if it is unknown.
+        """The organization and token id of a presented bearer token, or None if it is unknown
+        (see :meth:`authenticate_with_profile`)."""
+        found = self.authenticate_with_profile(token)
+        return None if found is None else (found[0], found[1])
+
+    def authenticate_with_profile(self, token: str) -> tuple[Tenant, str, str] | None:
+        """The organization, token id and organization's IdP profile setting of a presented bearer
+        token, read in one statement; None if the token is unknown.
 
         Raises :class:`TokenRefused` (an ``Unauthorized``) for a revoked or expired token, saying which.
         Reads the database on every call (no cache), so a revocation is seen at once by every worker.
@@ -618,7 +625,7 @@ class ServiceStore:
             )
         self._warn_if_ending(tenant, token_id, revoked_at, expires_at, now)
         self._touch(token_id, _utc(row["last_used"]))
-        return tenant, token_id
+        return tenant, token_id, str(row["profile"] or AUTO)
 
     def _warn_if_ending(
         self,
