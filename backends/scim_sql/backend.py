@@ -156,6 +156,7 @@ class SqlBackend(Backend):
     """
 
     name = "sql"
+    replace_returns_groups = True  # replace_user reads the groups inside its transaction
     # The whole document is stored as JSON, so configured schema extensions need nothing more (custom_schemas).
     capabilities = Capabilities(
         filter=True, sort=True, etag=True, cursor=True, nested_groups=False, max_results=1000, custom_schemas=True
