@@ -785,9 +785,16 @@ class SqlBackend(Backend):
                 new_rows = [r for r in rows if r["member_id"] not in present]
                 if new_rows:
                     conn.execute(group_members.insert(), new_rows)
-            row = self._load_group(conn, tenant, group_id)
             current = self._group_members(conn, [group_id])[group_id] if include_members else None
-        return self._group_record(row, current)
+        # The row as just written, without reading it again.
+        return GroupRecord(
+            id=row.id,
+            data=values.get("data", row.data),
+            created=row.created,
+            last_modified=now,
+            version=str(values["version"]),
+            members=None if current is None else tuple(current),
+        )
 
     @_guard
     def delete_group(self, tenant: Tenant, group_id: str, *, expected_version: str | None = None) -> None:
