@@ -184,6 +184,21 @@ def test_group_add_costs_the_same_at_10_and_1000_members(tmp_path: Path, profile
     _within(small, BOUND["group_add"])
 
 
+def test_the_token_touch_rides_on_the_log_insert(tmp_path: Path) -> None:
+    app = make_app(tmp_path, SCIM_BACKEND="sql")
+    state = get_state(app)
+    try:
+        scim = Scim(app.test_client(), new_org(state, "acme"))
+        assert state.store.list_tokens("acme")[0].last_used is None
+        first = _cost(scim, "GET", "/ServiceProviderConfig")  # the token's first use: its touch is due
+        assert state.store.list_tokens("acme")[0].last_used is not None
+        warm = _cost(scim, "GET", "/ServiceProviderConfig")
+        assert first.transactions == warm.transactions == 2  # the token read, the log insert
+        assert first.statements == warm.statements + 1  # the touch, in the log insert's transaction
+    finally:
+        state.close()
+
+
 def test_a_written_user_is_answered_with_its_groups_without_a_second_read(scim_sqlite: Scim) -> None:
     scim = scim_sqlite
     user_id = _user(scim, "ann")
