@@ -38,8 +38,8 @@ BOUND = {
     "get": (4, 3),
     "filter": (5, 3),
     "post": (4, 3),
-    "patch_active": (7, 4),
-    "put": (7, 4),
+    "patch_active": (6, 4),
+    "put": (6, 4),
     "delete": (7, 4),
     "group_add": (8, 4),
 }

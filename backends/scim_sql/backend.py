@@ -391,7 +391,8 @@ class SqlBackend(Backend):
                 if row is None or (row.deleted and not undelete):
                     raise NotFound(f"User {user_id!r} not found")
                 rules.check_version(expected_version, row.version, "user")
-                conflict = self._find_conflict(conn, tenant, keys, user_id)
+                keeps = not row.deleted and rules.keeps_keys(keys, row.user_name_lower, row.primary_email_lower)
+                conflict = None if keeps else self._find_conflict(conn, tenant, keys, user_id)
                 if conflict is not None:
                     raise conflict
                 deleted = False if undelete else bool(row.deleted)
