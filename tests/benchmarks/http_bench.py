@@ -359,7 +359,8 @@ def prepare(url: str, users: int, big_group: int) -> Dataset:
         big = seeding.seed_group(backend.engine, org.id, "big", ids[:big_group])
         seeding.analyze(backend.engine)
         progress(
-            f"seeded {users:,} users, groups of {SMALL_GROUP} and {big_group:,} in {time.perf_counter() - started:.1f} s"
+            f"seeded {users:,} users, groups of {SMALL_GROUP} and {big_group:,} "
+            f"in {time.perf_counter() - started:.1f} s"
         )
     finally:
         engine.dispose()
@@ -844,7 +845,8 @@ def print_growth(db: Database, rows: list[Growth], members: ScenarioResult, big:
     between two runs does not pass for growth."""
     for op in OPS:
         if op.key in GROUP_OPS and op.key + BIG in members.loaded:
-            label = f"Group PATCH add 1 member ({'204' if op.key == 'group204' else '200'}): {SMALL_GROUP} -> {big:,} members"
+            answer = "204" if op.key == "group204" else "200"
+            label = f"Group PATCH add 1 member ({answer}): {SMALL_GROUP} -> {big:,} members"
             rows = [*rows, Growth(label, members, op.key, members, op.key + BIG, "<= 1.5x")]
     if not rows:
         return
