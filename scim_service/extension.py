@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from flask import Flask
+from flask import Flask, current_app
 
 from scim_service import admin, ops
 from scim_service import config as settings
@@ -23,6 +23,7 @@ from scim_service.lifecycle import Lifecycle
 from scim_service.model import DeletePolicy
 from scim_service.ops.metrics import instrument, metrics_for
 from scim_service.plugins import build_backend, make_plugin_manager
+from scim_service.reader import GroupReader, UserReader
 from scim_service.schemas.definitions import RESOURCE_TYPES, ResourceTypeDef
 from scim_service.schemas.extensions import ExtensionFileError, build_resource_types, load_extensions_file
 from scim_service.servicedb.store import ServiceStore
@@ -53,6 +54,7 @@ class ScimService:
         self._backend = backend
         self._plugins = tuple(plugins)
         self._load_entry_points = load_entry_points
+        self._app: Flask | None = None
         if app is not None:
             self.init_app(app)
 
@@ -91,6 +93,7 @@ class ScimService:
             user_resource=resource_types[0],
             group_resource=resource_types[1],
         )
+        self._app = app
         app.extensions[EXTENSION_KEY] = ScimState(
             config=config,
             pm=pm,
@@ -104,6 +107,25 @@ class ScimService:
         app.register_blueprint(create_blueprint(), url_prefix=base_path or None)
         ops.register(app, metrics)  # /healthz, /readyz, /metrics, as the settings ask
         admin.register(app)  # /admin, when a password or a host plugin enables it
+
+    def _state(self, app: Flask | None) -> ScimState:
+        if app is None:
+            app = self._app if self._app is not None else current_app._get_current_object()  # type: ignore[attr-defined]
+        return get_state(app)
+
+    def users(self, org: str, *, app: Flask | None = None) -> UserReader:
+        """Read the users of organization ``org`` from host code (``.get``, ``.find``, ``.is_active``, ``.list``).
+
+        ``app`` defaults to the app this extension was initialised on, then to Flask's current app.
+        ``AdminError`` when there is no such organization.
+        """
+        state = self._state(app)
+        return UserReader(state.lifecycle, state.store.get_org(org), state.user_resource)
+
+    def groups(self, org: str, *, app: Flask | None = None) -> GroupReader:
+        """Read the groups of organization ``org`` from host code (``.get``, ``.find``, ``.members``, ``.list``)."""
+        state = self._state(app)
+        return GroupReader(state.lifecycle, state.store.get_org(org), state.group_resource)
 
 
 def _resource_types(config: dict[str, Any], backend: Backend) -> tuple[ResourceTypeDef, ResourceTypeDef]:

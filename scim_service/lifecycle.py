@@ -17,6 +17,7 @@ import pluggy
 from scim_service import patch, rules
 from scim_service.backend import Backend
 from scim_service.errors import NotFound, UniquenessConflict, VersionMismatch
+from scim_service.events import EventHooks
 from scim_service.model import (
     DeletePolicy,
     GroupChanges,
@@ -55,7 +56,7 @@ class Lifecycle:
         group_resource: ResourceTypeDef = GROUP_RESOURCE,
     ) -> None:
         self.backend = backend
-        self.hook = pm.hook
+        self.events = EventHooks(pm)
         self.delete_policy = delete_policy
         self.user_resource = user_resource
         self.group_resource = group_resource
@@ -86,12 +87,12 @@ class Lifecycle:
                     )
                 except VersionMismatch:
                     continue
-                self.hook.scim_user_updated(tenant=tenant, user=user)
+                self.events.emit("scim_user_updated", tenant=tenant, user=user)
                 if user.active:
-                    self.hook.scim_user_reactivated(tenant=tenant, user=user)
+                    self.events.emit("scim_user_reactivated", tenant=tenant, user=user)
                 return user, False
             else:
-                self.hook.scim_user_created(tenant=tenant, user=user)
+                self.events.emit("scim_user_created", tenant=tenant, user=user)
                 return user, True
         raise UniquenessConflict("The user changed concurrently while it was being matched; retry the request.")
 
@@ -147,8 +148,8 @@ class Lifecycle:
 
         current = _retry(delete, if_match)
         if current.active:
-            self.hook.scim_user_deactivated(tenant=tenant, user=current)
-        self.hook.scim_user_deleted(tenant=tenant, user_id=user_id, hard=hard)
+            self.events.emit("scim_user_deactivated", tenant=tenant, user=current)
+        self.events.emit("scim_user_deleted", tenant=tenant, user_id=user_id, hard=hard)
 
     def _update_user(
         self,
@@ -166,11 +167,11 @@ class Lifecycle:
         before, after = _retry(write, if_match)
         if not self.backend.replace_returns_groups:
             after = self.backend.get_user(tenant, user_id)  # with its groups, as the response shows them
-        self.hook.scim_user_updated(tenant=tenant, user=after)
+        self.events.emit("scim_user_updated", tenant=tenant, user=after)
         if before.active and not after.active:
-            self.hook.scim_user_deactivated(tenant=tenant, user=after)
+            self.events.emit("scim_user_deactivated", tenant=tenant, user=after)
         elif after.active and not before.active:
-            self.hook.scim_user_reactivated(tenant=tenant, user=after)
+            self.events.emit("scim_user_reactivated", tenant=tenant, user=after)
         return after
 
     # -- groups --------------------------------------------------------------------------------
@@ -178,9 +179,9 @@ class Lifecycle:
     def create_group(self, tenant: Tenant, data: Mapping[str, Any], members: Sequence[Member]) -> GroupRecord:
         """POST /Groups."""
         group = self.backend.create_group(tenant, data, members)
-        self.hook.scim_group_changed(tenant=tenant, group=group, group_id=group.id, action="created")
+        self.events.emit("scim_group_changed", tenant=tenant, group=group, group_id=group.id, action="created")
         if members:
-            self.hook.scim_members_changed(tenant=tenant, group_id=group.id, added=tuple(members), removed=())
+            self.events.emit("scim_members_changed", tenant=tenant, group_id=group.id, added=tuple(members), removed=())
         return group
 
     def get_group(self, tenant: Tenant, group_id: str, *, include_members: bool = True) -> GroupRecord:
@@ -208,7 +209,7 @@ class Lifecycle:
             return self.backend.replace_group(tenant, group_id, data, members, expected_version=current.version)
 
         group = _retry(write, if_match)
-        self.hook.scim_group_changed(tenant=tenant, group=group, group_id=group_id, action="updated")
+        self.events.emit("scim_group_changed", tenant=tenant, group=group, group_id=group_id, action="updated")
         return group
 
     def patch_group(
@@ -249,9 +250,11 @@ class Lifecycle:
             return group, changes
 
         group, changes = _retry(write, if_match)
-        self.hook.scim_group_changed(tenant=tenant, group=group, group_id=group_id, action="updated")
+        self.events.emit("scim_group_changed", tenant=tenant, group=group, group_id=group_id, action="updated")
         if changes.add or changes.remove:
-            self.hook.scim_members_changed(tenant=tenant, group_id=group_id, added=changes.add, removed=changes.remove)
+            self.events.emit(
+                "scim_members_changed", tenant=tenant, group_id=group_id, added=changes.add, removed=changes.remove
+            )
         return group
 
     def delete_group(self, tenant: Tenant, group_id: str, *, if_match: str | None = None) -> None:
@@ -263,7 +266,7 @@ class Lifecycle:
             self.backend.delete_group(tenant, group_id, expected_version=current.version)
 
         _retry(delete, if_match)
-        self.hook.scim_group_changed(tenant=tenant, group=None, group_id=group_id, action="deleted")
+        self.events.emit("scim_group_changed", tenant=tenant, group=None, group_id=group_id, action="deleted")
 
 
 def _retry(action: Callable[[], R], if_match: str | None) -> R:

@@ -42,7 +42,9 @@ def test_revocation_is_seen_by_another_worker_on_the_same_database(tmp_path):
 def test_tokens_are_stored_only_as_hashes(state, scim):
     with state.service_engine.connect() as conn:
         dump = "\n".join(
-            str(row) for table in ("organizations", "tokens") for row in conn.execute(sa.text(f"select * from {table}"))
+            str(row)
+            for table in ("scim_organizations", "scim_tokens")
+            for row in conn.execute(sa.text(f"select * from {table}"))
         )
     assert scim.token not in dump
     assert len(scim.token) >= 43  # 256 bits in url-safe base64

@@ -83,7 +83,7 @@ def test_db_upgrade(fresh: Invoke, env: dict[str, str]) -> None:
     path = env["SCIM_DATABASE_URL"].removeprefix("sqlite:///")
     with sqlite3.connect(path) as raw:
         names = {r[0] for r in raw.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    assert {"organizations", "tokens", "provisioning_log", "scim_service_alembic_version"} <= names
+    assert {"scim_organizations", "scim_tokens", "scim_provisioning_log", "scim_service_alembic_version"} <= names
     again = fresh("db", "upgrade")
     assert again.exit_code == 0 and "service tables: already at revision" in again.stderr
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -123,6 +124,43 @@ def test_host_auth_and_events(tmp_path):
     # The built-in bearer tokens still work beside the host's auth.
     _id, token = get_state(app).store.create_token("acme")
     assert Scim(client, token, base="/api/scim").get("/Users").get_json()["totalResults"] == 1
+
+
+class BrokenMirror:
+    """A host hook that fails: mirroring users into the host's tables raises."""
+
+    @hookimpl
+    def scim_user_created(self, tenant: Tenant, user: UserRecord) -> None:
+        raise RuntimeError(f"host mirror down for {user.user_name}")
+
+    @hookimpl
+    def scim_user_deactivated(self, tenant: Tenant, user: UserRecord) -> None:
+        raise RuntimeError("host mirror down")
+
+
+def test_a_failing_event_hook_never_turns_a_stored_change_into_an_error(tmp_path, caplog):
+    app, killer = host_app(tmp_path)
+    get_state(app).pm.register(BrokenMirror(), name="broken-mirror")
+    client = app.test_client()
+    headers = {"X-Api-Key": "host-key-acme"}
+    with caplog.at_level(logging.ERROR, logger="scim_service.events"):
+        created = client.post("/api/scim/Users", json=user("alice"), headers=headers)
+    # The IdP is told the truth (the user is stored), and the other hooks still heard of it.
+    assert created.status_code == 201, created.get_data(as_text=True)
+    assert killer.events == ["created alice"]
+    assert "scim_user_created hook of plugin broken-mirror failed" in caplog.text
+    assert "host mirror down for alice" in caplog.text  # the traceback is in the log, for the host to fix
+    alice_id = created.get_json()["id"]
+    assert client.get(f"/api/scim/Users/{alice_id}", headers=headers).status_code == 200
+    # A retry of the same POST is the usual 409 on an active match, not a second failure.
+    assert_scim_error(client.post("/api/scim/Users", json=user("alice"), headers=headers), 409)
+    patch = {
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "replace", "path": "active", "value": False}],
+    }
+    assert client.patch(f"/api/scim/Users/{alice_id}", json=patch, headers=headers).status_code == 200
+    assert killer.ended == ["alice"]
+    assert get_state(app).lifecycle.events.failures == 2
 
 
 def test_me_serves_the_user_the_host_auth_names_and_501_otherwise(tmp_path):

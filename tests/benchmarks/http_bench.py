@@ -697,7 +697,7 @@ _TABLE_AFTER = {"SELECT": r"\bFROM\s+\"?(\w+)", "INSERT": r"\bINTO\s+\"?(\w+)", 
 
 
 def statement_kind(sql: str) -> str:
-    """``SELECT scim_users``, ``INSERT provisioning_log``, ...: the verb and the first table it names."""
+    """``SELECT scim_users``, ``INSERT scim_provisioning_log``, ...: the verb and the first table it names."""
     verb_match = _VERB.match(sql)
     verb = verb_match.group(1).upper() if verb_match else "?"
     pattern = _TABLE_AFTER.get(verb, r"\bFROM\s+\"?(\w+)")
