@@ -271,6 +271,24 @@ def _clip(value: str | None, limit: int) -> str | None:
     return value[: limit - 1] + "…"
 
 
+# The statements every request runs, built once: building one per call (and its cache key) was a
+# visible part of a request's SQLAlchemy time (docs/performance.md).
+_TOKEN_LOOKUP = (
+    sa.select(
+        tokens.c.id.label("token_id"),
+        tokens.c.token_hash,
+        tokens.c.last_used,
+        tokens.c.revoked_at,
+        tokens.c.expires_at,
+        tokens.c.replaced_by,
+        organizations,
+    )
+    .join(organizations, organizations.c.id == tokens.c.org_id)
+    .where(tokens.c.token_hash == sa.bindparam("digest"))
+)
+_LOG_INSERT = provisioning_log.insert()
+
+
 class ServiceStore:
     """Organizations, tokens and the provisioning log in the service database.
 
@@ -598,21 +616,8 @@ class ServiceStore:
         if not isinstance(token, str) or not token or len(token) > MAX_PRESENTED_TOKEN_LENGTH:
             return None
         digest = hash_token(token)
-        query = (
-            sa.select(
-                tokens.c.id.label("token_id"),
-                tokens.c.token_hash,
-                tokens.c.last_used,
-                tokens.c.revoked_at,
-                tokens.c.expires_at,
-                tokens.c.replaced_by,
-                organizations,
-            )
-            .join(organizations, organizations.c.id == tokens.c.org_id)
-            .where(tokens.c.token_hash == digest)
-        )
         with read_transaction(self.engine) as conn:
-            row = conn.execute(query).mappings().first()
+            row = conn.execute(_TOKEN_LOOKUP, {"digest": digest}).mappings().first()
         # The lookup is by hash; the constant-time compare guards against a lax collation or index.
         if row is None or not hmac.compare_digest(row["token_hash"], digest):
             return None
@@ -723,7 +728,7 @@ class ServiceStore:
             self._deferred_touches.discard(entry.token_id)
         try:
             with write_transaction(self.engine) as conn:
-                result = conn.execute(provisioning_log.insert().values(**self._log_values(entry)))
+                result = conn.execute(_LOG_INSERT, self._log_values(entry))
                 new_id = int(result.inserted_primary_key[0])  # type: ignore[index]
                 if touch:  # the token's last-used write of authenticate_with_profile(defer_touch=True)
                     conn.execute(self._touch_statement(entry.token_id))
