@@ -148,6 +148,21 @@ class _UserColumns:
         )
 
 
+# The reads every user request runs, built once (bind parameters), not per call: statement building
+# and its cache key were a visible share of a request (docs/performance.md).
+_LOAD_USER = sa.select(users).where(users.c.id == sa.bindparam("id"), users.c.tenant_id == sa.bindparam("tenant_id"))
+_LOAD_USER_LOCKED = _LOAD_USER.with_for_update()
+_USER_GROUPS = (
+    sa.select(group_members.c.member_id, groups.c.id, groups.c.display_name)
+    .join(groups, groups.c.id == group_members.c.group_id)
+    .where(
+        group_members.c.tenant_id == sa.bindparam("tenant_id"),
+        group_members.c.member_id.in_(sa.bindparam("ids", expanding=True)),
+    )
+    .order_by(group_members.c.member_id, groups.c.id)
+)
+
+
 class SqlBackend(Backend):
     """Users and groups of every tenant in SQL tables (SQLite or PostgreSQL).
 
@@ -260,12 +275,7 @@ class SqlBackend(Backend):
     def _user_groups(self, conn: Connection, tenant: Tenant, user_ids: Sequence[str]) -> dict[str, list[Member]]:
         out: dict[str, list[Member]] = {uid: [] for uid in user_ids}
         for chunk in _chunks(list(user_ids)):
-            rows = conn.execute(
-                sa.select(group_members.c.member_id, groups.c.id, groups.c.display_name)
-                .join(groups, groups.c.id == group_members.c.group_id)
-                .where(group_members.c.tenant_id == tenant.id, group_members.c.member_id.in_(chunk))
-                .order_by(group_members.c.member_id, groups.c.id)
-            ).all()
+            rows = conn.execute(_USER_GROUPS, {"tenant_id": tenant.id, "ids": chunk}).all()
             for row in rows:
                 out[row.member_id].append(Member(value=row.id, type="Group", display=row.display_name))
         return out
@@ -283,10 +293,7 @@ class SqlBackend(Backend):
         )
 
     def _load_user(self, conn: Connection, tenant: Tenant, user_id: str, *, lock: bool = False) -> Row[Any] | None:
-        stmt = sa.select(users).where(users.c.id == user_id, users.c.tenant_id == tenant.id)
-        if lock:
-            stmt = stmt.with_for_update()
-        return conn.execute(stmt).first()
+        return conn.execute(_LOAD_USER_LOCKED if lock else _LOAD_USER, {"id": user_id, "tenant_id": tenant.id}).first()
 
     def _bump_groups_of(self, conn: Connection, tenant: Tenant, member_ids: Any, now: datetime) -> None:
         """New version and lastModified for every group that has one of ``member_ids`` (a list or a subquery)."""
