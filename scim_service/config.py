@@ -131,6 +131,24 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("SCIM_DB_POOL_SIZE", _positive_int, 5, "Connections kept per process for a server database."),
     Setting("SCIM_DB_POOL_TIMEOUT", _positive_int, 10, "Seconds a request waits for a free database connection."),
+    Setting(
+        "SCIM_DB_CONNECT_TIMEOUT",
+        _positive_float,
+        5.0,
+        "PostgreSQL: seconds to open a connection (and to wait for TCP acknowledgements) before a 503.",
+    ),
+    Setting(
+        "SCIM_DB_LOCK_TIMEOUT",
+        _positive_float,
+        5.0,
+        "PostgreSQL: seconds a statement waits for a row or table lock (another transaction's) before a 503.",
+    ),
+    Setting(
+        "SCIM_DB_STATEMENT_TIMEOUT",
+        _positive_float,
+        15.0,
+        "PostgreSQL: seconds one statement may run before the server cancels it and the request gets 503.",
+    ),
     Setting("SCIM_LOG_LEVEL", str, "INFO", "Level of the service's own log on stderr (DEBUG, INFO, WARNING, ERROR)."),
     Setting(
         "SCIM_LOG_FORMAT",

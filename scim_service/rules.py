@@ -148,6 +148,13 @@ def active_match_conflict(existing: UserRecord, data: Mapping[str, Any]) -> Uniq
     )
 
 
+def group_name_key(display_name: str | None) -> str | None:
+    """A group's displayName as uniqueness compares it within a tenant: case-insensitively, like userName.
+
+    None (no displayName) never conflicts."""
+    return display_name.lower() if display_name is not None else None
+
+
 def group_name_conflict(display_name: str, why: str | None = None) -> UniquenessConflict:
     """The conflict of a group whose displayName (compared case-insensitively) another group holds;
     ``why`` adds the backend's reason in parentheses (the ldap backend names groups by displayName)."""

@@ -13,8 +13,10 @@ checks and displays, versions) are :mod:`scim_service.rules`; this module holds 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
+import logging
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -28,7 +30,7 @@ from sqlalchemy.engine import Connection, Engine, Row
 
 from scim_service import rules
 from scim_service.backend import Backend
-from scim_service.errors import InvalidValue, NotFound, ScimError, Unavailable, UniquenessConflict
+from scim_service.errors import InvalidValue, NotFound, ScimError, UniquenessConflict, store_failure
 from scim_service.model import (
     Capabilities,
     GroupChanges,
@@ -42,6 +44,7 @@ from scim_service.model import (
 )
 from scim_service.query.ast import ListQuery
 from scim_service.sqlengine import (
+    lift_timeouts,
     make_engine,
     read_transaction,
     retry_transient,
@@ -52,6 +55,8 @@ from scim_sql.cursor import after_key, decode_cursor, encode_cursor, query_finge
 from scim_sql.dialects import install_sqlite_functions
 from scim_sql.filters import FilterCompiler
 from scim_sql.tables import email_rows, email_values, group_members, groups, tenant_state, user_emails, users
+
+log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 VERSION_TABLE = "scim_sql_alembic_version"
@@ -74,12 +79,30 @@ def _guard(fn: Callable[P, R]) -> Callable[P, R]:
         except ScimError:
             raise
         except sa.exc.DataError as exc:
-            raise InvalidValue(f"The database rejected a value: {_first_line(exc)}") from exc
+            # The client's value (a NUL character, a number out of range): a 400. The driver's text
+            # may quote other values, so it goes to the log only.
+            log.info("sql backend: the database rejected a value: %s", _first_line(exc))
+            raise InvalidValue(
+                "The database rejected a value (a NUL character, or a number or text out of range)"
+            ) from exc
         except sa.exc.SQLAlchemyError as exc:
-            raise Unavailable(f"The sql backend's database failed: {_first_line(exc)}") from exc
+            raise store_failure("The sql backend's database failed; retry later", _first_line(exc), log) from exc
 
     # A deadlock or serialization failure rolls the whole method's transaction back: run it again.
     return retry_transient(wrapper)
+
+
+@contextlib.contextmanager
+def _unique_group_name(values: Mapping[str, Any]) -> Iterator[None]:
+    """Turn the unique index on a group's name key (taken by another group of the tenant) into the 409.
+
+    Wraps the write transaction, so the write is rolled back first. Other integrity errors pass."""
+    try:
+        yield
+    except sa.exc.IntegrityError as exc:
+        if "display_name_key" not in str(exc.orig):
+            raise
+        raise rules.group_name_conflict(str(values.get("display_name") or "")) from None
 
 
 def _first_line(exc: BaseException) -> str:
@@ -207,6 +230,7 @@ class SqlBackend(Backend):
         cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
         cfg.set_main_option("version_table", VERSION_TABLE)
         with write_transaction(self.engine) as conn:
+            lift_timeouts(conn)  # it may wait for another process's migration and rewrite large tables
             if self._postgres:  # two processes migrating at once must not both create the tables
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATE_LOCK})
             cfg.attributes["connection"] = conn
@@ -652,8 +676,10 @@ class SqlBackend(Backend):
 
     @staticmethod
     def _group_values(data: Mapping[str, Any]) -> dict[str, Any]:
+        display_name = _text(data, "displayName")
         return {
-            "display_name": _text(data, "displayName"),
+            "display_name": display_name,
+            "display_name_key": rules.group_name_key(display_name),
             "external_id": _text(data, "externalId"),
             "data": copy.deepcopy(dict(data)),
         }
@@ -696,7 +722,7 @@ class SqlBackend(Backend):
         group_id = str(uuid.uuid4())
         now = _now()
         values = self._group_values(data)
-        with write_transaction(self.engine) as conn:
+        with _unique_group_name(values), write_transaction(self.engine) as conn:
             rows = self._member_rows(conn, tenant, group_id, members)
             conn.execute(
                 groups.insert().values(
@@ -735,7 +761,7 @@ class SqlBackend(Backend):
         """Replace attributes and the whole member list (PUT)."""
         now = _now()
         values = self._group_values(data)
-        with write_transaction(self.engine) as conn:
+        with _unique_group_name(values), write_transaction(self.engine) as conn:
             row = self._load_group(conn, tenant, group_id, lock=True)
             rules.check_version(expected_version, row.version, "group")
             rows = self._member_rows(conn, tenant, group_id, members)
@@ -763,12 +789,11 @@ class SqlBackend(Backend):
     ) -> GroupRecord:
         """Apply attribute changes, then clear, then removals, then additions; only changed rows are touched."""
         now = _now()
-        with write_transaction(self.engine) as conn:
+        values: dict[str, Any] = {} if changes.data is None else self._group_values(changes.data)
+        with _unique_group_name(values), write_transaction(self.engine) as conn:
             row = self._load_group(conn, tenant, group_id, lock=True)
             rules.check_version(expected_version, row.version, "group")
-            values: dict[str, Any] = {"last_modified": now, "version": row.version + 1}
-            if changes.data is not None:
-                values.update(self._group_values(changes.data))
+            values.update(last_modified=now, version=row.version + 1)
             conn.execute(groups.update().where(groups.c.id == group_id).values(**values))
             if changes.clear_members:
                 conn.execute(group_members.delete().where(group_members.c.group_id == group_id))

@@ -25,7 +25,7 @@ from typing import Any
 from flask import Response, current_app, g, request
 
 from scim_service.api.http import canonical_path
-from scim_service.errors import ScimError, TooManyRequests, Unauthorized
+from scim_service.errors import ScimError, TooManyRequests, Unauthorized, Unavailable
 from scim_service.hookspecs import Principal
 from scim_service.servicedb.store import LogEntry, TokenRefused
 from scim_service.state import get_state
@@ -97,7 +97,7 @@ def finish(response: Response) -> Response:
     rid = request_id()
     response.headers[REQUEST_ID_HEADER] = rid
     error: ScimError | None = g.get("scim_error")
-    if isinstance(error, TooManyRequests):
+    if isinstance(error, TooManyRequests | Unavailable):
         response.headers["Retry-After"] = str(error.retry_after)
     entry = _entry(response.status_code, error, g.get("scim_principal"), response)
     if st.config.get("SCIM_PROVISIONING_LOG") and not g.get("scim_logged"):

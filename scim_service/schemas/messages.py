@@ -23,6 +23,7 @@ is not an object, or an ``Operations`` that is not a non-empty list, is ``invali
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -367,7 +368,8 @@ class BulkOperation:
 
     ``method`` is upper case. ``data`` (a resource or a PatchOp body) is parsed when the operation runs,
     after its ``bulkId:`` references are resolved. ``error`` is set when the operation itself is
-    malformed: it then fails with that error, without running.
+    malformed: it then fails with that error, without running. ``references`` are the bulkIds its path
+    and data refer to (each defined by another operation of the request).
     """
 
     index: int
@@ -377,6 +379,7 @@ class BulkOperation:
     data: Any = None
     version: str | None = None
     error: ScimError | None = None
+    references: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -440,23 +443,60 @@ _BULK_OPERATION = _BulkOperationSchema()
 
 
 def _bulk_operation(index: int, raw: Any) -> BulkOperation:
-    """One operation's envelope; a malformed one carries its error instead of failing the request."""
+    """One operation's envelope; a malformed one carries its error instead of failing the request,
+    except what makes the request itself unreadable (see :func:`load_bulk_request`)."""
     if not isinstance(raw, Mapping):
-        return BulkOperation(index, "", error=InvalidSyntax("An operation must be an object."))
+        raise InvalidSyntax(f"Operation {index + 1} of the BulkRequest must be an object.")
+    given = next((v for k, v in raw.items() if isinstance(k, str) and k.lower() == "bulkid"), None)
+    if given is not None and not isinstance(given, str):
+        # Other operations may refer to it: the whole request is unreadable, not just this operation.
+        raise InvalidValue(f"Operation {index + 1}: bulkId must be a string, got {type(given).__name__}.")
     method = raw.get("method") if isinstance(raw.get("method"), str) else ""
-    bulk_id = raw.get("bulkId") if isinstance(raw.get("bulkId"), str) else None
     try:
         loaded = _load(_BULK_OPERATION, raw)
     except ScimError as error:
-        return BulkOperation(index, str(method).upper(), bulk_id=bulk_id, error=error)
+        return BulkOperation(index, str(method).upper(), bulk_id=given, error=error)
+    path, data = loaded.get("path"), loaded.get("data")
     return BulkOperation(
         index,
         loaded["method"],
-        path=loaded.get("path"),
+        path=path,
         bulk_id=loaded.get("bulkId"),
-        data=loaded.get("data"),
+        data=data,
         version=loaded.get("version"),
+        references=frozenset(_references(path, data)),
     )
+
+
+BULK_REFERENCE = re.compile(r"^bulkId:(.+)$")
+
+
+def bulk_reference(value: str) -> str | None:
+    """The bulkId a string refers to: ``bulkId:x`` as a whole value, or as the last segment of a path
+    (``/Users/bulkId:x``); None for any other string. The one rule of what a reference is."""
+    if "bulkId:" not in value:
+        return None
+    if value.startswith("/"):
+        value = value.rpartition("/")[2]
+    match = BULK_REFERENCE.match(value)
+    return match.group(1) if match else None
+
+
+def _references(path: str | None, data: Any) -> set[str]:
+    """Every bulkId the path and data refer to; a loop, not recursion, whatever the nesting."""
+    found: set[str] = set()
+    stack: list[Any] = [path, data]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, str):
+            ref = bulk_reference(value)
+            if ref is not None:
+                found.add(ref)
+        elif isinstance(value, Mapping):
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+    return found
 
 
 def load_bulk_request(body: Any, *, max_operations: int) -> BulkRequest:
@@ -465,7 +505,10 @@ def load_bulk_request(body: Any, *, max_operations: int) -> BulkRequest:
     ``schemas`` follows the module's rule; ``InvalidSyntax`` when the body is not an object or
     ``Operations`` is not a non-empty list; ``PayloadTooLarge`` beyond ``max_operations``;
     ``InvalidValue`` for a ``failOnErrors`` that is not a positive integer. A malformed operation does
-    not fail the request: it carries its error (RFC 7644 §3.7.3 reports errors per operation).
+    not fail the request: it carries its error (RFC 7644 §3.7.3 reports errors per operation), except
+    what no operation can run with, found before any runs: an operation that is not an object
+    (``InvalidSyntax``), a bulkId that is not a string, given twice, or referred to but defined by no
+    operation (``InvalidValue``).
     """
     envelope = _load(_BULK_REQUEST, _object(body, "BulkRequest"))
     operations = envelope["Operations"]
@@ -473,7 +516,23 @@ def load_bulk_request(body: Any, *, max_operations: int) -> BulkRequest:
         raise PayloadTooLarge(
             f"The BulkRequest has {len(operations)} operations; this server accepts at most {max_operations}."
         )
-    return BulkRequest(
-        operations=tuple(_bulk_operation(i, raw) for i, raw in enumerate(operations)),
-        fail_on_errors=envelope.get("failOnErrors"),
-    )
+    parsed = tuple(_bulk_operation(i, raw) for i, raw in enumerate(operations))
+    defined: set[str] = set()
+    for operation in parsed:
+        if operation.bulk_id is None:
+            continue
+        if operation.bulk_id in defined:
+            raise InvalidValue(f"bulkId {_clip(operation.bulk_id)!r} is given to more than one operation.")
+        defined.add(operation.bulk_id)
+    for operation in parsed:
+        unknown = operation.references - defined
+        if unknown:
+            raise InvalidValue(
+                f"Operation {operation.index + 1} refers to bulkId {_clip(min(unknown))!r}, "
+                "which no operation of this request defines."
+            )
+    return BulkRequest(operations=parsed, fail_on_errors=envelope.get("failOnErrors"))
+
+
+def _clip(text: str, limit: int = 64) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."

@@ -266,7 +266,18 @@ def _stamp(value: datetime | None) -> str:
 
 
 def _clip(value: str | None, limit: int) -> str | None:
-    if value is None or len(value) <= limit:
+    """A text for a log column: at most ``limit`` characters, and storable on every database (a NUL
+    or a lone surrogate, which a hostile request can put in its path or detail, would make PostgreSQL
+    refuse the whole row and lose the entry)."""
+    if value is None:
+        return value
+    if "\x00" in value:
+        value = value.replace("\x00", "\ufffd")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        value = value.encode("utf-8", "replace").decode("utf-8")
+    if len(value) <= limit:
         return value
     return value[: limit - 1] + "…"
 
