@@ -176,7 +176,8 @@ class Lifecycle:
             return current, updated
 
         before, after = _retry(write, if_match)
-        after = self.backend.get_user(tenant, user_id)  # with its groups, as the response shows them
+        if not self.backend.replace_returns_groups:
+            after = self.backend.get_user(tenant, user_id)  # with its groups, as the response shows them
         self.events.emit("scim_user_updated", tenant=tenant, user=after)
         if before.active and not after.active:
             self.events.emit("scim_user_deactivated", tenant=tenant, user=after)

@@ -100,6 +100,13 @@ def user_keys(tenant: Tenant, data: Mapping[str, Any]) -> UserKeys:
     return UserKeys(user_name, email)
 
 
+def keeps_keys(keys: UserKeys, user_name_lower: str, email_lower: str | None) -> bool:
+    """Whether a write of a visible user keeps the keys the record already holds (its stored
+    ``userName`` and primary email, lower case): then it claims nothing new and cannot create a
+    uniqueness conflict, so the store need not look for other holders (a PATCH of ``active``, say)."""
+    return keys.user_name_lower == user_name_lower and (keys.email is None or keys.email == email_lower)
+
+
 def uniqueness_conflict(keys: UserKeys, holders: Iterable[Holder]) -> UniquenessConflict | None:
     """The conflict a write of a user with ``keys`` has with the other records ``holders``, or None.
 

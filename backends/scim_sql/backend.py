@@ -171,6 +171,21 @@ class _UserColumns:
         )
 
 
+# The reads every user request runs, built once (bind parameters), not per call: statement building
+# and its cache key were a visible share of a request (docs/performance.md).
+_LOAD_USER = sa.select(users).where(users.c.id == sa.bindparam("id"), users.c.tenant_id == sa.bindparam("tenant_id"))
+_LOAD_USER_LOCKED = _LOAD_USER.with_for_update()
+_USER_GROUPS = (
+    sa.select(group_members.c.member_id, groups.c.id, groups.c.display_name)
+    .join(groups, groups.c.id == group_members.c.group_id)
+    .where(
+        group_members.c.tenant_id == sa.bindparam("tenant_id"),
+        group_members.c.member_id.in_(sa.bindparam("ids", expanding=True)),
+    )
+    .order_by(group_members.c.member_id, groups.c.id)
+)
+
+
 class SqlBackend(Backend):
     """Users and groups of every tenant in SQL tables (SQLite or PostgreSQL).
 
@@ -179,6 +194,7 @@ class SqlBackend(Backend):
     """
 
     name = "sql"
+    replace_returns_groups = True  # replace_user reads the groups inside its transaction
     # The whole document is stored as JSON, so configured schema extensions need nothing more (custom_schemas).
     capabilities = Capabilities(
         filter=True, sort=True, etag=True, cursor=True, nested_groups=False, max_results=1000, custom_schemas=True
@@ -283,12 +299,7 @@ class SqlBackend(Backend):
     def _user_groups(self, conn: Connection, tenant: Tenant, user_ids: Sequence[str]) -> dict[str, list[Member]]:
         out: dict[str, list[Member]] = {uid: [] for uid in user_ids}
         for chunk in _chunks(list(user_ids)):
-            rows = conn.execute(
-                sa.select(group_members.c.member_id, groups.c.id, groups.c.display_name)
-                .join(groups, groups.c.id == group_members.c.group_id)
-                .where(group_members.c.tenant_id == tenant.id, group_members.c.member_id.in_(chunk))
-                .order_by(group_members.c.member_id, groups.c.id)
-            ).all()
+            rows = conn.execute(_USER_GROUPS, {"tenant_id": tenant.id, "ids": chunk}).all()
             for row in rows:
                 out[row.member_id].append(Member(value=row.id, type="Group", display=row.display_name))
         return out
@@ -306,10 +317,7 @@ class SqlBackend(Backend):
         )
 
     def _load_user(self, conn: Connection, tenant: Tenant, user_id: str, *, lock: bool = False) -> Row[Any] | None:
-        stmt = sa.select(users).where(users.c.id == user_id, users.c.tenant_id == tenant.id)
-        if lock:
-            stmt = stmt.with_for_update()
-        return conn.execute(stmt).first()
+        return conn.execute(_LOAD_USER_LOCKED if lock else _LOAD_USER, {"id": user_id, "tenant_id": tenant.id}).first()
 
     def _bump_groups_of(self, conn: Connection, tenant: Tenant, member_ids: Any, now: datetime) -> None:
         """New version and lastModified for every group that has one of ``member_ids`` (a list or a subquery)."""
@@ -414,7 +422,8 @@ class SqlBackend(Backend):
                 if row is None or (row.deleted and not undelete):
                     raise NotFound(f"User {user_id!r} not found")
                 rules.check_version(expected_version, row.version, "user")
-                conflict = self._find_conflict(conn, tenant, keys, user_id)
+                keeps = not row.deleted and rules.keeps_keys(keys, row.user_name_lower, row.primary_email_lower)
+                conflict = None if keeps else self._find_conflict(conn, tenant, keys, user_id)
                 if conflict is not None:
                     raise conflict
                 deleted = False if undelete else bool(row.deleted)
@@ -809,9 +818,16 @@ class SqlBackend(Backend):
                 new_rows = [r for r in rows if r["member_id"] not in present]
                 if new_rows:
                     conn.execute(group_members.insert(), new_rows)
-            row = self._load_group(conn, tenant, group_id)
             current = self._group_members(conn, [group_id])[group_id] if include_members else None
-        return self._group_record(row, current)
+        # The row as just written, without reading it again.
+        return GroupRecord(
+            id=row.id,
+            data=values.get("data", row.data),
+            created=row.created,
+            last_modified=now,
+            version=str(values["version"]),
+            members=None if current is None else tuple(current),
+        )
 
     @_guard
     def delete_group(self, tenant: Tenant, group_id: str, *, expected_version: str | None = None) -> None:

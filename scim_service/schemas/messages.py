@@ -275,10 +275,7 @@ class _OpField(ma.fields.Field):
     def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> Any:
         if not isinstance(value, str) or value.lower() not in PATCH_OPS:
             raise ma.ValidationError(f"op must be add, replace or remove, got {value!r}")
-        profile: ActiveProfile = getattr(self.parent, "profile", None) or strict()
-        if value not in PATCH_OPS and not profile.allows(Tolerance.CAPITALISED_OPS, f"op {value!r}"):
-            raise ma.ValidationError(f"op must be add, replace or remove in lower case, got {value!r}")
-        return value.lower()
+        return value  # its case is judged by load_patch_op, under the request's profile
 
 
 class _PatchOperationSchema(_Message):
@@ -286,14 +283,16 @@ class _PatchOperationSchema(_Message):
     path = _OptionalString("path must be a string, got {value!r}", InvalidPath, blank_is_none=True)
     value = ma.fields.Raw(allow_none=True, metadata={"scim_error": InvalidValue})
 
-    def __init__(self, profile: ActiveProfile) -> None:
-        super().__init__()
-        self.profile = profile  # read by _OpField: marshmallow 4 has no schema context
-
     @ma.validates_schema
     def _value_required(self, data: Mapping[str, Any], **kwargs: Any) -> None:
-        if data["op"] != "remove" and "value" not in data:
+        if data["op"].lower() != "remove" and "value" not in data:
             raise ma.ValidationError(f"a value is required for {data['op']}", field_name="value")
+
+
+# One instance of each message schema for every request: building one deep-copies its fields, and
+# ``load`` keeps no state on the instance (the profile is applied by the loaders, not the schemas).
+_PATCH_OP = _PatchOpSchema()
+_PATCH_OPERATION = _PatchOperationSchema()
 
 
 def load_patch_op(body: Any, profile: ActiveProfile | None = None) -> tuple[PatchOperation, ...]:
@@ -306,15 +305,18 @@ def load_patch_op(body: Any, profile: ActiveProfile | None = None) -> tuple[Patc
     counts as none.
     """
     profile = profile if profile is not None else strict()
-    envelope = _load(_PatchOpSchema(), _object(body, "PATCH body"))
+    envelope = _load(_PATCH_OP, _object(body, "PATCH body"))
     operations: list[PatchOperation] = []
     for index, raw in enumerate(envelope["Operations"], start=1):
         if not isinstance(raw, Mapping):
             raise InvalidSyntax(f"Operation {index} must be an object with op, path and value")
-        loaded = _load(_PatchOperationSchema(profile), raw, prefix=f"Operation {index}: ")
+        loaded = _load(_PATCH_OPERATION, raw, prefix=f"Operation {index}: ")
+        op = loaded["op"]
+        if op not in PATCH_OPS and not profile.allows(Tolerance.CAPITALISED_OPS, f"op {op!r}"):
+            raise InvalidSyntax(f"Operation {index}: op must be add, replace or remove in lower case, got {op!r}")
         operations.append(
             PatchOperation(
-                op=loaded["op"],
+                op=op.lower(),
                 path=loaded.get("path"),
                 value=loaded.get("value"),
                 has_value="value" in loaded,
@@ -341,6 +343,9 @@ class _SearchRequestSchema(_Message):
     cursor = ma.fields.Raw(allow_none=True)
 
 
+_SEARCH_REQUEST = _SearchRequestSchema()
+
+
 def load_search_request(body: Any) -> dict[str, Any]:
     """Validate a SearchRequest body and return its parameters by lower-case name (``sortby``,
     ``startindex``, ...), as :func:`scim_service.query.params.parse_search_request` reads them.
@@ -349,7 +354,7 @@ def load_search_request(body: Any) -> dict[str, Any]:
     arrays (``InvalidValue``); the filter, sortBy, sortOrder and cursor are checked with the list
     parameters. ``InvalidSyntax`` when the body is not an object.
     """
-    loaded = _load(_SearchRequestSchema(), _object(body, "search request body"))
+    loaded = _load(_SEARCH_REQUEST, _object(body, "search request body"))
     loaded.pop("schemas")
     return {key.lower(): value for key, value in loaded.items()}
 
@@ -433,6 +438,10 @@ class _BulkOperationSchema(_Message):
     data = ma.fields.Raw(allow_none=True)
 
 
+_BULK_REQUEST = _BulkRequestSchema()
+_BULK_OPERATION = _BulkOperationSchema()
+
+
 def _bulk_operation(index: int, raw: Any) -> BulkOperation:
     """One operation's envelope; a malformed one carries its error instead of failing the request,
     except what makes the request itself unreadable (see :func:`load_bulk_request`)."""
@@ -444,7 +453,7 @@ def _bulk_operation(index: int, raw: Any) -> BulkOperation:
         raise InvalidValue(f"Operation {index + 1}: bulkId must be a string, got {type(given).__name__}.")
     method = raw.get("method") if isinstance(raw.get("method"), str) else ""
     try:
-        loaded = _load(_BulkOperationSchema(), raw)
+        loaded = _load(_BULK_OPERATION, raw)
     except ScimError as error:
         return BulkOperation(index, str(method).upper(), bulk_id=given, error=error)
     path, data = loaded.get("path"), loaded.get("data")
@@ -501,7 +510,7 @@ def load_bulk_request(body: Any, *, max_operations: int) -> BulkRequest:
     (``InvalidSyntax``), a bulkId that is not a string, given twice, or referred to but defined by no
     operation (``InvalidValue``).
     """
-    envelope = _load(_BulkRequestSchema(), _object(body, "BulkRequest"))
+    envelope = _load(_BULK_REQUEST, _object(body, "BulkRequest"))
     operations = envelope["Operations"]
     if len(operations) > max_operations:
         raise PayloadTooLarge(
