@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from scim_service import config as settings
 from scim_service.extension import ScimService
@@ -39,4 +40,10 @@ def create_app(config: Mapping[str, Any] | None = None, *, environ: Mapping[str,
         settings.SETTINGS_BY_NAME["SCIM_LOG_FORMAT"].parse(str(values.get("SCIM_LOG_FORMAT") or "text")),
     )
     ScimService(app)
+    proxies = int(app.config.get("SCIM_TRUSTED_PROXIES") or 0)
+    if proxies:
+        # Only the standalone app: a host app that embeds the service configures its own proxy handling.
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies, x_port=proxies, x_prefix=proxies
+        )
     return app

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 import click
 import sqlalchemy as sa
+from alembic.util import CommandError
 
 from scim_service import operations
 from scim_service.config import ConfigError
@@ -51,6 +52,7 @@ EXPECTED_ERRORS: tuple[type[BaseException], ...] = (
     ConfigError,
     PluginError,
     sa.exc.ArgumentError,  # an unparsable SCIM_DATABASE_URL or a missing database driver
+    CommandError,  # a migration that refuses the data it finds (it says what to fix)
 )
 
 
@@ -163,6 +165,8 @@ def _error_line(exc: BaseException) -> str:
     text = str(getattr(exc, "detail", None) or exc).strip()
     line = text.splitlines()[0] if text else type(exc).__name__
     lowered = text.lower()
+    if "db upgrade" in lowered:
+        return line
     if "no such table" in lowered or ("relation" in lowered and "does not exist" in lowered):
         line += " (run `scim-service db upgrade` first)"
     return line

@@ -8,6 +8,8 @@ Backends raise the storage-level ones (:class:`NotFound`, :class:`UniquenessConf
 
 from __future__ import annotations
 
+import logging
+
 
 class ScimError(Exception):
     """Base of all SCIM errors: an HTTP status, an optional scimType and a human-readable detail."""
@@ -161,6 +163,25 @@ class NotImplementedByServer(ScimError):
 
 
 class Unavailable(ScimError):
-    """The storage cannot be reached or is not initialised (503)."""
+    """The storage cannot be reached, timed out or is not initialised (503); the response says
+    ``Retry-After: retry_after`` seconds.
+
+    ``detail`` is shown to the client and must not hold a driver's or directory's own message (hosts,
+    ports, DNs with tenant ids): build these with :func:`store_failure`, which logs that message.
+    """
 
     status = 503
+    retry_after: int = 5
+
+    def __init__(self, detail: str, *, retry_after: int | None = None) -> None:
+        super().__init__(detail)
+        if retry_after is not None:
+            self.retry_after = retry_after
+
+
+def store_failure(detail: str, cause: object, logger: logging.Logger, *, retry_after: int | None = None) -> Unavailable:
+    """The one mapper of a driver or directory failure to a 503: the client gets ``detail``, the
+    service log gets ``cause`` (the raw message, which may name hosts, DNs or tenant ids)."""
+    text = str(cause).strip() or type(cause).__name__
+    logger.warning("%s: %s", detail, text.splitlines()[0] if isinstance(cause, BaseException) else text)
+    return Unavailable(detail, retry_after=retry_after)

@@ -16,7 +16,7 @@ import pluggy
 
 from scim_service import patch, rules
 from scim_service.backend import Backend
-from scim_service.errors import NotFound, UniquenessConflict, VersionMismatch
+from scim_service.errors import InvalidCursor, NotFound, UniquenessConflict, VersionMismatch
 from scim_service.events import EventHooks
 from scim_service.model import (
     DeletePolicy,
@@ -102,7 +102,18 @@ class Lifecycle:
 
     def list_users(self, tenant: Tenant, query: ListQuery) -> Page[UserRecord]:
         """GET /Users and POST /Users/.search."""
+        self._check_paging(query)
         return self.backend.list_users(tenant, query)
+
+    def _check_paging(self, query: ListQuery) -> None:
+        # A backend that does not page by cursor would answer a cursor request with an index page and
+        # no nextCursor, which a client reads as the last page: refuse it (RFC 9865 §2.2, a pagination
+        # parameter the server cannot honour is a 400; the client falls back to startIndex).
+        if query.cursor is not None and not self.backend.capabilities.cursor:
+            raise InvalidCursor(
+                "This server does not page by cursor (its /ServiceProviderConfig advertises no cursor pagination); "
+                "page with startIndex and count instead."
+            )
 
     def replace_user(
         self, tenant: Tenant, user_id: str, data: Mapping[str, Any], *, if_match: str | None = None
@@ -165,7 +176,8 @@ class Lifecycle:
             return current, updated
 
         before, after = _retry(write, if_match)
-        after = self.backend.get_user(tenant, user_id)  # with its groups, as the response shows them
+        if not self.backend.replace_returns_groups:
+            after = self.backend.get_user(tenant, user_id)  # with its groups, as the response shows them
         self.events.emit("scim_user_updated", tenant=tenant, user=after)
         if before.active and not after.active:
             self.events.emit("scim_user_deactivated", tenant=tenant, user=after)
@@ -189,6 +201,7 @@ class Lifecycle:
 
     def list_groups(self, tenant: Tenant, query: ListQuery) -> Page[GroupRecord]:
         """GET /Groups and POST /Groups/.search."""
+        self._check_paging(query)
         return self.backend.list_groups(tenant, query)
 
     def replace_group(

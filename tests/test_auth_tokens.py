@@ -243,9 +243,11 @@ def test_bearer_auth_hook(store: ServiceStore) -> None:
     token_id, token = store.create_token("acme")
     auth = BearerTokenAuth(store)
 
-    assert auth.scim_authenticate(_request(f"Bearer {token}"), {}) == Principal(acme, token_id=token_id)
-    assert auth.scim_authenticate(_request(f"bearer   {token}  "), {}) == Principal(acme, token_id=token_id)
-    assert auth.scim_authenticate(_request(f"BEARER {token}"), {}) == Principal(acme, token_id=token_id)
+    assert auth.scim_authenticate(_request(f"Bearer {token}"), {}) == Principal(acme, token_id=token_id, profile="auto")
+    assert auth.scim_authenticate(_request(f"bearer   {token}  "), {}) == Principal(
+        acme, token_id=token_id, profile="auto"
+    )
+    assert auth.scim_authenticate(_request(f"BEARER {token}"), {}) == Principal(acme, token_id=token_id, profile="auto")
     # Nothing it knows: let another plugin try.
     assert auth.scim_authenticate(_request(None), {}) is None
     assert auth.scim_authenticate(_request(""), {}) is None
@@ -286,7 +288,7 @@ def test_bearer_auth_through_the_plugin_manager(store: ServiceStore) -> None:
     def ask(headers: dict[str, str]) -> Principal | None:
         return pm.hook.scim_authenticate(request=AuthRequest("GET", "/scim/v2/Users", headers), config={})
 
-    assert ask({"authorization": f"Bearer {token}"}) == Principal(acme, token_id=token_id)
+    assert ask({"authorization": f"Bearer {token}"}) == Principal(acme, token_id=token_id, profile="auto")
     assert ask({"x-api-key": "host-key", "authorization": f"Bearer {token}"}) == host_principal
     assert ask({}) is None
     with pytest.raises(Unauthorized):

@@ -12,7 +12,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
 
 from scim_service.servicedb.tables import metadata
-from scim_service.sqlengine import make_engine, read_transaction, write_transaction
+from scim_service.sqlengine import lift_timeouts, make_engine, read_transaction, write_transaction
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 VERSION_TABLE = "scim_service_alembic_version"
@@ -54,6 +54,7 @@ def upgrade_service_db(engine_or_url: Engine | str) -> tuple[str | None, str]:
     try:
         config = alembic_config()
         with write_transaction(engine) as conn:
+            lift_timeouts(conn)  # it may wait for another host's upgrade and rewrite large tables
             if conn.dialect.name == "postgresql":
                 # SQLite's write lock serialises concurrent upgrades; PostgreSQL needs an explicit lock.
                 conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_PG_LOCK_KEY})")
