@@ -179,6 +179,14 @@ class Unavailable(ScimError):
             self.retry_after = retry_after
 
 
+class NotMigrated(Unavailable):
+    """503: the service database has no scim-service tables yet (``db upgrade`` never ran).
+
+    Its detail names a command, never a host or a driver's text, so unauthenticated callers see it too:
+    the IdP's administrator is the one who learns from it that the operator has a step left.
+    """
+
+
 def store_failure(detail: str, cause: object, logger: logging.Logger, *, retry_after: int | None = None) -> Unavailable:
     """The one mapper of a driver or directory failure to a 503: the client gets ``detail``, the
     service log gets ``cause`` (the raw message, which may name hosts, DNs or tenant ids)."""

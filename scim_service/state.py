@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from scim_service.backend import Backend
-from scim_service.errors import ScimError, Unavailable
+from scim_service.errors import NotMigrated, ScimError
 from scim_service.lifecycle import Lifecycle
 from scim_service.schemas.definitions import RESOURCE_TYPES, ResourceTypeDef
 from scim_service.servicedb.store import ServiceStore
@@ -71,7 +71,7 @@ class ScimState:
         return min(int(self.config["SCIM_MAX_PAGE_SIZE"]), self.backend.capabilities.max_results)
 
     def require_service_tables(self) -> None:
-        """Raise ``Unavailable`` (503) saying to run ``db upgrade`` while the service tables are missing.
+        """Raise ``NotMigrated`` (503) saying to run ``db upgrade`` while the service tables are missing.
 
         Asked on every request until the tables are seen, so an upgrade run beside a serving process
         takes effect without a restart; the warning is logged once per app, not once per request. A
@@ -94,7 +94,7 @@ class ScimState:
                 "`scim-service db upgrade` (or `flask scim db upgrade`) runs",
                 self.service_engine.url.render_as_string(hide_password=True),
             )
-        raise Unavailable(UNMIGRATED_DETAIL)
+        raise NotMigrated(UNMIGRATED_DETAIL)
 
     def upgrade(self) -> None:
         """Create or migrate the service tables, then the backend's store (``scim-service db upgrade``)."""

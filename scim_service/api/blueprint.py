@@ -21,7 +21,7 @@ from werkzeug.exceptions import MethodNotAllowed as WerkzeugMethodNotAllowed
 
 from scim_service.api import bulk, discovery, requestlog, resources
 from scim_service.api.http import METHODS, canonical_path, error_response, state
-from scim_service.errors import MethodNotAllowed, NotFound, PayloadTooLarge, ScimError, Unauthorized
+from scim_service.errors import MethodNotAllowed, NotFound, NotMigrated, PayloadTooLarge, ScimError, Unauthorized
 from scim_service.hookspecs import AuthRequest
 
 BLUEPRINT_NAME = "scim"
@@ -127,7 +127,7 @@ def _record(response: Response) -> Response:
 
 
 def _scim_error(error: ScimError) -> Response:
-    if error.status >= 500 and g.get("scim_principal") is None:
+    if error.status >= 500 and g.get("scim_principal") is None and not isinstance(error, NotMigrated):
         # An unauthenticated caller learns nothing of the storage (host, port, driver text); the operator's
         # log keeps the real reason.
         log.warning(
