@@ -21,7 +21,15 @@ from werkzeug.exceptions import MethodNotAllowed as WerkzeugMethodNotAllowed
 
 from scim_service.api import bulk, discovery, requestlog, resources
 from scim_service.api.http import METHODS, canonical_path, error_response, state
-from scim_service.errors import MethodNotAllowed, NotFound, NotMigrated, PayloadTooLarge, ScimError, Unauthorized
+from scim_service.errors import (
+    MethodNotAllowed,
+    NotFound,
+    NotMigrated,
+    PayloadTooLarge,
+    ScimError,
+    Unauthorized,
+    Unavailable,
+)
 from scim_service.hookspecs import AuthRequest
 
 BLUEPRINT_NAME = "scim"
@@ -133,7 +141,11 @@ def _scim_error(error: ScimError) -> Response:
         log.warning(
             "%s %s answered %s before authentication: %s", request.method, request.path, error.status, error.detail
         )
-        error.detail = "The service is temporarily unavailable; retry later."
+        error.detail = (
+            "The database or directory is unavailable; retry later."
+            if isinstance(error, Unavailable)
+            else "The service is temporarily unavailable; retry later."
+        )
     profile = g.get("scim_profile")
     hint = profile.refusal_hint() if profile is not None and error.status == 400 else None
     if hint and hint not in error.detail:
