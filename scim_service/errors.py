@@ -10,6 +10,24 @@ from __future__ import annotations
 
 import logging
 
+SCIM_TYPES = frozenset(
+    {
+        "invalidFilter",
+        "tooMany",
+        "uniqueness",
+        "mutability",
+        "invalidSyntax",
+        "invalidPath",
+        "noTarget",
+        "invalidValue",
+        "invalidVers",
+        "sensitive",
+        "invalidCursor",
+        "expiredCursor",
+    }
+)
+"""The scimType values of RFC 7644 §3.12 and RFC 9865 (cursors): the only ones an error may carry."""
+
 
 class ScimError(Exception):
     """Base of all SCIM errors: an HTTP status, an optional scimType and a human-readable detail."""

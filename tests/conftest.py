@@ -35,6 +35,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from pg_support import IN_CI, URL_ENV, FolderSchemas, PgCluster, PgDatabases, server_reachable, why_no_cluster
 
+from scim_service.errors import SCIM_TYPES
 from scim_service.extension import ScimState, get_state
 
 # The conformance kit's fixtures (tenant, other_tenant, make_tenant) for every test.
@@ -173,22 +174,6 @@ def ldap_settings(slapd: ldap_support.Slapd | None) -> dict[str, str]:
 def ldap_subtrees(ldap_settings: dict[str, str], slapd: ldap_support.Slapd | None) -> ldap_support.Subtrees:
     """Fresh subtrees of the session's directory (deleted after each test only on a shared server)."""
     return ldap_support.Subtrees(ldap_settings, drop=slapd is None)
-
-
-SCIM_TYPES = {
-    "invalidFilter",
-    "tooMany",
-    "uniqueness",
-    "mutability",
-    "invalidSyntax",
-    "invalidPath",
-    "noTarget",
-    "invalidValue",
-    "invalidVers",
-    "sensitive",
-    "invalidCursor",
-    "expiredCursor",
-}
 
 
 def assert_scim_shaped(app: Flask, response: Any) -> None:
