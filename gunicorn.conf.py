@@ -44,9 +44,11 @@ max_requests_jitter = 1_000
 control_socket_disable = True
 
 # One access line per request on stdout, with the request id the service returns as X-Request-Id.
+# The path without its query string: a client may send its token as ?access_token=, and the service's
+# own request line (scim_service.request, with the request id) prints the query with secrets redacted.
 accesslog = "-"
 errorlog = "-"
-access_log_format = '%(h)s "%(r)s" %(s)s %(B)s bytes %(M)sms request_id=%({x-request-id}o)s agent="%(a)s"'
+access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(B)s bytes %(M)sms request_id=%({x-request-id}o)s agent="%(a)s"'
 
 
 def on_starting(server: object) -> None:

@@ -1,4 +1,4 @@
-"""Checkout compatibility shim: ``gunicorn wsgi:app`` still works; prefer ``scim_service.wsgi:app``."""
+"""Kept for ``gunicorn wsgi:app`` from a checkout; the entry point is ``scim_service.wsgi:app``."""
 
 from scim_service.wsgi import app
 

@@ -36,8 +36,11 @@ class BearerTokenAuth:
         token = credentials.strip(" \t")
         if not token:
             raise Unauthorized("The Authorization header uses the Bearer scheme but carries no token")
-        found = self.store.authenticate(token)  # raises Unauthorized for a revoked token
+        # The token's last-used write rides on the request's provisioning log entry when there is one.
+        defer = bool(config.get("SCIM_PROVISIONING_LOG"))
+        found = self.store.authenticate_with_profile(token, defer_touch=defer)  # Unauthorized if revoked
         if found is None:
             raise Unauthorized("The bearer token is not valid")
-        tenant, token_id = found
-        return Principal(tenant=tenant, token_id=token_id)
+        tenant, token_id, profile = found
+        # The profile rides along, so the request does not read its organization a second time.
+        return Principal(tenant=tenant, token_id=token_id, profile=profile)

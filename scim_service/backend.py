@@ -51,6 +51,9 @@ class Backend(abc.ABC):
 
     name: ClassVar[str]
     capabilities: ClassVar[Capabilities] = Capabilities()
+    #: True when :meth:`replace_user` returns the user as stored, its ``groups`` included (read in the
+    #: write's own transaction): the service then answers with it instead of reading the user again.
+    replace_returns_groups: ClassVar[bool] = False
 
     # -- life of the backend -------------------------------------------------------------------
 

@@ -4,8 +4,10 @@ Every operation obeys the product rules a single request would (seats, uniquenes
 tenant isolation), because each one is one lifecycle call. ``bulkId:<id>`` references anywhere in an
 operation's data or path are replaced by the id of the resource the earlier operation created; an
 operation that refers to a bulkId created later in the request waits until it exists (RFC 7644
-§3.7.1 lets the client order operations freely), and one that can never be resolved fails with
-``invalidValue``. Operations run in order, one transaction each: a failure does not undo earlier
+§3.7.1 lets the client order operations freely); one caught in a cycle of references fails with
+``invalidValue``. A reference to a bulkId that no operation defines, a bulkId that is not a string or
+is given twice, and an operation that is not an object are a 400 for the whole request before any
+operation runs. Operations run in order, one transaction each: a failure does not undo earlier
 successes, and ``failOnErrors`` stops processing after that many errors (§3.7.3).
 
 The envelope and each operation's own keys were parsed at the edge
@@ -15,6 +17,7 @@ The envelope and each operation's own keys were parsed at the edge
 from __future__ import annotations
 
 import re
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -23,11 +26,16 @@ from scim_service.errors import InvalidValue, ScimError
 from scim_service.lifecycle import Lifecycle
 from scim_service.model import GroupRecord, Tenant, UserRecord
 from scim_service.profiles import ActiveProfile
-from scim_service.schemas.messages import BULK_RESPONSE_SCHEMA, BulkOperation, BulkRequest, load_patch_op
+from scim_service.schemas.messages import (
+    BULK_RESPONSE_SCHEMA,
+    BulkOperation,
+    BulkRequest,
+    bulk_reference,
+    load_patch_op,
+)
 from scim_service.schemas.resources import load_group, load_user
 
 _PATH = re.compile(r"^/(Users|Groups)(?:/([^/]+))?$")
-_BULK_REF = re.compile(r"^bulkId:(.+)$")
 
 
 @dataclass
@@ -43,12 +51,6 @@ class BulkResult:
     error: ScimError | None = None
 
 
-class _Unresolved(Exception):
-    def __init__(self, bulk_id: str) -> None:
-        super().__init__(bulk_id)
-        self.bulk_id = bulk_id
-
-
 def run_bulk(
     lifecycle: Lifecycle,
     tenant: Tenant,
@@ -60,52 +62,61 @@ def run_bulk(
     """Execute the parsed request's operations and return one result per operation that ran, in
     request order. ``profile`` is the request's IdP profile; every operation is read with its
     tolerances. An operation's data is parsed when it runs (after its bulkId references are resolved),
-    by the same loaders as a single request, before the lifecycle is called."""
+    by the same loaders as a single request, before the lifecycle is called.
+
+    Operations run in request order, except that one referring to a bulkId whose operation has not
+    run yet waits for it: it is parked on that bulkId and run as soon as the operation defining it
+    has run. Each operation is looked at a bounded number of times, so a chain of 1,000 references
+    costs 1,000 runs, not a million attempts. What is still parked at the end waits on a cycle.
+    """
     fail_on_errors = request.fail_on_errors
     created: dict[str, tuple[str, str]] = {}  # bulkId -> (resource type, id)
+    ran: set[str] = set()  # bulkIds whose operation has run, with or without success
+    parked: dict[str, list[BulkOperation]] = {}  # bulkId -> the operations waiting for it
     results: dict[int, BulkResult] = {}
-    pending = list(request.operations)
     errors = 0
 
-    def stopped() -> bool:
-        return fail_on_errors is not None and errors >= fail_on_errors
+    def run(item: BulkOperation) -> None:
+        nonlocal errors
+        waiting_on = next((ref for ref in sorted(item.references) if ref not in ran), None)
+        if waiting_on is not None:
+            parked.setdefault(waiting_on, []).append(item)
+            return
+        missing = next((ref for ref in sorted(item.references) if ref not in created), None)
+        if missing is not None:
+            result = _error_result(
+                item, InvalidValue(f"bulkId '{missing}' names an operation of this request that failed.")
+            )
+        else:
+            result = _run_one(lifecycle, tenant, item, created, profile)
+        results[item.index] = result
+        if result.error is not None:
+            errors += 1
+        elif result.bulk_id and result.resource_id and result.resource_type:
+            created[result.bulk_id] = (result.resource_type, result.resource_id)
+        if on_result is not None:
+            on_result(result)
+        if item.bulk_id is not None:
+            ran.add(item.bulk_id)
+            ready.extend(parked.pop(item.bulk_id, ()))
 
-    while pending and not stopped():
-        waiting: list[BulkOperation] = []
-        for item in pending:
-            if stopped():
-                break
-            try:
-                result = _run_one(lifecycle, tenant, item, created, profile)
-            except _Unresolved as missing:
-                if _defined_later(missing.bulk_id, pending, item):
-                    waiting.append(item)
-                    continue
-                error = InvalidValue(f"bulkId '{missing.bulk_id}' does not name another operation of this request.")
-                result = _error_result(item, error)
-            results[item.index] = result
-            if result.error is not None:
-                errors += 1
-            elif result.bulk_id and result.resource_id and result.resource_type:
-                created[result.bulk_id] = (result.resource_type, result.resource_id)
-            if on_result is not None:
-                on_result(result)
-        if len(waiting) == len(pending):  # nothing ran: the remaining operations wait on each other
-            for item in waiting:
-                results[item.index] = _error_result(
-                    item, InvalidValue("The operation's bulkId references form a cycle.")
-                )
-            break
-        pending = waiting
+    ready: deque[BulkOperation] = deque()
+    for operation in request.operations:
+        ready.append(operation)
+        while ready and not _stopped(errors, fail_on_errors):
+            run(ready.popleft())  # FIFO: woken operations keep their request order
+    if not _stopped(errors, fail_on_errors):
+        for item in sorted((op for ops in parked.values() for op in ops), key=lambda op: op.index):
+            results[item.index] = _error_result(item, InvalidValue("The operation's bulkId references form a cycle."))
     return [results[i] for i in sorted(results)]
-
-
-def _defined_later(bulk_id: str, pending: list[BulkOperation], waiting: BulkOperation) -> bool:
-    return any(p is not waiting and p.bulk_id == bulk_id for p in pending)
 
 
 def _error_result(operation: BulkOperation, error: ScimError) -> BulkResult:
     return BulkResult(method=operation.method, bulk_id=operation.bulk_id, status=error.status, error=error)
+
+
+def _stopped(errors: int, fail_on_errors: int | None) -> bool:
+    return fail_on_errors is not None and errors >= fail_on_errors
 
 
 def _run_one(
@@ -147,8 +158,6 @@ def _run_one(
             deleter = lifecycle.delete_user if kind == "Users" else lifecycle.delete_group
             deleter(tenant, resource_id, if_match=version)
             return BulkResult(method, bulk_id, 204, kind, resource_id)
-    except _Unresolved:
-        raise
     except ScimError as error:
         return BulkResult(method, bulk_id, error.status, error=error)
     return BulkResult(method, bulk_id, status, kind, record.id, record.version)
@@ -182,20 +191,15 @@ def _replace(
 
 
 def _resolve(value: Any, created: dict[str, tuple[str, str]]) -> Any:
-    """Replace ``bulkId:x`` strings (whole values, or the id segment of a path) by created ids."""
+    """Replace ``bulkId:x`` strings (whole values, or the id segment of a path) by created ids; every
+    reference was created before the operation runs (see :func:`run_bulk`)."""
     if isinstance(value, str):
-        if "bulkId:" not in value:
+        ref = bulk_reference(value)
+        if ref is None:
             return value
         if value.startswith("/"):
-            head, _, tail = value.rpartition("/")
-            return f"{head}/{_resolve(tail, created)}"
-        match = _BULK_REF.match(value)
-        if match is None:
-            return value
-        found = created.get(match.group(1))
-        if found is None:
-            raise _Unresolved(match.group(1))
-        return found[1]
+            return f"{value.rpartition('/')[0]}/{created[ref][1]}"
+        return created[ref][1]
     if isinstance(value, list):
         return [_resolve(v, created) for v in value]
     if isinstance(value, Mapping):

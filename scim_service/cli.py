@@ -16,29 +16,34 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import click
 import sqlalchemy as sa
+from alembic.util import CommandError
 
 from scim_service import operations
 from scim_service.config import ConfigError
 from scim_service.durations import Retention, parse_duration, parse_when
 from scim_service.errors import ScimError
 from scim_service.model import Tenant, UserRecord
-from scim_service.plugins import PluginError
+from scim_service.plugins import PluginError, entry_point_report
 from scim_service.profiles import AUTO, PROFILE_CHOICES
 from scim_service.servicedb.migrate import upgrade_service_db
 from scim_service.servicedb.store import AdminError, LogEntry, LogQuery, TokenInfo
-
-if TYPE_CHECKING:
-    from scim_service.extension import ScimState
+from scim_service.state import ScimState
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 _STATE_KEY = "scim_service.state"
-_DATABASE_SHOWN_KEY = "scim_service.database_shown"
 _PLUGINS_KEY = "scim_service.plugin_commands"
+_DATABASE_SHOWN_KEY = "scim_service.database_shown"
+
+
+def database_label(url: sa.URL | str) -> str:
+    """The database URL without its password, for the ``database:`` line."""
+    return sa.make_url(url)._replace(password=None).render_as_string(hide_password=False)  # a namedtuple
+
 
 # Failures an operator can fix; anything else is a bug and keeps its traceback.
 EXPECTED_ERRORS: tuple[type[BaseException], ...] = (
@@ -47,6 +52,7 @@ EXPECTED_ERRORS: tuple[type[BaseException], ...] = (
     ConfigError,
     PluginError,
     sa.exc.ArgumentError,  # an unparsable SCIM_DATABASE_URL or a missing database driver
+    CommandError,  # a migration that refuses the data it finds (it says what to fix)
 )
 
 
@@ -115,7 +121,7 @@ def get_cli_state(ctx: click.Context | None = None) -> ScimState:
     """
     root = (ctx or click.get_current_context()).find_root()
     state = root.meta.get(_STATE_KEY)
-    if state is None and root.obj is not None:
+    if state is None and isinstance(root.obj, ScimState):
         state = root.meta[_STATE_KEY] = root.obj
     if state is None:
         # Imported here: the app pulls in Flask and every plugin, which ``--help`` does not need.
@@ -125,24 +131,32 @@ def get_cli_state(ctx: click.Context | None = None) -> ScimState:
         state = get_state(create_app())
         root.meta[_STATE_KEY] = state
         root.call_on_close(state.close)
-    if not root.meta.get(_DATABASE_SHOWN_KEY):
-        # Say which database a command acts on: a wrong SCIM_DATABASE_URL is the commonest surprise.
-        root.meta[_DATABASE_SHOWN_KEY] = True
-        click.echo(f"database: {database_label(state)}", err=True)
     return state
 
 
-def database_label(state: ScimState) -> str:
-    """The service database URL of ``state`` with any password masked, for showing to an operator."""
-    return state.service_engine.url.render_as_string(hide_password=True)
+def use_state(ctx: click.Context, state: ScimState) -> None:
+    """Make ``state`` (a host app's) the state of ``ctx``'s invocation; it is used as it is and left open.
+
+    ``flask scim`` calls it, so the commands of :data:`main` run on the host app's extension and backend.
+    """
+    ctx.find_root().meta[_STATE_KEY] = state
 
 
 def pass_state(func: F) -> F:
-    """Decorate a command to receive the app state as its first argument (for plugin commands too)."""
+    """Decorate a command to receive the app state as its first argument (for plugin commands too).
+
+    The first such command of an invocation prints ``database: <url>`` (password hidden) on stderr, so
+    an operator sees which database a command is about to change.
+    """
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        return func(get_cli_state(), *args, **kwargs)
+        state = get_cli_state()
+        root = click.get_current_context().find_root()
+        if not root.meta.get(_DATABASE_SHOWN_KEY):
+            root.meta[_DATABASE_SHOWN_KEY] = True
+            click.echo(f"database: {database_label(state.service_engine.url)}", err=True)
+        return func(state, *args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
 
@@ -151,28 +165,18 @@ def _error_line(exc: BaseException) -> str:
     text = str(getattr(exc, "detail", None) or exc).strip()
     line = text.splitlines()[0] if text else type(exc).__name__
     lowered = text.lower()
+    if "db upgrade" in lowered:
+        return line
     if "no such table" in lowered or ("relation" in lowered and "does not exist" in lowered):
         line += " (run `scim-service db upgrade` first)"
     return line
 
 
 class ScimGroup(click.Group):
-    """The root group: turns expected errors into one line, and loads plugin commands on demand.
-
-    ``state_factory`` is set on the ``flask scim`` copy (see :func:`host_group`): the commands then act on
-    the host app's own state instead of building one with ``create_app()``.
-    """
-
-    state_factory: Callable[[], ScimState] | None = None
-
-    def _use_host_state(self, ctx: click.Context) -> None:
-        root = ctx.find_root()
-        if self.state_factory is not None and _STATE_KEY not in root.meta:
-            root.meta[_STATE_KEY] = self.state_factory()
+    """The root group: turns expected errors into one line, and loads plugin commands on demand."""
 
     def invoke(self, ctx: click.Context) -> Any:
         """Run the command; an expected error becomes ``Error: <one line>`` and exit status 1."""
-        self._use_host_state(ctx)
         try:
             return super().invoke(ctx)
         except EXPECTED_ERRORS as exc:
@@ -180,7 +184,6 @@ class ScimGroup(click.Group):
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         """A built-in command, or else one a plugin registers (which needs the app to be built)."""
-        self._use_host_state(ctx)
         command = super().get_command(ctx, cmd_name)
         if command is None:
             self.load_plugin_commands(ctx)
@@ -189,7 +192,6 @@ class ScimGroup(click.Group):
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         """Every command name, plugin ones included when the app can be built."""
-        self._use_host_state(ctx)
         try:
             self.load_plugin_commands(ctx)
         except Exception as exc:
@@ -269,6 +271,32 @@ def db_upgrade(state: ScimState) -> None:
         _info(f"service tables: upgraded from {before or 'an empty database'} to revision {after}")
     state.backend.migrate()
     _info(f"backend {state.backend.name!r}: schema created or upgraded")
+
+
+# -- plugins -------------------------------------------------------------------------------------
+
+
+@main.command("plugins")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def plugins_command(as_json: bool) -> None:
+    """List every installed plugin entry point: loaded, not allowed (SCIM_PLUGINS) or unavailable.
+
+    An unavailable plugin lacks an optional dependency; the reason names the extra that installs it.
+    """
+    # The report needs only the settings, not the app: it works when the selected backend cannot load.
+    from scim_service.app import standalone_config
+
+    root = click.get_current_context().find_root()
+    host = root.meta.get(_STATE_KEY) or (root.obj if isinstance(root.obj, ScimState) else None)
+    config = host.config if host is not None else standalone_config()
+    report = entry_point_report(config)
+    if as_json:
+        _json([status.as_dict() for status in report])
+        return
+    _table(
+        ["NAME", "STATUS", "DISTRIBUTION", "OBJECT", "REASON"],
+        [[s.name, s.status, s.distribution, s.value, s.reason or None] for s in report],
+    )
 
 
 # -- organizations -------------------------------------------------------------------------------
@@ -817,36 +845,4 @@ def log_prune(state: ScimState, older_than: timedelta | None, keep_rows: int | N
     click.echo(f"deleted {removed} log entries")
 
 
-@main.command("plugins")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
-def plugins_command(as_json: bool) -> None:
-    """List every installed plugin entry point: loaded, or unavailable with the extra to install."""
-    # No app and no database: this must work even when the configured backend cannot start.
-    import os
-
-    from scim_service import config as settings
-    from scim_service.plugins import allowed_entry_points, entry_point_report, make_plugin_manager
-
-    config = settings.defaults()
-    config.update(settings.from_environ(os.environ))
-    rows = entry_point_report(make_plugin_manager(allowed=allowed_entry_points(config)))
-    if as_json:
-        click.echo(json.dumps(rows, indent=2))
-        return
-    for row in rows:
-        hint = f"  ({row['hint']})" if row["hint"] else ""
-        click.echo(f"{row['name']:<16} {row['state']:<12} {row['module']}{hint}")
-
-
 BUILTIN_COMMANDS: frozenset[str] = frozenset(main.commands)
-
-
-def host_group(state_factory: Callable[[], ScimState], name: str = "scim") -> click.Group:
-    """The ``scim-service`` commands as a group for a host app's CLI (``flask scim ...``).
-
-    The same click command objects as :data:`main`, not copies; ``state_factory`` returns the host app's
-    own scim-service state, which the commands use as it is and leave open.
-    """
-    group = ScimGroup(name, commands=dict(main.commands), help="scim-service administration on this app.")
-    group.state_factory = state_factory
-    return group

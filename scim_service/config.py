@@ -67,6 +67,14 @@ def _url_path(text: str) -> str:
     return path
 
 
+def _public_url(text: str) -> str:
+    # The origin (and any prefix a proxy adds) clients reach the service at; the base path is appended.
+    value = text.strip().rstrip("/")
+    if not value.lower().startswith(("http://", "https://")) or "?" in value or "#" in value:
+        raise ValueError(f"expected an absolute http(s) URL such as https://scim.example.com, got {text!r}")
+    return value
+
+
 def _positive_float(text: str) -> float:
     value = float(text)
     if not value > 0:
@@ -104,8 +112,8 @@ SETTINGS: tuple[Setting, ...] = (
         "SCIM_PLUGINS",
         str,
         "",
-        "Comma-separated entry-point names of the installed plugins to load, besides the built-in ones and "
-        "the selected backend (always loaded); * loads every installed plugin.",
+        "Comma-separated entry-point names of the plugins to load besides the built-in ones and the "
+        "selected backend; * loads every installed plugin.",
     ),
     Setting(
         "SCIM_USER_DELETE",
@@ -125,6 +133,20 @@ SETTINGS: tuple[Setting, ...] = (
         "Largest /Bulk request body accepted (advertised as maxPayloadSize); larger gets 413.",
     ),
     Setting(
+        "SCIM_PUBLIC_URL",
+        _public_url,
+        None,
+        "Public URL of the service (scheme, host, port, proxy prefix) used in meta.location and Location "
+        "instead of the request's Host header; the base path is appended.",
+    ),
+    Setting(
+        "SCIM_TRUSTED_PROXIES",
+        _non_negative_int,
+        0,
+        "Number of reverse proxies in front of the standalone app whose X-Forwarded-* headers are trusted "
+        "(werkzeug's ProxyFix); 0 trusts none.",
+    ),
+    Setting(
         "SCIM_PROVISIONING_LOG",
         _bool,
         True,
@@ -138,6 +160,24 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("SCIM_DB_POOL_SIZE", _positive_int, 5, "Connections kept per process for a server database."),
     Setting("SCIM_DB_POOL_TIMEOUT", _positive_int, 10, "Seconds a request waits for a free database connection."),
+    Setting(
+        "SCIM_DB_CONNECT_TIMEOUT",
+        _positive_float,
+        5.0,
+        "PostgreSQL: seconds to open a connection (and to wait for TCP acknowledgements) before a 503.",
+    ),
+    Setting(
+        "SCIM_DB_LOCK_TIMEOUT",
+        _positive_float,
+        5.0,
+        "PostgreSQL: seconds a statement waits for a row or table lock (another transaction's) before a 503.",
+    ),
+    Setting(
+        "SCIM_DB_STATEMENT_TIMEOUT",
+        _positive_float,
+        15.0,
+        "PostgreSQL: seconds one statement may run before the server cancels it and the request gets 503.",
+    ),
     Setting("SCIM_LOG_LEVEL", str, "INFO", "Level of the service's own log on stderr (DEBUG, INFO, WARNING, ERROR)."),
     Setting(
         "SCIM_LOG_FORMAT",

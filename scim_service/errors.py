@@ -8,6 +8,26 @@ Backends raise the storage-level ones (:class:`NotFound`, :class:`UniquenessConf
 
 from __future__ import annotations
 
+import logging
+
+SCIM_TYPES = frozenset(
+    {
+        "invalidFilter",
+        "tooMany",
+        "uniqueness",
+        "mutability",
+        "invalidSyntax",
+        "invalidPath",
+        "noTarget",
+        "invalidValue",
+        "invalidVers",
+        "sensitive",
+        "invalidCursor",
+        "expiredCursor",
+    }
+)
+"""The scimType values of RFC 7644 §3.12 and RFC 9865 (cursors): the only ones an error may carry."""
+
 
 class ScimError(Exception):
     """Base of all SCIM errors: an HTTP status, an optional scimType and a human-readable detail."""
@@ -161,6 +181,33 @@ class NotImplementedByServer(ScimError):
 
 
 class Unavailable(ScimError):
-    """The storage cannot be reached or is not initialised (503)."""
+    """The storage cannot be reached, timed out or is not initialised (503); the response says
+    ``Retry-After: retry_after`` seconds.
+
+    ``detail`` is shown to the client and must not hold a driver's or directory's own message (hosts,
+    ports, DNs with tenant ids): build these with :func:`store_failure`, which logs that message.
+    """
 
     status = 503
+    retry_after: int = 5
+
+    def __init__(self, detail: str, *, retry_after: int | None = None) -> None:
+        super().__init__(detail)
+        if retry_after is not None:
+            self.retry_after = retry_after
+
+
+class NotMigrated(Unavailable):
+    """503: the service database has no scim-service tables yet (``db upgrade`` never ran).
+
+    Its detail names a command, never a host or a driver's text, so unauthenticated callers see it too:
+    the IdP's administrator is the one who learns from it that the operator has a step left.
+    """
+
+
+def store_failure(detail: str, cause: object, logger: logging.Logger, *, retry_after: int | None = None) -> Unavailable:
+    """The one mapper of a driver or directory failure to a 503: the client gets ``detail``, the
+    service log gets ``cause`` (the raw message, which may name hosts, DNs or tenant ids)."""
+    text = str(cause).strip() or type(cause).__name__
+    logger.warning("%s: %s", detail, text.splitlines()[0] if isinstance(cause, BaseException) else text)
+    return Unavailable(detail, retry_after=retry_after)

@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from flask import Flask
+import click
+from flask import Flask, current_app
 
 from scim_service import admin, ops
 from scim_service import config as settings
@@ -22,7 +23,8 @@ from scim_service.backend import Backend
 from scim_service.lifecycle import Lifecycle
 from scim_service.model import DeletePolicy
 from scim_service.ops.metrics import instrument, metrics_for
-from scim_service.plugins import allowed_entry_points, build_backend, make_plugin_manager
+from scim_service.plugins import build_backend, make_plugin_manager
+from scim_service.reader import GroupReader, UserReader
 from scim_service.schemas.definitions import RESOURCE_TYPES, ResourceTypeDef
 from scim_service.schemas.extensions import ExtensionFileError, build_resource_types, load_extensions_file
 from scim_service.servicedb.store import ServiceStore
@@ -53,6 +55,7 @@ class ScimService:
         self._backend = backend
         self._plugins = tuple(plugins)
         self._load_entry_points = load_entry_points
+        self._app: Flask | None = None
         if app is not None:
             self.init_app(app)
 
@@ -81,7 +84,7 @@ class ScimService:
             self._plugins,
             builtin_plugins=[BearerTokenAuth(store)],
             load_entry_points=self._load_entry_points,
-            allowed=allowed_entry_points(config),
+            config=config,
         )
         backend = self._backend if self._backend is not None else build_backend(pm, config)
         metrics = metrics_for(config)  # None unless SCIM_METRICS
@@ -94,6 +97,7 @@ class ScimService:
             user_resource=resource_types[0],
             group_resource=resource_types[1],
         )
+        self._app = app
         app.extensions[EXTENSION_KEY] = ScimState(
             config=config,
             pm=pm,
@@ -107,10 +111,46 @@ class ScimService:
         app.register_blueprint(create_blueprint(), url_prefix=base_path or None)
         ops.register(app, metrics)  # /healthz, /readyz, /metrics, as the settings ask
         admin.register(app)  # /admin, when a password or a host plugin enables it
-        # `flask scim ...`: the scim-service commands on this app's own state (imported here: click only).
-        from scim_service.cli import host_group
+        app.cli.add_command(_flask_cli_group(app))  # flask scim ...: the scim-service commands on this app
 
-        app.cli.add_command(host_group(lambda: get_state(app)))
+    def _state(self, app: Flask | None) -> ScimState:
+        if app is None:
+            app = self._app if self._app is not None else current_app._get_current_object()  # type: ignore[attr-defined]
+        return get_state(app)
+
+    def users(self, org: str, *, app: Flask | None = None) -> UserReader:
+        """Read the users of organization ``org`` from host code (``.get``, ``.find``, ``.is_active``, ``.list``).
+
+        ``app`` defaults to the app this extension was initialised on, then to Flask's current app.
+        ``AdminError`` when there is no such organization.
+        """
+        state = self._state(app)
+        return UserReader(state.lifecycle, state.store.get_org(org), state.user_resource)
+
+    def groups(self, org: str, *, app: Flask | None = None) -> GroupReader:
+        """Read the groups of organization ``org`` from host code (``.get``, ``.find``, ``.members``, ``.list``)."""
+        state = self._state(app)
+        return GroupReader(state.lifecycle, state.store.get_org(org), state.group_resource)
+
+
+def _flask_cli_group(app: Flask) -> click.Group:
+    """``flask scim``: the commands of ``scim-service`` (the same click objects) on ``app``'s own state.
+
+    Built per app so that the group knows its app without loading one; plugin commands are added to this
+    group's copy of the command table, never to ``scim-service``'s.
+    """
+    from scim_service.cli import ScimGroup, main, use_state
+
+    class FlaskScimGroup(ScimGroup):
+        def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+            use_state(ctx, get_state(app))  # before --help lists the plugin commands
+            return super().parse_args(ctx, args)
+
+    return FlaskScimGroup(
+        "scim",
+        commands=dict(main.commands),
+        help="scim-service's commands (scim-service --help) on this app's SCIM database and backend.",
+    )
 
 
 def _resource_types(config: dict[str, Any], backend: Backend) -> tuple[ResourceTypeDef, ResourceTypeDef]:

@@ -49,13 +49,16 @@ class Principal:
     """Who is calling: the tenant whose data the request sees, and how it authenticated.
 
     ``token_id`` names the bearer token (for the provisioning log); ``user_id`` names the SCIM user the
-    caller is, when the host's authentication knows it (it enables ``/Me``).
+    caller is, when the host's authentication knows it (it enables ``/Me``). ``profile`` is the
+    organization's IdP profile setting when the authentication read it with the organization (the
+    service's tokens do), so a request reads its organization once; None: the service looks it up.
     """
 
     tenant: Tenant
     token_id: str | None = None
     user_id: str | None = None
     label: str | None = None
+    profile: str | None = None
 
 
 @hookspec

@@ -16,7 +16,8 @@ import pluggy
 
 from scim_service import patch, rules
 from scim_service.backend import Backend
-from scim_service.errors import NotFound, UniquenessConflict, VersionMismatch
+from scim_service.errors import InvalidCursor, NotFound, UniquenessConflict, VersionMismatch
+from scim_service.events import EventHooks
 from scim_service.model import (
     DeletePolicy,
     GroupChanges,
@@ -55,7 +56,7 @@ class Lifecycle:
         group_resource: ResourceTypeDef = GROUP_RESOURCE,
     ) -> None:
         self.backend = backend
-        self.hook = pm.hook
+        self.events = EventHooks(pm)
         self.delete_policy = delete_policy
         self.user_resource = user_resource
         self.group_resource = group_resource
@@ -86,12 +87,12 @@ class Lifecycle:
                     )
                 except VersionMismatch:
                     continue
-                self.hook.scim_user_updated(tenant=tenant, user=user)
+                self.events.emit("scim_user_updated", tenant=tenant, user=user)
                 if user.active:
-                    self.hook.scim_user_reactivated(tenant=tenant, user=user)
+                    self.events.emit("scim_user_reactivated", tenant=tenant, user=user)
                 return user, False
             else:
-                self.hook.scim_user_created(tenant=tenant, user=user)
+                self.events.emit("scim_user_created", tenant=tenant, user=user)
                 return user, True
         raise UniquenessConflict("The user changed concurrently while it was being matched; retry the request.")
 
@@ -101,7 +102,18 @@ class Lifecycle:
 
     def list_users(self, tenant: Tenant, query: ListQuery) -> Page[UserRecord]:
         """GET /Users and POST /Users/.search."""
+        self._check_paging(query)
         return self.backend.list_users(tenant, query)
+
+    def _check_paging(self, query: ListQuery) -> None:
+        # A backend that does not page by cursor would answer a cursor request with an index page and
+        # no nextCursor, which a client reads as the last page: refuse it (RFC 9865 §2.2, a pagination
+        # parameter the server cannot honour is a 400; the client falls back to startIndex).
+        if query.cursor is not None and not self.backend.capabilities.cursor:
+            raise InvalidCursor(
+                "This server does not page by cursor (its /ServiceProviderConfig advertises no cursor pagination); "
+                "page with startIndex and count instead."
+            )
 
     def replace_user(
         self, tenant: Tenant, user_id: str, data: Mapping[str, Any], *, if_match: str | None = None
@@ -147,8 +159,8 @@ class Lifecycle:
 
         current = _retry(delete, if_match)
         if current.active:
-            self.hook.scim_user_deactivated(tenant=tenant, user=current)
-        self.hook.scim_user_deleted(tenant=tenant, user_id=user_id, hard=hard)
+            self.events.emit("scim_user_deactivated", tenant=tenant, user=current)
+        self.events.emit("scim_user_deleted", tenant=tenant, user_id=user_id, hard=hard)
 
     def _update_user(
         self,
@@ -164,12 +176,13 @@ class Lifecycle:
             return current, updated
 
         before, after = _retry(write, if_match)
-        after = self.backend.get_user(tenant, user_id)  # with its groups, as the response shows them
-        self.hook.scim_user_updated(tenant=tenant, user=after)
+        if not self.backend.replace_returns_groups:
+            after = self.backend.get_user(tenant, user_id)  # with its groups, as the response shows them
+        self.events.emit("scim_user_updated", tenant=tenant, user=after)
         if before.active and not after.active:
-            self.hook.scim_user_deactivated(tenant=tenant, user=after)
+            self.events.emit("scim_user_deactivated", tenant=tenant, user=after)
         elif after.active and not before.active:
-            self.hook.scim_user_reactivated(tenant=tenant, user=after)
+            self.events.emit("scim_user_reactivated", tenant=tenant, user=after)
         return after
 
     # -- groups --------------------------------------------------------------------------------
@@ -177,9 +190,9 @@ class Lifecycle:
     def create_group(self, tenant: Tenant, data: Mapping[str, Any], members: Sequence[Member]) -> GroupRecord:
         """POST /Groups."""
         group = self.backend.create_group(tenant, data, members)
-        self.hook.scim_group_changed(tenant=tenant, group=group, group_id=group.id, action="created")
+        self.events.emit("scim_group_changed", tenant=tenant, group=group, group_id=group.id, action="created")
         if members:
-            self.hook.scim_members_changed(tenant=tenant, group_id=group.id, added=tuple(members), removed=())
+            self.events.emit("scim_members_changed", tenant=tenant, group_id=group.id, added=tuple(members), removed=())
         return group
 
     def get_group(self, tenant: Tenant, group_id: str, *, include_members: bool = True) -> GroupRecord:
@@ -188,6 +201,7 @@ class Lifecycle:
 
     def list_groups(self, tenant: Tenant, query: ListQuery) -> Page[GroupRecord]:
         """GET /Groups and POST /Groups/.search."""
+        self._check_paging(query)
         return self.backend.list_groups(tenant, query)
 
     def replace_group(
@@ -207,7 +221,7 @@ class Lifecycle:
             return self.backend.replace_group(tenant, group_id, data, members, expected_version=current.version)
 
         group = _retry(write, if_match)
-        self.hook.scim_group_changed(tenant=tenant, group=group, group_id=group_id, action="updated")
+        self.events.emit("scim_group_changed", tenant=tenant, group=group, group_id=group_id, action="updated")
         return group
 
     def patch_group(
@@ -248,9 +262,11 @@ class Lifecycle:
             return group, changes
 
         group, changes = _retry(write, if_match)
-        self.hook.scim_group_changed(tenant=tenant, group=group, group_id=group_id, action="updated")
+        self.events.emit("scim_group_changed", tenant=tenant, group=group, group_id=group_id, action="updated")
         if changes.add or changes.remove:
-            self.hook.scim_members_changed(tenant=tenant, group_id=group_id, added=changes.add, removed=changes.remove)
+            self.events.emit(
+                "scim_members_changed", tenant=tenant, group_id=group_id, added=changes.add, removed=changes.remove
+            )
         return group
 
     def delete_group(self, tenant: Tenant, group_id: str, *, if_match: str | None = None) -> None:
@@ -262,7 +278,7 @@ class Lifecycle:
             self.backend.delete_group(tenant, group_id, expected_version=current.version)
 
         _retry(delete, if_match)
-        self.hook.scim_group_changed(tenant=tenant, group=None, group_id=group_id, action="deleted")
+        self.events.emit("scim_group_changed", tenant=tenant, group=None, group_id=group_id, action="deleted")
 
 
 def _retry(action: Callable[[], R], if_match: str | None) -> R:

@@ -206,9 +206,9 @@ class Capabilities:
     seat limit and versions atomic when calls race. False only for a backend that must never serve more
     than one thread; the kit then skips its concurrency tests."""
 
-    unique_group_display_name: bool = False
-    """The store itself refuses two groups of one tenant with the same displayName (case-insensitively)
-    with ``UniquenessConflict``, as a directory whose group entries are named by it does."""
+    unique_group_display_name: bool = True
+    """Kept so plugins that set it still load; nothing reads it. A group's displayName is unique per
+    tenant (case-insensitively) on every backend: the kit's uniqueness tests require it."""
 
     extra: Mapping[str, Any] = field(default_factory=dict)
     """Anything else a backend wants to say about itself (plugin-private; nothing in the core reads it)."""

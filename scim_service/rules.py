@@ -100,6 +100,13 @@ def user_keys(tenant: Tenant, data: Mapping[str, Any]) -> UserKeys:
     return UserKeys(user_name, email)
 
 
+def keeps_keys(keys: UserKeys, user_name_lower: str, email_lower: str | None) -> bool:
+    """Whether a write of a visible user keeps the keys the record already holds (its stored
+    ``userName`` and primary email, lower case): then it claims nothing new and cannot create a
+    uniqueness conflict, so the store need not look for other holders (a PATCH of ``active``, say)."""
+    return keys.user_name_lower == user_name_lower and (keys.email is None or keys.email == email_lower)
+
+
 def uniqueness_conflict(keys: UserKeys, holders: Iterable[Holder]) -> UniquenessConflict | None:
     """The conflict a write of a user with ``keys`` has with the other records ``holders``, or None.
 
@@ -139,6 +146,13 @@ def active_match_conflict(existing: UserRecord, data: Mapping[str, Any]) -> Uniq
         "A user with the same primary email already exists in this organization; "
         "update that user with PUT or PATCH instead of creating a duplicate."
     )
+
+
+def group_name_key(display_name: str | None) -> str | None:
+    """A group's displayName as uniqueness compares it within a tenant: case-insensitively, like userName.
+
+    None (no displayName) never conflicts."""
+    return display_name.lower() if display_name is not None else None
 
 
 def group_name_conflict(display_name: str, why: str | None = None) -> UniquenessConflict:

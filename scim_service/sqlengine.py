@@ -14,9 +14,14 @@ use the lock file (another program, an older version) too.
 
 PostgreSQL (and other server databases): a bounded pool per process (``SCIM_DB_POOL_SIZE``, overflow of
 the same size, ``SCIM_DB_POOL_TIMEOUT`` seconds to wait for a free connection), a ping before each
-checkout so connections broken by a server restart are replaced, and a connect timeout so an
-unreachable server gives a quick 503, not a hung worker. Transactions that lose a serialization race or
-a deadlock (SQLSTATE 40001 / 40P01) are run again by :func:`retry_transient`.
+checkout so connections broken by a server restart are replaced, and timeouts on every connection
+(``SCIM_DB_CONNECT_TIMEOUT``, ``SCIM_DB_LOCK_TIMEOUT``, ``SCIM_DB_STATEMENT_TIMEOUT``, TCP keepalives
+and a TCP user timeout) so an unreachable server, a lock held by a transaction that never ends or a
+silently dropped network give a quick 503 with ``Retry-After``, not a hung worker. Transactions that lose
+a serialization race or a deadlock (SQLSTATE 40001 / 40P01) are run again by :func:`retry_transient`.
+
+Every driver failure becomes a SCIM error through :func:`translate_errors`, the one mapper: the
+client's detail never holds the driver's message (hosts, ports, tenant ids); that goes to the log.
 """
 
 from __future__ import annotations
@@ -25,8 +30,10 @@ import contextlib
 import fcntl
 import functools
 import logging
+import math
 import os
 import random
+import re
 import threading
 import time
 import weakref
@@ -39,7 +46,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
-from scim_service.errors import Unavailable
+from scim_service.errors import Unavailable, store_failure
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +54,12 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 LOCK_FILE_SUFFIX = "-writelock"  # scim.db -> scim.db-writelock, beside SQLite's own -wal and -shm files
 DEFAULT_POOL_SIZE = 5
 DEFAULT_POOL_TIMEOUT = 10  # seconds a request waits for a free pooled connection before a 503
-CONNECT_TIMEOUT_SECONDS = 5  # libpq connect_timeout unless the URL sets its own
+CONNECT_TIMEOUT_SECONDS = 5.0  # SCIM_DB_CONNECT_TIMEOUT: libpq connect_timeout unless the URL sets its own
+LOCK_TIMEOUT_SECONDS = 5.0  # SCIM_DB_LOCK_TIMEOUT: longest wait for a row or table lock
+STATEMENT_TIMEOUT_SECONDS = 15.0  # SCIM_DB_STATEMENT_TIMEOUT: longest statement (below gunicorn's 30 s)
+# TCP keepalives find a peer that vanished while the connection idles in the pool (seconds).
+KEEPALIVES = {"keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 5, "keepalives_count": 3}
+RETRY_AFTER_SECONDS = 5  # what a 503 of the database tells the client to wait
 POOL_RECYCLE_SECONDS = 1800  # replace connections older than this (idle timeouts of proxies, balancers)
 RETRY_ATTEMPTS = 5  # runs of a transaction that keeps losing serialization races or deadlocks
 RETRY_BASE_DELAY = 0.02  # seconds; doubled after each failed run, with jitter, capped at RETRY_MAX_DELAY
@@ -67,7 +79,8 @@ class TransientConflict(Unavailable):
 
 
 def make_engine(url: str, config: Mapping[str, Any] | None = None) -> Engine:
-    """Create an engine for ``url`` with the service's settings (``SCIM_DB_POOL_SIZE``, ``SCIM_DB_POOL_TIMEOUT``)."""
+    """Create an engine for ``url`` with the service's settings (``SCIM_DB_POOL_SIZE``,
+    ``SCIM_DB_POOL_TIMEOUT`` and, on PostgreSQL, the ``SCIM_DB_*_TIMEOUT`` settings)."""
     config = config or {}
     sa_url = sa.engine.make_url(url)
     if sa_url.get_backend_name() == "sqlite":
@@ -75,11 +88,7 @@ def make_engine(url: str, config: Mapping[str, Any] | None = None) -> Engine:
     pool_size = int(config.get("SCIM_DB_POOL_SIZE") or DEFAULT_POOL_SIZE)
     connect_args: dict[str, Any] = {}
     if sa_url.get_backend_name() == "postgresql":
-        # Options in the URL's query (?connect_timeout=2&application_name=x) win over these defaults.
-        if "connect_timeout" not in sa_url.query:
-            connect_args["connect_timeout"] = CONNECT_TIMEOUT_SECONDS
-        if "application_name" not in sa_url.query:
-            connect_args["application_name"] = "scim-service"
+        connect_args = postgres_connect_args(sa_url, config)
     return sa.create_engine(
         sa_url,
         connect_args=connect_args,
@@ -90,6 +99,44 @@ def make_engine(url: str, config: Mapping[str, Any] | None = None) -> Engine:
         pool_pre_ping=True,  # a connection broken by a server restart is replaced, not handed out
         pool_use_lifo=True,  # reuse the warmest connections, let the rest age out
     )
+
+
+def postgres_connect_args(sa_url: sa.engine.URL, config: Mapping[str, Any]) -> dict[str, Any]:
+    """libpq parameters of every PostgreSQL connection: connect, lock and statement timeouts, keepalives.
+
+    Options in the URL's query (``?connect_timeout=2&options=-c statement_timeout=0``) win over these.
+    """
+    connect = _seconds(config, "SCIM_DB_CONNECT_TIMEOUT", CONNECT_TIMEOUT_SECONDS)
+    lock = _seconds(config, "SCIM_DB_LOCK_TIMEOUT", LOCK_TIMEOUT_SECONDS)
+    statement = _seconds(config, "SCIM_DB_STATEMENT_TIMEOUT", STATEMENT_TIMEOUT_SECONDS)
+    args: dict[str, Any] = {
+        "connect_timeout": max(1, math.ceil(connect)),  # libpq takes whole seconds
+        "application_name": "scim-service",
+        # Unacknowledged data (a ping or a write on a network that silently drops packets) ends the
+        # connection after this, instead of the kernel's ~15 minutes of retransmissions.
+        "tcp_user_timeout": int(max(connect, 1) * 1000),
+        **KEEPALIVES,
+    }
+    # The server enforces these per statement; later -c options (the URL's own) override earlier ones.
+    options = f"-c lock_timeout={int(lock * 1000)} -c statement_timeout={int(statement * 1000)}"
+    own = sa_url.query.get("options")
+    if own:
+        options += " " + (own if isinstance(own, str) else " ".join(own))
+    args["options"] = options
+    return {key: value for key, value in args.items() if key == "options" or key not in sa_url.query}
+
+
+def _seconds(config: Mapping[str, Any], key: str, default: float) -> float:
+    value = config.get(key)
+    return float(value) if value else default
+
+
+def lift_timeouts(conn: Connection) -> None:
+    """Lift the lock and statement timeouts for the rest of ``conn``'s transaction (a migration, which
+    may wait for another process's migration and may rewrite large tables)."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("SET LOCAL lock_timeout = 0")
+        conn.exec_driver_sql("SET LOCAL statement_timeout = 0")
 
 
 def _sqlite_engine(sa_url: sa.engine.URL) -> Engine:
@@ -314,56 +361,54 @@ def _sqlstate(exc: BaseException) -> str | None:
 
 
 def _transient(exc: BaseException) -> TransientConflict:
-    return TransientConflict(
-        f"The database rolled the transaction back because of a concurrent one ({_first_line(exc)}); retry the request"
-    )
+    log.info("concurrent transaction: %s", _first_line(exc))
+    return TransientConflict("The database rolled the transaction back because of a concurrent one; retry the request")
 
 
-NOT_MIGRATED_DETAIL = (
-    "The database has no scim-service tables yet: run `scim-service db upgrade` first "
-    "(or `flask scim db upgrade` in a host app)"
-)
-# Once per process, not per request: an unmigrated database would otherwise flood the log.
-_not_migrated_logged = threading.Event()
-
-
-def is_missing_table(exc: BaseException) -> bool:
-    """Whether ``exc`` says a table does not exist (SQLite "no such table", PostgreSQL 42P01)."""
-    return _sqlstate(exc) == "42P01" or "no such table" in str(exc).lower()
-
-
-def _not_migrated(exc: BaseException) -> Unavailable:
-    if not _not_migrated_logged.is_set():
-        _not_migrated_logged.set()
-        log.error("%s (%s)", NOT_MIGRATED_DETAIL, _first_line(exc))
-    return Unavailable(NOT_MIGRATED_DETAIL)
+# SQLSTATEs of a statement the server gave up on: lock_not_available (SCIM_DB_LOCK_TIMEOUT) and
+# query_canceled (SCIM_DB_STATEMENT_TIMEOUT).
+TIMEOUT_SQLSTATES = frozenset({"55P03", "57014"})
 
 
 @contextlib.contextmanager
 def translate_errors() -> Iterator[None]:
-    """Turn a lost or unreachable database into ``Unavailable`` (503) instead of a 500.
+    """The one mapper of database failures: a lost, unreachable or timed-out database becomes
+    ``Unavailable`` (503 with ``Retry-After``) instead of a 500 or a hang.
 
     Deadlocks and serialization failures become :class:`TransientConflict` (also a 503), which
-    :func:`retry_transient` recognises.
+    :func:`retry_transient` recognises. The driver's message never reaches the client: it can name
+    the database host and port or values of other tenants; it goes to the service log.
     """
     try:
         yield
-    except (sa.exc.OperationalError, sa.exc.ProgrammingError) as exc:
-        if is_missing_table(exc):
-            raise _not_migrated(exc) from exc
-        if isinstance(exc, sa.exc.ProgrammingError):
-            raise
+    except sa.exc.TimeoutError as exc:  # the pool had no free connection within SCIM_DB_POOL_TIMEOUT
+        raise store_failure("No database connection became free in time; retry later", exc, log) from exc
+    except sa.exc.DBAPIError as exc:
         if is_transient(exc):
             raise _transient(exc) from exc
-        raise Unavailable(f"The database is unavailable: {_first_line(exc)}") from exc
-    except sa.exc.TimeoutError as exc:  # the pool had no free connection within SCIM_DB_POOL_TIMEOUT
-        raise Unavailable(f"No database connection became free in time: {_first_line(exc)}") from exc
-    except sa.exc.InterfaceError as exc:
-        raise Unavailable(f"The database connection failed: {_first_line(exc)}") from exc
-    except sa.exc.DBAPIError as exc:
-        if exc.connection_invalidated:  # the connection broke mid-statement (server restart, network)
-            raise Unavailable(f"The database connection was lost: {_first_line(exc)}") from exc
+        missing = _missing_table(exc)
+        if missing is not None:  # an operator's step left out; a table name is no secret
+            raise store_failure(
+                f"The database is not initialised (no such table: {missing}): run `scim-service db upgrade` first",
+                exc,
+                log,
+            ) from exc
+        if _sqlstate(exc) in TIMEOUT_SQLSTATES:
+            raise store_failure("The database did not answer in time (busy or locked); retry later", exc, log) from exc
+        if isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError) or exc.connection_invalidated:
+            raise store_failure("The database is unavailable; retry later", exc, log) from exc
         raise
+
+
+_MISSING_TABLE = re.compile(r'no such table: ([\w.]+)|relation "([\w.]+)" does not exist')
+
+
+def _missing_table(exc: BaseException) -> str | None:
+    """The table a statement found missing (SQLite's "no such table", PostgreSQL's 42P01), else None."""
+    if not isinstance(exc, sa.exc.OperationalError | sa.exc.ProgrammingError):
+        return None
+    found = _MISSING_TABLE.search(_first_line(exc))
+    return (found.group(1) or found.group(2)) if found else None
 
 
 def _first_line(exc: BaseException) -> str:

@@ -7,13 +7,16 @@ No Flask import here; ``get_state`` only reads the ``extensions`` mapping of the
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import pluggy
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from scim_service.backend import Backend
+from scim_service.errors import NotMigrated, ScimError
 from scim_service.lifecycle import Lifecycle
 from scim_service.schemas.definitions import RESOURCE_TYPES, ResourceTypeDef
 from scim_service.servicedb.store import ServiceStore
@@ -22,6 +25,13 @@ if TYPE_CHECKING:
     from flask import Flask
 
 EXTENSION_KEY = "scim"
+
+log = logging.getLogger("scim_service")
+
+UNMIGRATED_DETAIL = (
+    "The service database has no scim-service tables yet: run `scim-service db upgrade` "
+    "(or `flask scim db upgrade` in a host app) and retry."
+)
 
 
 @dataclass
@@ -36,6 +46,9 @@ class ScimState:
     lifecycle: Lifecycle
     # This app's resource types: the base User and Group plus the configured schema extensions.
     resource_types: tuple[ResourceTypeDef, ...] = RESOURCE_TYPES
+    # Set once the service tables were seen; they never go away, so the check stops asking.
+    _tables_seen: bool = field(default=False, init=False, repr=False)
+    _unmigrated_logged: bool = field(default=False, init=False, repr=False)
 
     @property
     def base_path(self) -> str:
@@ -56,6 +69,32 @@ class ScimState:
     def max_results(self) -> int:
         """The largest page served: ``SCIM_MAX_PAGE_SIZE``, or less when the backend declares less."""
         return min(int(self.config["SCIM_MAX_PAGE_SIZE"]), self.backend.capabilities.max_results)
+
+    def require_service_tables(self) -> None:
+        """Raise ``NotMigrated`` (503) saying to run ``db upgrade`` while the service tables are missing.
+
+        Asked on every request until the tables are seen, so an upgrade run beside a serving process
+        takes effect without a restart; the warning is logged once per app, not once per request. A
+        database that cannot be reached passes here: the request's own query reports that.
+        """
+        if self._tables_seen:
+            return
+        from scim_service.servicedb.migrate import service_tables_exist
+
+        try:
+            self._tables_seen = service_tables_exist(self.service_engine)
+        except (ScimError, sa.exc.SQLAlchemyError):
+            return
+        if self._tables_seen:
+            return
+        if not self._unmigrated_logged:
+            self._unmigrated_logged = True
+            log.error(
+                "the service database %s has no scim-service tables: every SCIM request answers 503 until "
+                "`scim-service db upgrade` (or `flask scim db upgrade`) runs",
+                self.service_engine.url.render_as_string(hide_password=True),
+            )
+        raise NotMigrated(UNMIGRATED_DETAIL)
 
     def upgrade(self) -> None:
         """Create or migrate the service tables, then the backend's store (``scim-service db upgrade``)."""

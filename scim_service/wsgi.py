@@ -1,8 +1,10 @@
-"""The WSGI entry point of an installed package: ``gunicorn scim_service.wsgi:app``.
+"""The WSGI entry point of an installed service: ``gunicorn scim_service.wsgi:app``.
 
-The app is built by the factory from the environment (``SCIM_*`` settings), so a plain
-``pip install scim-service`` serves without a checkout's top-level ``wsgi.py``.
+``app`` is the standalone app built by :func:`~scim_service.app.create_app` from the ``SCIM_*``
+environment variables, so a wheel installed without the source tree serves with no file of its own.
 """
+
+from __future__ import annotations
 
 from scim_service.app import create_app
 

@@ -232,14 +232,6 @@ def declared_refusal(app: Flask, method: str, path: str, query: dict[str, str], 
             )
     except Exception:  # a filter or sortBy that does not parse or resolve is the test's own error case
         return None
-    unique_names = kit.requires.duplicate_group_names.unmet(backend)
-    if (
-        response.status_code == 409
-        and resource == "Group"
-        and method.upper() in ("POST", "PUT", "PATCH")
-        and unique_names
-    ):
-        why = f"{unique_names}: two groups of one organization cannot share a displayName"
     return f"{why}; {answer}" if why else None
 
 
@@ -284,16 +276,14 @@ def requires(
     resource: str = "User",
     sort: str | None = None,
     cursor: bool = False,
-    duplicate_group_names: bool = False,
 ) -> None:
     """Skip the test when the app's backend declares it cannot do what the test is about to use.
 
     ``filter`` is a filter of ``resource`` (``'emails[type eq "work"]'``; every path and operator in
     it is looked up in ``capabilities.filter_operators``), ``sort`` a sortBy path (looked up
-    in ``capabilities.sort_attributes``), ``cursor`` cursor paging (``capabilities.cursor``), and
-    ``duplicate_group_names`` two groups of one organization with the same displayName
-    (``capabilities.unique_group_display_name``). The skip reason is the backend's declaration, as the
-    conformance kit words it (docs/plugins.md, "Capabilities"); a backend that declares nothing
+    in ``capabilities.sort_attributes``) and ``cursor`` cursor paging (``capabilities.cursor``). The
+    skip reason is the backend's declaration, as the conformance kit words it (docs/plugins.md,
+    "Capabilities"); a backend that declares nothing
     against the feature runs the test, so an undeclared refusal fails it.
     """
     from scim_service.query.parser import parse_attr_path, parse_filter
@@ -314,11 +304,6 @@ def requires(
             reasons.append(why)
     if cursor:
         reasons += kit.unmet(backend, [kit.requires.cursor])
-    if duplicate_group_names:
-        reasons += [
-            f"{why}: two groups of one organization cannot share a displayName"
-            for why in kit.unmet(backend, [kit.requires.duplicate_group_names])
-        ]
     if reasons:
         import pytest
 

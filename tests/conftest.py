@@ -26,13 +26,16 @@ import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import ldap_support
 import pytest
 from api_helpers import Scim, make_app, new_org, using_backend, using_databases
 from flask import Flask
+from flask.testing import FlaskClient
 from pg_support import IN_CI, URL_ENV, FolderSchemas, PgCluster, PgDatabases, server_reachable, why_no_cluster
 
+from scim_service.errors import SCIM_TYPES
 from scim_service.extension import ScimState, get_state
 
 # The conformance kit's fixtures (tenant, other_tenant, make_tenant) for every test.
@@ -171,6 +174,39 @@ def ldap_settings(slapd: ldap_support.Slapd | None) -> dict[str, str]:
 def ldap_subtrees(ldap_settings: dict[str, str], slapd: ldap_support.Slapd | None) -> ldap_support.Subtrees:
     """Fresh subtrees of the session's directory (deleted after each test only on a shared server)."""
     return ldap_support.Subtrees(ldap_settings, drop=slapd is None)
+
+
+def assert_scim_shaped(app: Flask, response: Any) -> None:
+    """An error (status >= 400) answered under an app's SCIM base path is an RFC 7644 §3.12 error
+    document: the SCIM media type, the Error schema, the status as a string, a detail, a known scimType."""
+    state = app.extensions.get("scim")
+    request = getattr(response, "request", None)
+    if state is None or request is None or response.status_code < 400 or request.method == "HEAD":
+        return
+    base = state.base_path
+    if not base or not (request.path == base or request.path.startswith(base + "/")):
+        return
+    where = f"{request.method} {request.path} -> {response.status_code}"
+    assert response.mimetype == "application/scim+json", f"{where}: not a SCIM error: {response.mimetype}"
+    body = response.get_json()
+    assert isinstance(body, dict), where
+    assert body.get("schemas") == ["urn:ietf:params:scim:api:messages:2.0:Error"], f"{where}: {body}"
+    assert body.get("status") == str(response.status_code), f"{where}: {body}"
+    assert isinstance(body.get("detail"), str), f"{where}: {body}"
+    assert body.get("scimType") is None or body["scimType"] in SCIM_TYPES, f"{where}: {body}"
+
+
+@pytest.fixture(autouse=True)
+def _scim_errors_are_well_formed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Guard: every SCIM error any test provokes through a Flask test client is checked for its shape."""
+    original = FlaskClient.open
+
+    def open_and_check(self: FlaskClient, *args: Any, **kwargs: Any) -> Any:
+        response = original(self, *args, **kwargs)
+        assert_scim_shaped(self.application, response)
+        return response
+
+    monkeypatch.setattr(FlaskClient, "open", open_and_check)
 
 
 @pytest.fixture(autouse=True)

@@ -1,6 +1,6 @@
 """The production server as tests run it: gunicorn with the repository's ``gunicorn.conf.py``.
 
-:func:`production_server` starts ``gunicorn -c gunicorn.conf.py wsgi:app`` on a free port, waits until
+:func:`production_server` starts ``gunicorn -c gunicorn.conf.py scim_service.wsgi:app`` on a free port, waits until
 ``/healthz`` answers and stops it (SIGTERM, the graceful path) afterwards. Its stdout and stderr (the
 access log and the error log) go to a file the test can read.
 """
@@ -60,7 +60,8 @@ def production_server(env: Mapping[str, str], folder: Path, *args: str, timeout:
     log = folder / f"gunicorn-{port}.log"
     with log.open("wb") as sink:
         process = subprocess.Popen(
-            [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "-b", f"127.0.0.1:{port}", *args, "wsgi:app"],
+            [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "-b", f"127.0.0.1:{port}", *args,
+             "scim_service.wsgi:app"],
             env=dict(env), cwd=REPO, stdout=sink, stderr=subprocess.STDOUT,
         )  # fmt: skip
     server = Server(process, f"http://127.0.0.1:{port}", log)

@@ -338,7 +338,7 @@ def call(
 
 @dataclass
 class Gunicorn:
-    """A gunicorn server process serving ``wsgi:app``; its log goes to ``log``."""
+    """A gunicorn server process serving ``scim_service.wsgi:app``; its log goes to ``log``."""
 
     process: subprocess.Popen[bytes]
     base: str
@@ -378,7 +378,7 @@ def gunicorn_servers(
             with log.open("wb") as sink:
                 process = subprocess.Popen(
                     [str(BIN / "gunicorn"), "-b", f"127.0.0.1:{port}", "--workers", str(workers),
-                     "--threads", str(threads), "--graceful-timeout", "5", "wsgi:app"],
+                     "--threads", str(threads), "--graceful-timeout", "5", "scim_service.wsgi:app"],
                     env=dict(env), cwd=REPO, stdout=subprocess.DEVNULL, stderr=sink,
                 )  # fmt: skip
             servers.servers.append(Gunicorn(process, f"http://127.0.0.1:{port}/scim/v2", log))

@@ -76,8 +76,14 @@ def test_fail_on_errors_stops_processing(scim):
 
 
 def test_unresolvable_and_cyclic_bulk_ids_fail_cleanly(scim):
-    ops = [
+    unknown = [
+        {"method": "POST", "path": "/Users", "bulkId": "u", "data": user("first")},
         {"method": "PATCH", "path": "/Users/bulkId:nobody", "data": {"schemas": [PATCH], "Operations": []}},
+    ]
+    body = assert_scim_error(bulk(scim, unknown), 400, "invalidValue")  # before any operation ran
+    assert "'nobody'" in body["detail"]
+    assert scim.get("/Users").get_json()["totalResults"] == 0
+    ops = [
         {
             "method": "POST",
             "path": "/Groups",
@@ -92,7 +98,7 @@ def test_unresolvable_and_cyclic_bulk_ids_fail_cleanly(scim):
         },
     ]
     results = bulk(scim, ops).get_json()["Operations"]
-    assert [(r["status"], r["response"]["scimType"]) for r in results] == [("400", "invalidValue")] * 3
+    assert [(r["status"], r["response"]["scimType"]) for r in results] == [("400", "invalidValue")] * 2
     assert scim.get("/Groups").get_json()["totalResults"] == 0
 
 

@@ -42,7 +42,9 @@ def test_revocation_is_seen_by_another_worker_on_the_same_database(tmp_path):
 def test_tokens_are_stored_only_as_hashes(state, scim):
     with state.service_engine.connect() as conn:
         dump = "\n".join(
-            str(row) for table in ("organizations", "tokens") for row in conn.execute(sa.text(f"select * from {table}"))
+            str(row)
+            for table in ("scim_organizations", "scim_tokens")
+            for row in conn.execute(sa.text(f"select * from {table}"))
         )
     assert scim.token not in dump
     assert len(scim.token) >= 43  # 256 bits in url-safe base64
@@ -249,3 +251,25 @@ def test_group_delete_removes_the_group_not_its_members(scim):
     assert_scim_error(scim.delete(f"/Groups/{group['id']}"), 404)
     got = scim.get(f"/Users/{alice['id']}").get_json()
     assert got["active"] is True and "groups" not in got
+
+
+# -- group displayName: unique per organization, case-insensitively ---------------------------------------
+
+
+def test_a_second_group_of_one_name_is_409_and_renames_onto_it_too(app, state, scim):
+    sales = scim.create_group("Sales", [])
+    ops = scim.create_group("Ops", [])
+    body = assert_scim_error(scim.post("/Groups", {"schemas": [GROUP_SCHEMA], "displayName": "SALES"}), 409)
+    assert body["scimType"] == "uniqueness" and "SALES" in body["detail"]
+    put = {"schemas": [GROUP_SCHEMA], "displayName": "sales"}
+    assert_scim_error(scim.put(f"/Groups/{ops['id']}", put), 409, "uniqueness")
+    rename = [{"op": "replace", "path": "displayName", "value": "Sales"}]
+    assert_scim_error(scim.patch(f"/Groups/{ops['id']}", rename), 409, "uniqueness")
+    listed = scim.get("/Groups").get_json()
+    assert sorted(g["displayName"] for g in listed["Resources"]) == ["Ops", "Sales"]  # nothing was written
+    # A group keeps or re-cases its own name; another organization may use the name.
+    recase = [{"op": "replace", "path": "displayName", "value": "SALES"}]
+    assert scim.patch(f"/Groups/{sales['id']}", recase).status_code in (200, 204)
+    assert scim.get(f"/Groups/{sales['id']}").get_json()["displayName"] == "SALES"
+    other = Scim(app.test_client(), new_org(state, "globex"))
+    assert other.post("/Groups", {"schemas": [GROUP_SCHEMA], "displayName": "Sales"}).status_code == 201

@@ -102,7 +102,7 @@ def test_host_auth_runs_before_bearer_tokens_whatever_the_registration_order(
 
     # Both credentials: the host's answer wins, in either order of registration.
     assert ask({"x-api-key": "host-key", "authorization": f"Bearer {token}"}) == Principal(beta, label="host")
-    assert ask({"authorization": f"Bearer {token}"}) == Principal(acme, token_id=token_id)
+    assert ask({"authorization": f"Bearer {token}"}) == Principal(acme, token_id=token_id, profile="auto")
     impls = [impl.plugin for impl in pm.hook.scim_authenticate.get_hookimpls()]
     assert impls[0] is bearer, "pluggy runs the list from the end: the bearer plugin must be first in it (trylast)"
 

@@ -22,6 +22,7 @@ PACKAGES = ["scim_service", "scim_sql", "scim_ldap"]
 FLASK_LAYER = {
     "scim_service.api": "the blueprints: the HTTP edge",
     "scim_service.app": "create_app builds the standalone Flask app",
+    "scim_service.wsgi": "the WSGI entry point: the standalone app gunicorn serves",
     "scim_service.extension": "ScimService, the Flask extension that mounts the blueprints",
     "scim_service.ops.routes": "the blueprints of /healthz, /readyz and /metrics",
     "scim_service.admin.views": "the admin page's blueprint",

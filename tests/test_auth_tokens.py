@@ -68,7 +68,7 @@ def _request(authorization: str | None) -> AuthRequest:
 
 def _last_used(db_path: Path, token_id: str) -> str | None:
     with sqlite3.connect(db_path) as raw:
-        return raw.execute("SELECT last_used FROM tokens WHERE id = ?", (token_id,)).fetchone()[0]
+        return raw.execute("SELECT last_used FROM scim_tokens WHERE id = ?", (token_id,)).fetchone()[0]
 
 
 # -- creation and storage --------------------------------------------------------------------------
@@ -97,7 +97,7 @@ def test_only_the_hash_is_stored(store: ServiceStore, db_path: Path) -> None:
     with sqlite3.connect(db_path) as raw:
         tables = [r[0] for r in raw.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
         cells = [str(cell) for table in tables for row in raw.execute(f'SELECT * FROM "{table}"') for cell in row]
-        assert raw.execute("SELECT token_hash FROM tokens WHERE id = ?", (token_id,)).fetchone() == (digest,)
+        assert raw.execute("SELECT token_hash FROM scim_tokens WHERE id = ?", (token_id,)).fetchone() == (digest,)
     assert not any(body in cell for cell in cells)
     # Nor anywhere in the files themselves (the database and its write-ahead log).
     for path in db_path.parent.glob(db_path.name + "*"):
@@ -195,7 +195,7 @@ def test_last_used_is_written_at_most_every_touch_seconds(engine: Engine, db_pat
 
     @event.listens_for(engine, "before_cursor_execute")
     def _count(conn: object, cursor: object, statement: str, *args: object) -> None:
-        if statement.lstrip().upper().startswith("UPDATE TOKENS"):
+        if statement.lstrip().upper().startswith("UPDATE SCIM_TOKENS"):
             updates.append(statement)
 
     clock.advance(59)
@@ -243,9 +243,11 @@ def test_bearer_auth_hook(store: ServiceStore) -> None:
     token_id, token = store.create_token("acme")
     auth = BearerTokenAuth(store)
 
-    assert auth.scim_authenticate(_request(f"Bearer {token}"), {}) == Principal(acme, token_id=token_id)
-    assert auth.scim_authenticate(_request(f"bearer   {token}  "), {}) == Principal(acme, token_id=token_id)
-    assert auth.scim_authenticate(_request(f"BEARER {token}"), {}) == Principal(acme, token_id=token_id)
+    assert auth.scim_authenticate(_request(f"Bearer {token}"), {}) == Principal(acme, token_id=token_id, profile="auto")
+    assert auth.scim_authenticate(_request(f"bearer   {token}  "), {}) == Principal(
+        acme, token_id=token_id, profile="auto"
+    )
+    assert auth.scim_authenticate(_request(f"BEARER {token}"), {}) == Principal(acme, token_id=token_id, profile="auto")
     # Nothing it knows: let another plugin try.
     assert auth.scim_authenticate(_request(None), {}) is None
     assert auth.scim_authenticate(_request(""), {}) is None
@@ -286,7 +288,7 @@ def test_bearer_auth_through_the_plugin_manager(store: ServiceStore) -> None:
     def ask(headers: dict[str, str]) -> Principal | None:
         return pm.hook.scim_authenticate(request=AuthRequest("GET", "/scim/v2/Users", headers), config={})
 
-    assert ask({"authorization": f"Bearer {token}"}) == Principal(acme, token_id=token_id)
+    assert ask({"authorization": f"Bearer {token}"}) == Principal(acme, token_id=token_id, profile="auto")
     assert ask({"x-api-key": "host-key", "authorization": f"Bearer {token}"}) == host_principal
     assert ask({}) is None
     with pytest.raises(Unauthorized):
@@ -338,7 +340,7 @@ def test_the_prefix_is_visible_and_names_the_token(timed: ServiceStore, engine: 
     assert timed.revoke_token(info.prefix).id == token_id
     other_id, _other = timed.create_token("acme")
     with engine.begin() as conn:  # two tokens sharing a prefix: the prefix no longer names one
-        conn.exec_driver_sql("UPDATE tokens SET prefix = ? WHERE id = ?", (info.prefix, other_id))
+        conn.exec_driver_sql("UPDATE scim_tokens SET prefix = ? WHERE id = ?", (info.prefix, other_id))
     with pytest.raises(AdminError, match="names more than one token"):
         timed.get_token(info.prefix)
     with pytest.raises(AdminError, match="no token has the id 'scim_nothere'"):

@@ -159,3 +159,70 @@ def test_arbitrary_json_everywhere(fuzz_client, body):
     scim.put(
         f"/Groups/{group_id}", {"schemas": [GROUP_SCHEMA], "displayName": "anchors", "members": [{"value": user_id}]}
     )
+
+
+# Text with lone UTF-16 surrogates (what a truncated emoji from a Java or .NET IdP produces) mixed in.
+surrogate_text = st.text(
+    alphabet=st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF) | st.sampled_from("ab é😀"),
+    min_size=1,
+    max_size=6,
+).filter(lambda t: any(0xD800 <= ord(c) <= 0xDFFF for c in t))
+
+
+def _deep(depth: int, kind: str) -> str:
+    """JSON text nested ``depth`` levels deep (lists, objects or both in turn), written as text: Python's
+    own encoder and hypothesis's printer would recurse on such a value."""
+    opens = []
+    for level in range(depth):
+        use_list = kind == "list" or (kind == "mixed" and level % 2)
+        opens.append("[" if use_list else '{"name": ')
+    closes = ["]" if o == "[" else "}" for o in reversed(opens)]
+    return "".join(opens) + '"x"' + "".join(closes)
+
+
+surrogate_bodies = st.fixed_dictionaries(
+    {"schemas": st.just([USER_SCHEMA]), "userName": st.sampled_from(["ok-name"]) | surrogate_text},
+    optional={"title": surrogate_text, "name": st.dictionaries(surrogate_text, st.text(max_size=4), min_size=1)},
+).filter(lambda b: any(0xD800 <= ord(c) <= 0xDFFF for c in json.dumps(b, ensure_ascii=False)))
+deep_bodies = st.builds(_deep, st.integers(min_value=33, max_value=3000), st.sampled_from(["list", "dict", "mixed"]))
+deep_filters = st.builds(
+    lambda n, opener: opener * n + "userName pr" + ")" * n,
+    st.integers(min_value=17, max_value=1500),
+    st.sampled_from(["(", "not(", "not ("]),
+)
+
+
+@FUZZ
+@given(raw=surrogate_bodies.map(json.dumps) | deep_bodies)
+def test_surrogates_and_nesting_in_bodies_are_400_and_write_nothing(fuzz_client, raw):
+    # json.dumps (ensure_ascii): a lone surrogate travels as a "\udxxx" escape, as IdPs send it.
+    scim, user_id, group_id = fuzz_client
+    headers = scim.headers({"Content-Type": "application/scim+json"})
+    before = _snapshot(scim, user_id, group_id)
+    count = scim.get("/Users?count=0").get_json()["totalResults"]
+    for method, path in (
+        ("POST", "/Users"),
+        ("PUT", f"/Users/{user_id}"),
+        ("PUT", f"/Groups/{group_id}"),
+        ("PATCH", f"/Users/{user_id}"),
+        ("POST", "/Bulk"),
+        ("POST", "/Users/.search"),
+    ):
+        response = scim.client.open(scim.base + path, method=method, data=raw, headers=headers)
+        assert_no_server_error(response)
+        assert response.status_code == 400, (method, path, response.get_json())
+        assert response.get_json()["scimType"] in ("invalidSyntax", "invalidValue")
+    assert _snapshot(scim, user_id, group_id) == before
+    assert scim.get("/Users?count=0").get_json()["totalResults"] == count
+
+
+@FUZZ
+@given(expression=deep_filters | surrogate_text.map(lambda t: f'userName eq "{json.dumps(t)[1:-1]}"'))
+def test_surrogates_and_nesting_in_filters_are_400(fuzz_client, expression):
+    scim, _user_id, _group_id = fuzz_client
+    for path in ("/Users", "/Groups"):
+        response = scim.get(path, query_string={"filter": expression})
+        assert_no_server_error(response)
+        assert response.status_code == 400
+        assert response.get_json()["scimType"] == "invalidFilter"
+    assert scim.get("/Users?count=1").status_code == 200

@@ -51,7 +51,7 @@ def skip_reasons(recorder: pytest.HookRecorder) -> dict[str, str]:
 def test_declared_away_capabilities_skip_their_tests_quoting_the_declaration(pytester: pytest.Pytester) -> None:
     body = "class TestKit(VersionTests, ConcurrencyTests):\n    pass\n"
     recorder = run(pytester, {"etag": False, "concurrency": False}, body)
-    recorder.assertoutcome(skipped=10)
+    recorder.assertoutcome(skipped=11)
     reasons = skip_reasons(recorder)
     assert reasons["test_every_user_write_gives_a_new_version"] == "SqlBackend declares capabilities.etag=False"
     assert reasons["test_racing_creates_of_one_username_one_wins"] == (

@@ -65,7 +65,16 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
         port = _free_port()
         servers.append(
             subprocess.Popen(
-                [str(BIN / "gunicorn"), "-b", f"127.0.0.1:{port}", "--workers", "2", "--threads", "4", "wsgi:app"],
+                [
+                    str(BIN / "gunicorn"),
+                    "-b",
+                    f"127.0.0.1:{port}",
+                    "--workers",
+                    "2",
+                    "--threads",
+                    "4",
+                    "scim_service.wsgi:app",
+                ],
                 env=env,
                 cwd=Path(__file__).resolve().parents[1],
                 stdout=subprocess.DEVNULL,

@@ -183,14 +183,13 @@ def test_bulk_request_envelope_and_operations() -> None:
                 {"method": "post", "path": "/Users", "bulkId": "a", "data": {"userName": "x"}},
                 {"method": "PATCH", "path": "/Users/1", "version": 'W/"3"', "data": {}},
                 {"method": "MOVE", "path": "/Users/1", "bulkId": "m"},
-                {"method": "DELETE", "path": "/Users/1", "bulkId": 5},
-                [],
+                {"method": "DELETE", "path": "/Users/bulkId:a", "version": 5},
             ],
         },
         max_operations=5,
     )
     assert parsed.fail_on_errors == 2
-    post, patch, move, delete, junk = parsed.operations
+    post, patch, move, delete = parsed.operations
     assert (post.method, post.path, post.bulk_id, post.data, post.error) == (
         "POST",
         "/Users",
@@ -200,8 +199,18 @@ def test_bulk_request_envelope_and_operations() -> None:
     )
     assert (patch.method, patch.version) == ("PATCH", "3")
     assert isinstance(move.error, InvalidValue) and "Unknown bulk method" in move.error.detail and move.bulk_id == "m"
-    assert isinstance(delete.error, InvalidValue) and "bulkId must be a string" in delete.error.detail
-    assert isinstance(junk.error, InvalidSyntax) and junk.index == 4
+    assert (delete.error, delete.version, delete.references) == (None, None, frozenset({"a"}))
+    # What no operation can run with fails the whole request before any runs.
+    envelope = {"schemas": [BULK_REQUEST_SCHEMA]}
+    refused = [
+        ([{"method": "DELETE", "path": "/Users/1", "bulkId": 5}], InvalidValue, "bulkId must be a string"),
+        ([{"method": "DELETE", "path": "/Users/1"}, []], InvalidSyntax, "Operation 2 of the BulkRequest must be an"),
+        ([{"method": "DELETE", "path": "/Users/bulkId:x"}], InvalidValue, "which no operation of this request defines"),
+        ([{"method": "POST", "bulkId": "a"}, {"method": "POST", "bulkId": "a"}], InvalidValue, "more than one"),
+    ]
+    for operations, error, message in refused:
+        with pytest.raises(error, match=message):
+            load_bulk_request({**envelope, "Operations": operations}, max_operations=5)
     with pytest.raises(PayloadTooLarge, match="at most 4"):
         load_bulk_request({"schemas": [BULK_REQUEST_SCHEMA], "Operations": [{}] * 5}, max_operations=4)
     for bad in (0, -1, True, "2", 1.5):

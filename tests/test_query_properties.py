@@ -189,9 +189,14 @@ def load_corpus(backend: SqlBackend, seed: int = 7, size: int = 40) -> World:
         backend.replace_user(world.tenant, uid, {**current.data, "title": rng.choice(WORDS)})
     ghost = backend.create_user(world.tenant, {"userName": "ghost", "title": "al", "emails": [{"value": "al@x.org"}]})
     backend.delete_user(world.tenant, ghost.id, hard=False)
+    taken: set[str] = set()
     for g in range(8):
         members = [Member(uid) for uid in rng.sample(ids, rng.randint(0, 6))]
-        data: dict[str, Any] = {"displayName": _text(rng)}
+        name = _text(rng)
+        if name.lower() in taken:  # group names are unique per tenant, case-insensitively
+            name = f"{name} {g}"
+        taken.add(name.lower())
+        data: dict[str, Any] = {"displayName": name}
         if rng.random() < 0.5:
             data["externalId"] = rng.choice(WORDS) + str(g)
         backend.create_group(world.tenant, data, members)

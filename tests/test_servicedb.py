@@ -52,7 +52,7 @@ def test_upgrade_creates_tables_with_own_version_table(db_url: str) -> None:
     assert not service_tables_exist(eng)
     assert upgrade_service_db(eng) == (None, head_revision())
     names = set(sa.inspect(eng).get_table_names())
-    assert {"organizations", "tokens", "provisioning_log", "scim_service_alembic_version"} <= names
+    assert {"scim_organizations", "scim_tokens", "scim_provisioning_log", "scim_service_alembic_version"} <= names
     assert "alembic_version" not in names  # would collide with other alembic environments
     assert service_tables_exist(eng)
     # A second run is a no-op that reports where the database already is.
@@ -71,10 +71,19 @@ def test_upgrade_from_url_and_alongside_another_alembic_history(tmp_path: Path) 
         assert raw.execute("SELECT version_num FROM scim_service_alembic_version").fetchall() == [(head_revision(),)]
 
 
-def test_migrations_match_table_definitions(engine: Engine) -> None:
+def test_migrations_match_table_definitions(db_url: str) -> None:
+    """A new database gets the tables from ``metadata``; the migrations' history must end in the same schema."""
+    engine = make_engine(db_url)
+    config = alembic_config()
+    with engine.connect() as conn:
+        conn.info["scim_write"] = True
+        with conn.begin():
+            config.attributes["connection"] = conn
+            command.upgrade(config, "head")  # every revision from the first, not create_all
     with engine.connect() as conn:
         context = MigrationContext.configure(conn, opts={"compare_type": True})
         diff = compare_metadata(context, metadata)
+    engine.dispose()
     diff = [d for d in diff if not (d[0] == "remove_table" and d[1].name == "scim_service_alembic_version")]
     assert diff == []
 
@@ -87,11 +96,11 @@ def test_downgrade_to_base_removes_tables(engine: Engine) -> None:
             config.attributes["connection"] = conn
             command.downgrade(config, "base")
     names = set(sa.inspect(engine).get_table_names())
-    assert not names & {"organizations", "tokens", "provisioning_log"}
+    assert not names & {"scim_organizations", "scim_tokens", "scim_provisioning_log", "scim_auth_failures"}
 
 
 def test_index_on_org_and_time(engine: Engine) -> None:
-    indexes = {tuple(ix["column_names"]) for ix in sa.inspect(engine).get_indexes("provisioning_log")}
+    indexes = {tuple(ix["column_names"]) for ix in sa.inspect(engine).get_indexes("scim_provisioning_log")}
     assert ("org_id", "at") in indexes
 
 
@@ -376,6 +385,10 @@ def test_upgrade_from_0001_with_data_keeps_orgs_tokens_and_log(any_db_url: str) 
     (entry,) = store.query_log(LogQuery(org_name="acme"))
     assert (entry.status, entry.repeat_count, entry.request_id, entry.user_name) == (409, 1, None, None)
     assert entry.at == t0
+    # Revision 0004 copied the log into scim_provisioning_log: new entries number on after the copied ones.
+    new_id = store.record(LogEntry("GET", "/scim/v2/Users", 200, org_id=acme.id))
+    assert new_id > entry.id
+    assert [e.id for e in store.query_log(LogQuery(org_name="acme"))] == sorted([entry.id, new_id], reverse=True)
     with eng.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), metadata)
     assert [d for d in diff if not (d[0] == "remove_table" and d[1].name == "scim_service_alembic_version")] == []

@@ -98,8 +98,6 @@ class LdapBackend(Backend):
         cursor=True,
         nested_groups=False,
         max_results=1000,
-        # Group displayNames name the entries, so the directory refuses a second one per organization.
-        unique_group_display_name=True,
     )
 
     def __init__(self, settings: LdapSettings, mapping: LdapMapping | None = None, *, max_results: int = 1000) -> None:

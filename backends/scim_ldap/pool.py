@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import queue
 import ssl
@@ -16,7 +17,9 @@ import ldap3
 import ldap3.core.results
 from ldap3.core.exceptions import LDAPException, LDAPStartTLSError
 
-from scim_service.errors import Unavailable
+from scim_service.errors import Unavailable, store_failure
+
+log = logging.getLogger(__name__)
 
 # ldap3 2.9 has no name for result 76 (virtualListViewError), which a VLV request past the end of the
 # list returns; without one its decoder raises KeyError instead of returning the result.
@@ -141,25 +144,34 @@ class ConnectionPool:
             # Never bind in clear text when StartTLS was asked for and did not happen.
             if s.start_tls and not conn.start_tls():
                 conn.unbind()
-                raise Unavailable(
-                    f"StartTLS with the directory at {s.url} failed (SCIM_LDAP_START_TLS): "
-                    f"{conn.result.get('description')} {conn.result.get('message') or ''}".rstrip()
+                raise store_failure(
+                    "StartTLS with the directory failed (SCIM_LDAP_START_TLS); see the service log",
+                    f"{s.url}: {conn.result.get('description')} {conn.result.get('message') or ''}".rstrip(),
+                    log,
                 )
             if not conn.bind():
-                raise Unavailable(f"The directory refused the bind as {s.bind_dn!r}: {conn.result.get('description')}")
+                raise store_failure(
+                    "The directory refused the service's bind; see the service log",
+                    f"bind as {s.bind_dn!r}: {conn.result.get('description')}",
+                    log,
+                )
         except LDAPException as exc:
             text = str(exc)
             if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
                 trusted = s.ca_file or "the system's trusted CAs"
-                raise Unavailable(
-                    f"TLS with the directory at {s.url} failed: its certificate is not signed by a CA in {trusted} "
-                    f"(SCIM_LDAP_CA_FILE) or does not name the host: {text}"
+                raise store_failure(
+                    "TLS with the directory failed: its certificate is not trusted (SCIM_LDAP_CA_FILE) or does "
+                    "not name the host; see the service log",
+                    f"{s.url}: not signed by a CA in {trusted}: {text}",
+                    log,
                 ) from exc
             if isinstance(exc, LDAPStartTLSError):
-                raise Unavailable(
-                    f"StartTLS with the directory at {s.url} failed (SCIM_LDAP_START_TLS): {text}"
+                raise store_failure(
+                    "StartTLS with the directory failed (SCIM_LDAP_START_TLS); see the service log",
+                    f"{s.url}: {text}",
+                    log,
                 ) from exc
-            raise Unavailable(f"Cannot reach the directory at {s.url}: {text}") from exc
+            raise store_failure("The directory cannot be reached; retry later", f"{s.url}: {text}", log) from exc
         return conn
 
     @contextmanager
@@ -187,7 +199,7 @@ class ConnectionPool:
             except LDAPException as exc:
                 conn.unbind()
                 conn = None
-                raise Unavailable(f"The directory connection failed: {exc}") from exc
+                raise store_failure("The directory connection failed; retry later", exc, log) from exc
             if conn.closed:
                 conn = None
             elif discard:

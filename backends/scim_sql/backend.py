@@ -13,8 +13,10 @@ checks and displays, versions) are :mod:`scim_service.rules`; this module holds 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
+import logging
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -28,7 +30,7 @@ from sqlalchemy.engine import Connection, Engine, Row
 
 from scim_service import rules
 from scim_service.backend import Backend
-from scim_service.errors import InvalidValue, NotFound, ScimError, Unavailable, UniquenessConflict
+from scim_service.errors import InvalidValue, NotFound, ScimError, UniquenessConflict, store_failure
 from scim_service.model import (
     Capabilities,
     GroupChanges,
@@ -42,6 +44,7 @@ from scim_service.model import (
 )
 from scim_service.query.ast import ListQuery
 from scim_service.sqlengine import (
+    lift_timeouts,
     make_engine,
     read_transaction,
     retry_transient,
@@ -52,6 +55,8 @@ from scim_sql.cursor import after_key, decode_cursor, encode_cursor, query_finge
 from scim_sql.dialects import install_sqlite_functions
 from scim_sql.filters import FilterCompiler
 from scim_sql.tables import email_rows, email_values, group_members, groups, tenant_state, user_emails, users
+
+log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 VERSION_TABLE = "scim_sql_alembic_version"
@@ -74,12 +79,30 @@ def _guard(fn: Callable[P, R]) -> Callable[P, R]:
         except ScimError:
             raise
         except sa.exc.DataError as exc:
-            raise InvalidValue(f"The database rejected a value: {_first_line(exc)}") from exc
+            # The client's value (a NUL character, a number out of range): a 400. The driver's text
+            # may quote other values, so it goes to the log only.
+            log.info("sql backend: the database rejected a value: %s", _first_line(exc))
+            raise InvalidValue(
+                "The database rejected a value (a NUL character, or a number or text out of range)"
+            ) from exc
         except sa.exc.SQLAlchemyError as exc:
-            raise Unavailable(f"The sql backend's database failed: {_first_line(exc)}") from exc
+            raise store_failure("The sql backend's database failed; retry later", _first_line(exc), log) from exc
 
     # A deadlock or serialization failure rolls the whole method's transaction back: run it again.
     return retry_transient(wrapper)
+
+
+@contextlib.contextmanager
+def _unique_group_name(values: Mapping[str, Any]) -> Iterator[None]:
+    """Turn the unique index on a group's name key (taken by another group of the tenant) into the 409.
+
+    Wraps the write transaction, so the write is rolled back first. Other integrity errors pass."""
+    try:
+        yield
+    except sa.exc.IntegrityError as exc:
+        if "display_name_key" not in str(exc.orig):
+            raise
+        raise rules.group_name_conflict(str(values.get("display_name") or "")) from None
 
 
 def _first_line(exc: BaseException) -> str:
@@ -148,6 +171,21 @@ class _UserColumns:
         )
 
 
+# The reads every user request runs, built once (bind parameters), not per call: statement building
+# and its cache key were a visible share of a request (docs/performance.md).
+_LOAD_USER = sa.select(users).where(users.c.id == sa.bindparam("id"), users.c.tenant_id == sa.bindparam("tenant_id"))
+_LOAD_USER_LOCKED = _LOAD_USER.with_for_update()
+_USER_GROUPS = (
+    sa.select(group_members.c.member_id, groups.c.id, groups.c.display_name)
+    .join(groups, groups.c.id == group_members.c.group_id)
+    .where(
+        group_members.c.tenant_id == sa.bindparam("tenant_id"),
+        group_members.c.member_id.in_(sa.bindparam("ids", expanding=True)),
+    )
+    .order_by(group_members.c.member_id, groups.c.id)
+)
+
+
 class SqlBackend(Backend):
     """Users and groups of every tenant in SQL tables (SQLite or PostgreSQL).
 
@@ -156,6 +194,7 @@ class SqlBackend(Backend):
     """
 
     name = "sql"
+    replace_returns_groups = True  # replace_user reads the groups inside its transaction
     # The whole document is stored as JSON, so configured schema extensions need nothing more (custom_schemas).
     capabilities = Capabilities(
         filter=True, sort=True, etag=True, cursor=True, nested_groups=False, max_results=1000, custom_schemas=True
@@ -191,6 +230,7 @@ class SqlBackend(Backend):
         cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
         cfg.set_main_option("version_table", VERSION_TABLE)
         with write_transaction(self.engine) as conn:
+            lift_timeouts(conn)  # it may wait for another process's migration and rewrite large tables
             if self._postgres:  # two processes migrating at once must not both create the tables
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATE_LOCK})
             cfg.attributes["connection"] = conn
@@ -259,12 +299,7 @@ class SqlBackend(Backend):
     def _user_groups(self, conn: Connection, tenant: Tenant, user_ids: Sequence[str]) -> dict[str, list[Member]]:
         out: dict[str, list[Member]] = {uid: [] for uid in user_ids}
         for chunk in _chunks(list(user_ids)):
-            rows = conn.execute(
-                sa.select(group_members.c.member_id, groups.c.id, groups.c.display_name)
-                .join(groups, groups.c.id == group_members.c.group_id)
-                .where(group_members.c.tenant_id == tenant.id, group_members.c.member_id.in_(chunk))
-                .order_by(group_members.c.member_id, groups.c.id)
-            ).all()
+            rows = conn.execute(_USER_GROUPS, {"tenant_id": tenant.id, "ids": chunk}).all()
             for row in rows:
                 out[row.member_id].append(Member(value=row.id, type="Group", display=row.display_name))
         return out
@@ -282,10 +317,7 @@ class SqlBackend(Backend):
         )
 
     def _load_user(self, conn: Connection, tenant: Tenant, user_id: str, *, lock: bool = False) -> Row[Any] | None:
-        stmt = sa.select(users).where(users.c.id == user_id, users.c.tenant_id == tenant.id)
-        if lock:
-            stmt = stmt.with_for_update()
-        return conn.execute(stmt).first()
+        return conn.execute(_LOAD_USER_LOCKED if lock else _LOAD_USER, {"id": user_id, "tenant_id": tenant.id}).first()
 
     def _bump_groups_of(self, conn: Connection, tenant: Tenant, member_ids: Any, now: datetime) -> None:
         """New version and lastModified for every group that has one of ``member_ids`` (a list or a subquery)."""
@@ -390,7 +422,8 @@ class SqlBackend(Backend):
                 if row is None or (row.deleted and not undelete):
                     raise NotFound(f"User {user_id!r} not found")
                 rules.check_version(expected_version, row.version, "user")
-                conflict = self._find_conflict(conn, tenant, keys, user_id)
+                keeps = not row.deleted and rules.keeps_keys(keys, row.user_name_lower, row.primary_email_lower)
+                conflict = None if keeps else self._find_conflict(conn, tenant, keys, user_id)
                 if conflict is not None:
                     raise conflict
                 deleted = False if undelete else bool(row.deleted)
@@ -643,8 +676,10 @@ class SqlBackend(Backend):
 
     @staticmethod
     def _group_values(data: Mapping[str, Any]) -> dict[str, Any]:
+        display_name = _text(data, "displayName")
         return {
-            "display_name": _text(data, "displayName"),
+            "display_name": display_name,
+            "display_name_key": rules.group_name_key(display_name),
             "external_id": _text(data, "externalId"),
             "data": copy.deepcopy(dict(data)),
         }
@@ -687,7 +722,7 @@ class SqlBackend(Backend):
         group_id = str(uuid.uuid4())
         now = _now()
         values = self._group_values(data)
-        with write_transaction(self.engine) as conn:
+        with _unique_group_name(values), write_transaction(self.engine) as conn:
             rows = self._member_rows(conn, tenant, group_id, members)
             conn.execute(
                 groups.insert().values(
@@ -726,7 +761,7 @@ class SqlBackend(Backend):
         """Replace attributes and the whole member list (PUT)."""
         now = _now()
         values = self._group_values(data)
-        with write_transaction(self.engine) as conn:
+        with _unique_group_name(values), write_transaction(self.engine) as conn:
             row = self._load_group(conn, tenant, group_id, lock=True)
             rules.check_version(expected_version, row.version, "group")
             rows = self._member_rows(conn, tenant, group_id, members)
@@ -754,12 +789,11 @@ class SqlBackend(Backend):
     ) -> GroupRecord:
         """Apply attribute changes, then clear, then removals, then additions; only changed rows are touched."""
         now = _now()
-        with write_transaction(self.engine) as conn:
+        values: dict[str, Any] = {} if changes.data is None else self._group_values(changes.data)
+        with _unique_group_name(values), write_transaction(self.engine) as conn:
             row = self._load_group(conn, tenant, group_id, lock=True)
             rules.check_version(expected_version, row.version, "group")
-            values: dict[str, Any] = {"last_modified": now, "version": row.version + 1}
-            if changes.data is not None:
-                values.update(self._group_values(changes.data))
+            values.update(last_modified=now, version=row.version + 1)
             conn.execute(groups.update().where(groups.c.id == group_id).values(**values))
             if changes.clear_members:
                 conn.execute(group_members.delete().where(group_members.c.group_id == group_id))
@@ -784,9 +818,16 @@ class SqlBackend(Backend):
                 new_rows = [r for r in rows if r["member_id"] not in present]
                 if new_rows:
                     conn.execute(group_members.insert(), new_rows)
-            row = self._load_group(conn, tenant, group_id)
             current = self._group_members(conn, [group_id])[group_id] if include_members else None
-        return self._group_record(row, current)
+        # The row as just written, without reading it again.
+        return GroupRecord(
+            id=row.id,
+            data=values.get("data", row.data),
+            created=row.created,
+            last_modified=now,
+            version=str(values["version"]),
+            members=None if current is None else tuple(current),
+        )
 
     @_guard
     def delete_group(self, tenant: Tenant, group_id: str, *, expected_version: str | None = None) -> None:

@@ -41,6 +41,9 @@ Expr = ColumnElement[Any]
 Pred = ColumnElement[bool]
 
 LIKE_ESCAPE = "\\"
+# SQLite refuses a LIKE pattern longer than SQLITE_MAX_LIKE_PATTERN_LENGTH (50,000 bytes by default)
+# with "LIKE or GLOB pattern too complex" at run time: a client's filter, so a 400, checked up front.
+SQLITE_LIKE_PATTERN_MAX = 50_000
 
 
 def like_escape(text: str) -> str:
@@ -194,17 +197,27 @@ class SqliteJson:
     def contains(self, expr: Expr, value: str, case_exact: bool) -> Pred:
         if case_exact:  # SQLite's LIKE ignores ASCII case
             return sa.func.instr(expr, value) > 0
-        return expr.like(f"%{like_escape(value)}%", escape=LIKE_ESCAPE)
+        return expr.like(_sqlite_pattern(f"%{like_escape(value)}%"), escape=LIKE_ESCAPE)
 
     def startswith(self, expr: Expr, value: str, case_exact: bool) -> Pred:
         if case_exact:
             return sa.func.substr(expr, 1, len(value)) == value
-        return expr.like(f"{like_escape(value)}%", escape=LIKE_ESCAPE)
+        return expr.like(_sqlite_pattern(f"{like_escape(value)}%"), escape=LIKE_ESCAPE)
 
     def endswith(self, expr: Expr, value: str, case_exact: bool) -> Pred:
         if case_exact:
             return sa.true() if not value else sa.func.substr(expr, -len(value)) == value
-        return expr.like(f"%{like_escape(value)}", escape=LIKE_ESCAPE)
+        return expr.like(_sqlite_pattern(f"%{like_escape(value)}"), escape=LIKE_ESCAPE)
+
+
+def _sqlite_pattern(pattern: str) -> str:
+    size = len(pattern.encode("utf-8", "surrogatepass"))
+    if size > SQLITE_LIKE_PATTERN_MAX:
+        raise InvalidFilter(
+            f"A co, sw or ew value is too long: its pattern is {size} bytes, this store accepts at most "
+            f"{SQLITE_LIKE_PATTERN_MAX}."
+        )
+    return pattern
 
 
 _PG_PRESENT = 'strict $.** ? (@.type() == "number" || @.type() == "boolean" || (@.type() == "string" && @ != ""))'

@@ -90,7 +90,11 @@ groups = sa.Table(
     sa.Column("created", UtcDateTime(), nullable=False),
     sa.Column("last_modified", UtcDateTime(), nullable=False),
     sa.Column("version", sa.Integer(), nullable=False),
+    # rules.group_name_key(display_name): the unique index makes a group's name unique per tenant,
+    # case-insensitively, even when two writers race (revision 0003).
+    sa.Column("display_name_key", sa.String(512), nullable=True),
     sa.Index("ix_scim_groups_tenant_display_name", "tenant_id", "display_name"),
+    sa.Index("uq_scim_groups_tenant_display_name_key", "tenant_id", "display_name_key", unique=True),
     sa.Index("ix_scim_groups_tenant_external_id", "tenant_id", "external_id"),
 )
 

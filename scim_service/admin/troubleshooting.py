@@ -18,22 +18,7 @@ from importlib import resources
 
 from markupsafe import Markup, escape
 
-# The scimType values of RFC 7644 §3.12 and RFC 9865 that a row may name.
-SCIM_TYPES = frozenset(
-    {
-        "invalidFilter",
-        "tooMany",
-        "uniqueness",
-        "mutability",
-        "invalidSyntax",
-        "invalidPath",
-        "noTarget",
-        "invalidValue",
-        "invalidVers",
-        "sensitive",
-        "invalidCursor",
-    }
-)
+from scim_service.errors import SCIM_TYPES
 
 
 @dataclass(frozen=True)

@@ -12,14 +12,24 @@ blueprint owns a catch-all route and dispatches methods itself to answer them in
 
 from __future__ import annotations
 
+import io
 import logging
 
 from flask import Blueprint, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import MethodNotAllowed as WerkzeugMethodNotAllowed
 
 from scim_service.api import bulk, discovery, requestlog, resources
 from scim_service.api.http import METHODS, canonical_path, error_response, state
-from scim_service.errors import NotFound, PayloadTooLarge, ScimError, Unauthorized
+from scim_service.errors import (
+    MethodNotAllowed,
+    NotFound,
+    NotMigrated,
+    PayloadTooLarge,
+    ScimError,
+    Unauthorized,
+    Unavailable,
+)
 from scim_service.hookspecs import AuthRequest
 
 BLUEPRINT_NAME = "scim"
@@ -30,6 +40,7 @@ log = logging.getLogger("scim_service.api")
 def create_blueprint() -> Blueprint:
     """A new SCIM blueprint with every route, request hook and error handler; register it once per app."""
     bp = Blueprint(BLUEPRINT_NAME, __name__)
+    bp.before_app_request(_routing_error)
     bp.before_request(_authenticate)
     bp.after_request(_record)
     bp.register_error_handler(ScimError, _scim_error)
@@ -46,16 +57,40 @@ def create_blueprint() -> Blueprint:
 # -- request life ---------------------------------------------------------------------------------------
 
 
+def _routing_error() -> Response | None:
+    """A request under the base path that no route takes (TRACE or another unknown method, ``//Users``
+    which werkzeug would redirect with an HTML 308) gets a SCIM error; elsewhere the host app's own.
+
+    Flask raises routing errors before any blueprint hook or handler runs, so this is an app-level
+    hook; it answers only for paths under the base path."""
+    failure = request.routing_exception
+    base = state().base_path
+    if failure is None or not (request.path == base or request.path.startswith(base + "/")):
+        return None
+    if isinstance(failure, WerkzeugMethodNotAllowed):
+        allowed = ", ".join(sorted(failure.valid_methods or METHODS))
+        response = error_response(
+            MethodNotAllowed(f"{request.method} is not allowed on this endpoint (allowed: {allowed}).")
+        )
+        response.headers["Allow"] = allowed
+        return response
+    return error_response(NotFound(f"No SCIM endpoint at '{request.path[len(base) :]}'."))
+
+
 def _authenticate() -> None:
     requestlog.begin()
     g.scim_principal = None
     g.scim_error = None
     st = state()
+    st.require_service_tables()  # an unmigrated database: a 503 saying what to run, not a 500 per query
     # /Bulk has its own, advertised limit (maxPayloadSize); every other endpoint the general one.
     is_bulk = canonical_path(request.path[len(st.base_path) + 1 :]) == "Bulk"
     limit_key = "SCIM_BULK_MAX_PAYLOAD_BYTES" if is_bulk else "SCIM_MAX_BODY_BYTES"
-    if request.content_length is not None and request.content_length > st.config[limit_key]:
-        raise PayloadTooLarge(f"The request body is larger than {st.config[limit_key]} bytes.")
+    limit = st.config[limit_key]
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge(f"The request body is larger than {limit} bytes.")
+    if request.content_length is None and request.environ.get("wsgi.input_terminated"):
+        _read_chunked_body(limit)
     auth_request = AuthRequest(
         method=request.method,
         path=request.path,
@@ -71,11 +106,46 @@ def _authenticate() -> None:
     g.scim_principal = found
 
 
+def _read_chunked_body(limit: int) -> None:
+    """A chunked body (no Content-Length; the server ends the stream) is read here, at most ``limit``
+    bytes and one more to tell it is too long: a 413 at the limit, however much the client sends.
+
+    werkzeug's own cap only truncates such a stream, so the body read is handed back as a stream of
+    known length for the handlers."""
+    stream = request.environ["wsgi.input"]
+    chunks: list[bytes] = []
+    size = 0
+    while size <= limit:
+        chunk = stream.read(min(65_536, limit + 1 - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    if size > limit:
+        raise PayloadTooLarge(f"The request body is larger than {limit} bytes.")
+    body = b"".join(chunks)
+    request.environ["wsgi.input"] = io.BytesIO(body)
+    request.environ["CONTENT_LENGTH"] = str(len(body))
+    request.environ.pop("HTTP_TRANSFER_ENCODING", None)
+    request.__dict__.pop("content_length", None)  # werkzeug caches it; it is known now
+
+
 def _record(response: Response) -> Response:
     return requestlog.finish(response)
 
 
 def _scim_error(error: ScimError) -> Response:
+    if error.status >= 500 and g.get("scim_principal") is None and not isinstance(error, NotMigrated):
+        # An unauthenticated caller learns nothing of the storage (host, port, driver text); the operator's
+        # log keeps the real reason.
+        log.warning(
+            "%s %s answered %s before authentication: %s", request.method, request.path, error.status, error.detail
+        )
+        error.detail = (
+            "The database or directory is unavailable; retry later."
+            if isinstance(error, Unavailable)
+            else "The service is temporarily unavailable; retry later."
+        )
     profile = g.get("scim_profile")
     hint = profile.refusal_hint() if profile is not None and error.status == 400 else None
     if hint and hint not in error.detail:

@@ -15,6 +15,7 @@ from flask import Response, current_app, g, request
 
 from scim_service.errors import InvalidSyntax, MethodNotAllowed, ScimError
 from scim_service.hookspecs import Principal
+from scim_service.safejson import load_json
 from scim_service.state import ScimState, get_state
 
 SCIM_MEDIA_TYPE = "application/scim+json"
@@ -48,14 +49,24 @@ def principal() -> Principal:
 
 
 def base_url() -> str:
-    """Absolute URL of the SCIM root, without a trailing slash (for meta.location and $ref)."""
-    return request.host_url.rstrip("/") + request.script_root + state().base_path
+    """Absolute URL of the SCIM root, without a trailing slash (for meta.location, Location and $ref).
+
+    ``SCIM_PUBLIC_URL`` when set: the Host header is the client's to choose, and reflecting it lets
+    anyone make the service hand out links to a host of their own.
+    """
+    st = state()
+    public = st.config.get("SCIM_PUBLIC_URL")
+    if public:
+        return str(public) + st.base_path
+    return request.host_url.rstrip("/") + request.script_root + st.base_path
 
 
 def scim_response(payload: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
     """A JSON response with the SCIM media type."""
     body = "" if payload is None else json.dumps(payload, ensure_ascii=False)
     response = Response(body, status=status, mimetype=SCIM_MEDIA_TYPE)
+    # Identity data and errors are per caller: no shared or browser cache may keep them.
+    response.headers["Cache-Control"] = "no-store"
     for key, value in (headers or {}).items():
         response.headers[key] = value
     return response
@@ -81,15 +92,13 @@ def json_body() -> Any:
     """The parsed request body: the one place a request's JSON is loaded.
 
     JSON is accepted under application/scim+json, application/json or no content type at all (several
-    IdPs omit it); a body that is not JSON is invalidSyntax.
+    IdPs omit it); a body that is not JSON, too deep or with duplicate names is invalidSyntax, one with a
+    lone surrogate invalidValue (:func:`scim_service.safejson.load_json`).
     """
     raw = request.get_data(cache=True)
     if not raw.strip():
         raise InvalidSyntax("The request has no body; a JSON object was expected.")
-    try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidSyntax(f"The request body is not valid JSON: {exc}") from exc
+    return load_json(raw)
 
 
 def if_match() -> str | None:

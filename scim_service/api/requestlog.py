@@ -25,8 +25,9 @@ from typing import Any
 from flask import Response, current_app, g, request
 
 from scim_service.api.http import canonical_path
-from scim_service.errors import ScimError, TooManyRequests, Unauthorized
+from scim_service.errors import ScimError, TooManyRequests, Unauthorized, Unavailable
 from scim_service.hookspecs import Principal
+from scim_service.safejson import load_json
 from scim_service.servicedb.store import LogEntry, TokenRefused
 from scim_service.state import get_state
 
@@ -38,6 +39,14 @@ REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 _USER_NAME_BODY_MAX = 65_536
 
 log = logging.getLogger("scim_service.request")
+# A credential some clients put in the URL (RFC 6750 §2.3): never stored or printed in clear.
+_SECRET_PARAM_RE = re.compile(r"(?i)([?&](?:access_token|token|password|secret)=)[^&#]*")
+
+
+def redact_query(path: str) -> str:
+    """``path`` with the values of ``access_token`` (and other secret-named) query parameters replaced
+    by ``[redacted]``: what the provisioning log stores and the request log line prints."""
+    return _SECRET_PARAM_RE.sub(r"\1[redacted]", path)
 
 
 def request_id_of(header: str | None) -> str:
@@ -97,7 +106,7 @@ def finish(response: Response) -> Response:
     rid = request_id()
     response.headers[REQUEST_ID_HEADER] = rid
     error: ScimError | None = g.get("scim_error")
-    if isinstance(error, TooManyRequests):
+    if isinstance(error, TooManyRequests | Unavailable):
         response.headers["Retry-After"] = str(error.retry_after)
     entry = _entry(response.status_code, error, g.get("scim_principal"), response)
     if st.config.get("SCIM_PROVISIONING_LOG") and not g.get("scim_logged"):
@@ -126,7 +135,7 @@ def _entry(status: int, error: ScimError | None, who: Principal | None, response
         org_id=org_id,
         token_id=token_id,
         method=request.method,
-        path=request.full_path.rstrip("?"),
+        path=redact_query(request.full_path.rstrip("?")),
         resource_type=resource_type,
         resource_id=resource_id,
         status=status,
@@ -155,9 +164,9 @@ def _user_name(resource_type: str | None, response: Response | None) -> str | No
 def _user_name_in(raw: bytes) -> str | None:
     if not raw or len(raw) > _USER_NAME_BODY_MAX or b'"userName"' not in raw:
         return None
-    try:
-        doc: Any = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    try:  # the guarded loader: a body the request was refused for (a lone surrogate) names no one
+        doc: Any = load_json(raw)
+    except ScimError:
         return None
     value = doc.get("userName") if isinstance(doc, dict) else None
     return value if isinstance(value, str) and value else None

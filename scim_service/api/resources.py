@@ -73,7 +73,9 @@ def active_profile() -> ActiveProfile:
     """
     found: ActiveProfile | None = g.get("scim_profile")
     if found is None:
-        setting = state().store.profile_of(principal().tenant.id)
+        # Authentication by the service's tokens read the setting with the organization; a host app's
+        # own authentication may not have: then it is looked up.
+        setting = principal().profile or state().store.profile_of(principal().tenant.id)
         profile = resolve(setting, request.headers.get("User-Agent"), tuple(request.args.keys()))
         found = ActiveProfile(profile, label=f"{request.method} {request.path}")
         g.scim_profile = found

@@ -15,7 +15,7 @@ from typing import Any
 from alembic import context
 
 from scim_service.servicedb.tables import metadata
-from scim_service.sqlengine import make_engine
+from scim_service.sqlengine import lift_timeouts, make_engine
 
 VERSION_TABLE = "scim_service_alembic_version"
 
@@ -67,6 +67,7 @@ def run_migrations_online() -> None:
             conn.info["scim_write"] = True
             _configure(connection=conn)
             with context.begin_transaction():
+                lift_timeouts(conn)
                 context.run_migrations()
     finally:
         engine.dispose()

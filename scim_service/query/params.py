@@ -39,6 +39,8 @@ __all__ = [
 ]
 
 # The parameters of RFC 7644 §3.4.2 (and cursor, RFC 9865) by their lower-case name.
+MAX_ATTRIBUTE_NAMES = 100
+"""Most names one ``attributes`` or ``excludedAttributes`` parameter may list (docs/rules.md, "Limits")."""
 _PARAMS = ("filter", "sortby", "sortorder", "startindex", "count", "attributes", "excludedattributes", "cursor")
 
 
@@ -106,6 +108,9 @@ def _name_list(name: str, raw: Any) -> tuple[str, ...]:
     else:
         raise InvalidValue(f"The parameter {name} must be a list of attribute names, got {raw!r}")
     names = tuple(item.strip() for item in items if item.strip())
+    if len(names) > MAX_ATTRIBUTE_NAMES:
+        # Each name is resolved against the schemas: an unbounded list is an unbounded cost.
+        raise InvalidValue(f"The parameter {name} names {len(names)} attributes; at most {MAX_ATTRIBUTE_NAMES}.")
     return names
 
 

@@ -23,6 +23,12 @@ against the schemas. A URN prefix is everything up to the last ``:`` of the path
 
 Errors raise :class:`~scim_service.errors.InvalidFilter` (filters) or :class:`~scim_service.errors.InvalidPath`
 (PATCH paths) with the character offset and what was expected.
+
+Every filter has a budget (docs/rules.md, "Limits"): at most :data:`MAX_FILTER_DEPTH` levels of ``(``,
+``not(`` and ``[`` and at most :data:`MAX_FILTER_TERMS` comparisons. The parser stops at the first level
+or term beyond it, so no filter reaches a RecursionError here or in the backends' compilers, and no
+filter costs a store more than a bounded query. Text with a lone UTF-16 surrogate (also written as a
+``"\ud83d"`` escape in a string literal) is refused: no backend can store or compare it.
 """
 
 from __future__ import annotations
@@ -46,6 +52,7 @@ from scim_service.query.ast import (
     Value,
     ValuePath,
 )
+from scim_service.safejson import check_text
 
 __all__ = ["PatchPath", "parse_attr_path", "parse_filter", "parse_path", "render_filter", "render_path"]
 
@@ -58,6 +65,11 @@ _WORD_RE = re.compile(r"[A-Za-z$][A-Za-z0-9_\-$.:]*")
 # A JSON number (RFC 8259 §6).
 _NUMBER_RE = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
 _OPERATOR_WORDS = COMPARE_OPS | {"pr"}
+
+MAX_FILTER_DEPTH = 16
+"""Most levels of ``(``, ``not(`` and ``[`` one filter may nest (docs/rules.md, "Limits")."""
+MAX_FILTER_TERMS = 100
+"""Most comparisons (``attr op value`` or ``attr pr``) one filter may hold (docs/rules.md, "Limits")."""
 _OPS_TEXT = "a comparison operator (eq, ne, co, sw, ew, gt, ge, lt, le) or 'pr'"
 
 
@@ -114,6 +126,7 @@ class _Lexer:
                     value = json.loads(raw)
                 except json.JSONDecodeError as exc:
                     raise self.fail(i + exc.pos, f"Invalid string literal ({exc.msg})") from None
+                check_text(value, f"The string literal at position {i}", self.error)
                 out.append(_Token("string", raw, i, value))
                 i = end + 1
                 continue
@@ -159,6 +172,16 @@ class _Parser:
         self.tokens = self.lexer.tokens()
         self.i = 0
         self.value_path_sub = value_path_sub
+        self.depth = 0  # open '(', 'not(' and '[' around the current token
+        self.terms = 0  # comparisons parsed so far
+
+    def enter(self, token: _Token) -> None:
+        """One more level of nesting opens at ``token``; beyond the budget the filter is refused."""
+        self.depth += 1
+        if self.depth > MAX_FILTER_DEPTH:
+            raise self.lexer.fail(
+                token.pos, f"The filter nests deeper than {MAX_FILTER_DEPTH} levels of '(', 'not(' and '['"
+            )
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -214,15 +237,19 @@ class _Parser:
     def unary(self, inner: AttrPath | None) -> Filter:
         token = self.tok
         if token.kind == "(":
+            self.enter(token)
             self.advance()
             expr = self.or_expr(inner)
             self.expect(")", "')' to close the '(' at position " + str(token.pos))
+            self.depth -= 1
             return expr
         if token.kind == "word" and token.text.lower() == "not" and self.peek().kind == "(":
+            self.enter(token)
             self.advance()
             open_token = self.advance()
             expr = self.or_expr(inner)
             self.expect(")", "')' to close the '(' at position " + str(open_token.pos))
+            self.depth -= 1
             return Not(expr)
         following = self.peek()
         names_attribute = following.kind == "[" or (
@@ -247,9 +274,11 @@ class _Parser:
         return self.attr_expr(path)
 
     def value_path(self, outer: AttrPath) -> ValuePath:
+        self.enter(self.tok)
         open_token = self.advance()  # "["
         expr = self.or_expr(inner=outer)
         self.expect("]", f"']' to close the '[' at position {open_token.pos}")
+        self.depth -= 1
         # Entra's 'emails[type eq "work"].value eq "x"': outside the RFC grammar, so only when the
         # caller's profile allows it; it means 'emails[type eq "work" and value eq "x"]'.
         if (
@@ -265,6 +294,9 @@ class _Parser:
 
     def attr_expr(self, path: AttrPath) -> Filter:
         token = self.tok
+        self.terms += 1
+        if self.terms > MAX_FILTER_TERMS:
+            raise self.lexer.fail(token.pos, f"The filter has more than {MAX_FILTER_TERMS} comparisons")
         op = token.text.lower() if token.kind == "word" else ""
         if op == "pr":
             self.advance()
@@ -364,6 +396,7 @@ def parse_filter(text: str, *, value_path_sub: Callable[[str], bool] | None = No
     """
     if not isinstance(text, str) or not text.strip():
         raise InvalidFilter('The filter is empty: expected an expression such as userName eq "bjensen"')
+    check_text(text, "The filter", InvalidFilter)
     return _Parser(text, InvalidFilter, value_path_sub).parse_filter()
 
 
@@ -374,6 +407,7 @@ def parse_path(text: str) -> PatchPath:
     """
     if not isinstance(text, str) or not text.strip():
         raise InvalidPath("The PATCH path is empty: expected an attribute path such as name.givenName")
+    check_text(text, "The PATCH path", InvalidPath)
     return _Parser(text, InvalidPath).parse_patch_path()
 
 
@@ -381,6 +415,7 @@ def parse_attr_path(text: str, *, error: type[ScimError] = InvalidFilter) -> Att
     """Parse a lone attribute path (``[urn:]attr[.sub]``, as sortBy takes); raises ``error`` when it is not one."""
     if not isinstance(text, str) or not text.strip():
         raise error("Expected an attribute path such as name.familyName, found nothing")
+    check_text(text, "The attribute path", error)
     parser = _Parser(text, error)
     path = parser.attr_path(inner=None)
     if parser.tok.kind != "end":

@@ -23,6 +23,7 @@ is not an object, or an ``Operations`` that is not a non-empty list, is ``invali
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -274,10 +275,7 @@ class _OpField(ma.fields.Field):
     def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> Any:
         if not isinstance(value, str) or value.lower() not in PATCH_OPS:
             raise ma.ValidationError(f"op must be add, replace or remove, got {value!r}")
-        profile: ActiveProfile = getattr(self.parent, "profile", None) or strict()
-        if value not in PATCH_OPS and not profile.allows(Tolerance.CAPITALISED_OPS, f"op {value!r}"):
-            raise ma.ValidationError(f"op must be add, replace or remove in lower case, got {value!r}")
-        return value.lower()
+        return value  # its case is judged by load_patch_op, under the request's profile
 
 
 class _PatchOperationSchema(_Message):
@@ -285,14 +283,16 @@ class _PatchOperationSchema(_Message):
     path = _OptionalString("path must be a string, got {value!r}", InvalidPath, blank_is_none=True)
     value = ma.fields.Raw(allow_none=True, metadata={"scim_error": InvalidValue})
 
-    def __init__(self, profile: ActiveProfile) -> None:
-        super().__init__()
-        self.profile = profile  # read by _OpField: marshmallow 4 has no schema context
-
     @ma.validates_schema
     def _value_required(self, data: Mapping[str, Any], **kwargs: Any) -> None:
-        if data["op"] != "remove" and "value" not in data:
+        if data["op"].lower() != "remove" and "value" not in data:
             raise ma.ValidationError(f"a value is required for {data['op']}", field_name="value")
+
+
+# One instance of each message schema for every request: building one deep-copies its fields, and
+# ``load`` keeps no state on the instance (the profile is applied by the loaders, not the schemas).
+_PATCH_OP = _PatchOpSchema()
+_PATCH_OPERATION = _PatchOperationSchema()
 
 
 def load_patch_op(body: Any, profile: ActiveProfile | None = None) -> tuple[PatchOperation, ...]:
@@ -305,15 +305,18 @@ def load_patch_op(body: Any, profile: ActiveProfile | None = None) -> tuple[Patc
     counts as none.
     """
     profile = profile if profile is not None else strict()
-    envelope = _load(_PatchOpSchema(), _object(body, "PATCH body"))
+    envelope = _load(_PATCH_OP, _object(body, "PATCH body"))
     operations: list[PatchOperation] = []
     for index, raw in enumerate(envelope["Operations"], start=1):
         if not isinstance(raw, Mapping):
             raise InvalidSyntax(f"Operation {index} must be an object with op, path and value")
-        loaded = _load(_PatchOperationSchema(profile), raw, prefix=f"Operation {index}: ")
+        loaded = _load(_PATCH_OPERATION, raw, prefix=f"Operation {index}: ")
+        op = loaded["op"]
+        if op not in PATCH_OPS and not profile.allows(Tolerance.CAPITALISED_OPS, f"op {op!r}"):
+            raise InvalidSyntax(f"Operation {index}: op must be add, replace or remove in lower case, got {op!r}")
         operations.append(
             PatchOperation(
-                op=loaded["op"],
+                op=op.lower(),
                 path=loaded.get("path"),
                 value=loaded.get("value"),
                 has_value="value" in loaded,
@@ -340,6 +343,9 @@ class _SearchRequestSchema(_Message):
     cursor = ma.fields.Raw(allow_none=True)
 
 
+_SEARCH_REQUEST = _SearchRequestSchema()
+
+
 def load_search_request(body: Any) -> dict[str, Any]:
     """Validate a SearchRequest body and return its parameters by lower-case name (``sortby``,
     ``startindex``, ...), as :func:`scim_service.query.params.parse_search_request` reads them.
@@ -348,7 +354,7 @@ def load_search_request(body: Any) -> dict[str, Any]:
     arrays (``InvalidValue``); the filter, sortBy, sortOrder and cursor are checked with the list
     parameters. ``InvalidSyntax`` when the body is not an object.
     """
-    loaded = _load(_SearchRequestSchema(), _object(body, "search request body"))
+    loaded = _load(_SEARCH_REQUEST, _object(body, "search request body"))
     loaded.pop("schemas")
     return {key.lower(): value for key, value in loaded.items()}
 
@@ -362,7 +368,8 @@ class BulkOperation:
 
     ``method`` is upper case. ``data`` (a resource or a PatchOp body) is parsed when the operation runs,
     after its ``bulkId:`` references are resolved. ``error`` is set when the operation itself is
-    malformed: it then fails with that error, without running.
+    malformed: it then fails with that error, without running. ``references`` are the bulkIds its path
+    and data refer to (each defined by another operation of the request).
     """
 
     index: int
@@ -372,6 +379,7 @@ class BulkOperation:
     data: Any = None
     version: str | None = None
     error: ScimError | None = None
+    references: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -430,24 +438,65 @@ class _BulkOperationSchema(_Message):
     data = ma.fields.Raw(allow_none=True)
 
 
+_BULK_REQUEST = _BulkRequestSchema()
+_BULK_OPERATION = _BulkOperationSchema()
+
+
 def _bulk_operation(index: int, raw: Any) -> BulkOperation:
-    """One operation's envelope; a malformed one carries its error instead of failing the request."""
+    """One operation's envelope; a malformed one carries its error instead of failing the request,
+    except what makes the request itself unreadable (see :func:`load_bulk_request`)."""
     if not isinstance(raw, Mapping):
-        return BulkOperation(index, "", error=InvalidSyntax("An operation must be an object."))
+        raise InvalidSyntax(f"Operation {index + 1} of the BulkRequest must be an object.")
+    given = next((v for k, v in raw.items() if isinstance(k, str) and k.lower() == "bulkid"), None)
+    if given is not None and not isinstance(given, str):
+        # Other operations may refer to it: the whole request is unreadable, not just this operation.
+        raise InvalidValue(f"Operation {index + 1}: bulkId must be a string, got {type(given).__name__}.")
     method = raw.get("method") if isinstance(raw.get("method"), str) else ""
-    bulk_id = raw.get("bulkId") if isinstance(raw.get("bulkId"), str) else None
     try:
-        loaded = _load(_BulkOperationSchema(), raw)
+        loaded = _load(_BULK_OPERATION, raw)
     except ScimError as error:
-        return BulkOperation(index, str(method).upper(), bulk_id=bulk_id, error=error)
+        return BulkOperation(index, str(method).upper(), bulk_id=given, error=error)
+    path, data = loaded.get("path"), loaded.get("data")
     return BulkOperation(
         index,
         loaded["method"],
-        path=loaded.get("path"),
+        path=path,
         bulk_id=loaded.get("bulkId"),
-        data=loaded.get("data"),
+        data=data,
         version=loaded.get("version"),
+        references=frozenset(_references(path, data)),
     )
+
+
+BULK_REFERENCE = re.compile(r"^bulkId:(.+)$")
+
+
+def bulk_reference(value: str) -> str | None:
+    """The bulkId a string refers to: ``bulkId:x`` as a whole value, or as the last segment of a path
+    (``/Users/bulkId:x``); None for any other string. The one rule of what a reference is."""
+    if "bulkId:" not in value:
+        return None
+    if value.startswith("/"):
+        value = value.rpartition("/")[2]
+    match = BULK_REFERENCE.match(value)
+    return match.group(1) if match else None
+
+
+def _references(path: str | None, data: Any) -> set[str]:
+    """Every bulkId the path and data refer to; a loop, not recursion, whatever the nesting."""
+    found: set[str] = set()
+    stack: list[Any] = [path, data]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, str):
+            ref = bulk_reference(value)
+            if ref is not None:
+                found.add(ref)
+        elif isinstance(value, Mapping):
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+    return found
 
 
 def load_bulk_request(body: Any, *, max_operations: int) -> BulkRequest:
@@ -456,15 +505,34 @@ def load_bulk_request(body: Any, *, max_operations: int) -> BulkRequest:
     ``schemas`` follows the module's rule; ``InvalidSyntax`` when the body is not an object or
     ``Operations`` is not a non-empty list; ``PayloadTooLarge`` beyond ``max_operations``;
     ``InvalidValue`` for a ``failOnErrors`` that is not a positive integer. A malformed operation does
-    not fail the request: it carries its error (RFC 7644 §3.7.3 reports errors per operation).
+    not fail the request: it carries its error (RFC 7644 §3.7.3 reports errors per operation), except
+    what no operation can run with, found before any runs: an operation that is not an object
+    (``InvalidSyntax``), a bulkId that is not a string, given twice, or referred to but defined by no
+    operation (``InvalidValue``).
     """
-    envelope = _load(_BulkRequestSchema(), _object(body, "BulkRequest"))
+    envelope = _load(_BULK_REQUEST, _object(body, "BulkRequest"))
     operations = envelope["Operations"]
     if len(operations) > max_operations:
         raise PayloadTooLarge(
             f"The BulkRequest has {len(operations)} operations; this server accepts at most {max_operations}."
         )
-    return BulkRequest(
-        operations=tuple(_bulk_operation(i, raw) for i, raw in enumerate(operations)),
-        fail_on_errors=envelope.get("failOnErrors"),
-    )
+    parsed = tuple(_bulk_operation(i, raw) for i, raw in enumerate(operations))
+    defined: set[str] = set()
+    for operation in parsed:
+        if operation.bulk_id is None:
+            continue
+        if operation.bulk_id in defined:
+            raise InvalidValue(f"bulkId {_clip(operation.bulk_id)!r} is given to more than one operation.")
+        defined.add(operation.bulk_id)
+    for operation in parsed:
+        unknown = operation.references - defined
+        if unknown:
+            raise InvalidValue(
+                f"Operation {operation.index + 1} refers to bulkId {_clip(min(unknown))!r}, "
+                "which no operation of this request defines."
+            )
+    return BulkRequest(operations=parsed, fail_on_errors=envelope.get("failOnErrors"))
+
+
+def _clip(text: str, limit: int = 64) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."

@@ -13,6 +13,7 @@ When both lists are given, ``attributes`` wins and ``excludedAttributes`` is ign
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -65,8 +66,8 @@ class _Selection:
     def of(
         cls, resource: ResourceTypeDef, attributes: Sequence[str] | None, excluded: Sequence[str] | None
     ) -> _Selection:
-        requested = _names(resource, attributes)
-        return cls(requested, set() if requested is not None else (_names(resource, excluded) or set()))
+        # Resolving the names costs far more than applying them: a page of resources resolves them once.
+        return _selection(resource, tuple(attributes or ()), tuple(excluded or ()))
 
     def project(self, urn: str, attribute: Attribute, value: Any) -> Any:
         """``value`` of ``attribute`` as the projection leaves it, or ``_DROP``."""
@@ -103,6 +104,12 @@ class _Selection:
         if attribute.returned == "request":
             return False
         return (urn, None, None) not in self.excluded and (urn, attribute.name, None) not in self.excluded
+
+
+@functools.lru_cache(maxsize=256)
+def _selection(resource: ResourceTypeDef, attributes: tuple[str, ...], excluded: tuple[str, ...]) -> _Selection:
+    requested = _names(resource, attributes)
+    return _Selection(requested, set() if requested is not None else (_names(resource, excluded) or set()))
 
 
 def _subs(attribute: Attribute, value: Any, keep: Callable[[Attribute], bool]) -> Any:

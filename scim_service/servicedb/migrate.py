@@ -11,7 +11,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
 
-from scim_service.sqlengine import make_engine, read_transaction, write_transaction
+from scim_service.servicedb.tables import metadata
+from scim_service.sqlengine import lift_timeouts, make_engine, read_transaction, write_transaction
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 VERSION_TABLE = "scim_service_alembic_version"
@@ -43,6 +44,9 @@ def current_revision(engine: Engine) -> str | None:
 def upgrade_service_db(engine_or_url: Engine | str) -> tuple[str | None, str]:
     """Bring the service tables to the newest revision; return (revision before, revision after).
 
+    A database without the service's version table gets the current tables directly (the migrations'
+    history is for upgrading existing databases; a test checks both end in the same schema).
+
     Runs in one write transaction holding a lock (SQLite's write lock, a PostgreSQL advisory lock), so
     two processes starting together upgrade once and the second finds the work done. An URL gets a temporary engine.
     """
@@ -50,12 +54,20 @@ def upgrade_service_db(engine_or_url: Engine | str) -> tuple[str | None, str]:
     try:
         config = alembic_config()
         with write_transaction(engine) as conn:
+            lift_timeouts(conn)  # it may wait for another host's upgrade and rewrite large tables
             if conn.dialect.name == "postgresql":
                 # SQLite's write lock serialises concurrent upgrades; PostgreSQL needs an explicit lock.
                 conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_PG_LOCK_KEY})")
             before = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE}).get_current_revision()
             config.attributes["connection"] = conn
-            command.upgrade(config, "head")
+            if before is None:
+                # A new database: create the tables as they are now and record the head revision. Running
+                # the history instead would create the unprefixed tables of revisions 0001 to 0003 first,
+                # which fails in a host's database that has an ``organizations`` table of its own.
+                metadata.create_all(conn)
+                command.stamp(config, "head")
+            else:
+                command.upgrade(config, "head")
         return before, current_revision(engine) or head_revision()
     finally:
         if isinstance(engine_or_url, str):
@@ -65,4 +77,4 @@ def upgrade_service_db(engine_or_url: Engine | str) -> tuple[str | None, str]:
 def service_tables_exist(engine: Engine) -> bool:
     """Whether the organizations table is there (a quick start-up check)."""
     with read_transaction(engine) as conn:
-        return sa.inspect(conn).has_table("organizations")
+        return sa.inspect(conn).has_table("scim_organizations")

@@ -266,9 +266,38 @@ def _stamp(value: datetime | None) -> str:
 
 
 def _clip(value: str | None, limit: int) -> str | None:
-    if value is None or len(value) <= limit:
+    """A text for a log column: at most ``limit`` characters, and storable on every database (a NUL
+    or a lone surrogate, which a hostile request can put in its path or detail, would make PostgreSQL
+    refuse the whole row and lose the entry)."""
+    if value is None:
+        return value
+    if "\x00" in value:
+        value = value.replace("\x00", "\ufffd")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        value = value.encode("utf-8", "replace").decode("utf-8")
+    if len(value) <= limit:
         return value
     return value[: limit - 1] + "…"
+
+
+# The statements every request runs, built once: building one per call (and its cache key) was a
+# visible part of a request's SQLAlchemy time (docs/performance.md).
+_TOKEN_LOOKUP = (
+    sa.select(
+        tokens.c.id.label("token_id"),
+        tokens.c.token_hash,
+        tokens.c.last_used,
+        tokens.c.revoked_at,
+        tokens.c.expires_at,
+        tokens.c.replaced_by,
+        organizations,
+    )
+    .join(organizations, organizations.c.id == tokens.c.org_id)
+    .where(tokens.c.token_hash == sa.bindparam("digest"))
+)
+_LOG_INSERT = provisioning_log.insert()
 
 
 class ServiceStore:
@@ -304,6 +333,8 @@ class ServiceStore:
         self._prune_lock = threading.Lock()
         self._pruner: threading.Thread | None = None
         self._warned: dict[str, date] = {}  # token id -> the day its expiry warning was last logged
+        # Tokens whose last-used touch is due and rides on the next provisioning log insert (see record).
+        self._deferred_touches: set[str] = set()
 
     def _now(self) -> datetime:
         return _utc(self.clock()) or datetime.now(UTC)
@@ -575,7 +606,18 @@ class ServiceStore:
         )
 
     def authenticate(self, token: str) -> tuple[Tenant, str] | None:
-        """The organization and token id of a presented bearer token, or None if it is unknown.
+        """The organization and token id of a presented bearer token, or None if it is unknown
+        (see :meth:`authenticate_with_profile`)."""
+        found = self.authenticate_with_profile(token)
+        return None if found is None else (found[0], found[1])
+
+    def authenticate_with_profile(self, token: str, *, defer_touch: bool = False) -> tuple[Tenant, str, str] | None:
+        """The organization, token id and organization's IdP profile setting of a presented bearer
+        token, read in one statement; None if the token is unknown.
+
+        ``defer_touch``: a due ``last_used`` write is not a transaction of its own but made by the next
+        :meth:`record` of an entry of this token, in the log insert's transaction (the caller promises
+        one). If that never comes, the touch stays due and the next authentication tries again.
 
         Raises :class:`TokenRefused` (an ``Unauthorized``) for a revoked or expired token, saying which.
         Reads the database on every call (no cache), so a revocation is seen at once by every worker.
@@ -585,21 +627,8 @@ class ServiceStore:
         if not isinstance(token, str) or not token or len(token) > MAX_PRESENTED_TOKEN_LENGTH:
             return None
         digest = hash_token(token)
-        query = (
-            sa.select(
-                tokens.c.id.label("token_id"),
-                tokens.c.token_hash,
-                tokens.c.last_used,
-                tokens.c.revoked_at,
-                tokens.c.expires_at,
-                tokens.c.replaced_by,
-                organizations,
-            )
-            .join(organizations, organizations.c.id == tokens.c.org_id)
-            .where(tokens.c.token_hash == digest)
-        )
         with read_transaction(self.engine) as conn:
-            row = conn.execute(query).mappings().first()
+            row = conn.execute(_TOKEN_LOOKUP, {"digest": digest}).mappings().first()
         # The lookup is by hash; the constant-time compare guards against a lax collation or index.
         if row is None or not hmac.compare_digest(row["token_hash"], digest):
             return None
@@ -617,8 +646,12 @@ class ServiceStore:
                 token_id=token_id,
             )
         self._warn_if_ending(tenant, token_id, revoked_at, expires_at, now)
-        self._touch(token_id, _utc(row["last_used"]))
-        return tenant, token_id
+        if self._touch_due(_utc(row["last_used"])):
+            if defer_touch:
+                self._deferred_touches.add(token_id)
+            else:
+                self._touch(token_id)
+        return tenant, token_id, str(row["profile"] or AUTO)
 
     def _warn_if_ending(
         self,
@@ -648,20 +681,24 @@ class ServiceStore:
             extra={"scim": {"event": "token_expiry_warning", "org": tenant.name, "token_id": token_id, "ends_at": end}},
         )
 
-    def _touch(self, token_id: str, last_used: datetime | None) -> None:
+    def _touch_due(self, last_used: datetime | None) -> bool:
+        return last_used is None or self._now() - last_used >= timedelta(seconds=self.touch_seconds)
+
+    def _touch_statement(self, token_id: str) -> Any:
         now = self._now()
-        if last_used is not None and now - last_used < timedelta(seconds=self.touch_seconds):
-            return
         cutoff = now - timedelta(seconds=self.touch_seconds)
+        # The condition keeps concurrent workers from writing the same minute twice.
+        return (
+            tokens.update()
+            .where(tokens.c.id == token_id)
+            .where(sa.or_(tokens.c.last_used.is_(None), tokens.c.last_used <= cutoff))
+            .values(last_used=now)
+        )
+
+    def _touch(self, token_id: str) -> None:
         try:
             with write_transaction(self.engine) as conn:
-                # The condition keeps concurrent workers from writing the same minute twice.
-                conn.execute(
-                    tokens.update()
-                    .where(tokens.c.id == token_id)
-                    .where(sa.or_(tokens.c.last_used.is_(None), tokens.c.last_used <= cutoff))
-                    .values(last_used=now)
-                )
+                conn.execute(self._touch_statement(token_id))
         except Unavailable as exc:
             # 'last used' is informative: failing to write it must not fail the request.
             log.warning("could not record the last use of token %s: %s", token_id, exc.detail)
@@ -697,9 +734,19 @@ class ServiceStore:
         Raises ``Unavailable`` if the database cannot be written; the caller decides whether that
         fails its request. Every ``prune_every`` writes, the retention is applied off this thread.
         """
-        with write_transaction(self.engine) as conn:
-            result = conn.execute(provisioning_log.insert().values(**self._log_values(entry)))
-            new_id = int(result.inserted_primary_key[0])  # type: ignore[index]
+        touch = entry.token_id is not None and entry.token_id in self._deferred_touches
+        if touch:
+            self._deferred_touches.discard(entry.token_id)
+        try:
+            with write_transaction(self.engine) as conn:
+                result = conn.execute(_LOG_INSERT, self._log_values(entry))
+                new_id = int(result.inserted_primary_key[0])  # type: ignore[index]
+                if touch:  # the token's last-used write of authenticate_with_profile(defer_touch=True)
+                    conn.execute(self._touch_statement(entry.token_id))
+        except BaseException:
+            if touch:  # still due: the next request's entry writes it
+                self._deferred_touches.add(entry.token_id)
+            raise
         self._count_write()
         return new_id
 

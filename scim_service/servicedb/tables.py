@@ -1,5 +1,7 @@
 """The service's own tables: organizations, bearer tokens, the provisioning log and the failed-login counter.
 
+Every name starts with ``scim_`` (revision 0004), so the tables can share a host application's database.
+
 They live in the service database (``SCIM_DATABASE_URL``) whatever backend stores users and groups,
 and are created and upgraded by the alembic environment in :mod:`scim_service.migrations` (this
 metadata is what its migrations must produce; a test compares the two). Times are stored in UTC.
@@ -35,7 +37,7 @@ TOKEN_PREFIX_MAX = 16
 PROFILE_MAX = 16  # an IdP profile name (scim_service.profiles), or "auto"
 
 organizations = sa.Table(
-    "organizations",
+    "scim_organizations",
     metadata,
     sa.Column("id", sa.String(36), primary_key=True),
     sa.Column("name", sa.String(64), nullable=False, unique=True),
@@ -52,13 +54,13 @@ organizations = sa.Table(
 )
 
 tokens = sa.Table(
-    "tokens",
+    "scim_tokens",
     metadata,
     sa.Column("id", sa.String(32), primary_key=True),
     sa.Column(
         "org_id",
         sa.String(36),
-        sa.ForeignKey("organizations.id", ondelete="CASCADE"),
+        sa.ForeignKey("scim_organizations.id", ondelete="CASCADE"),
         nullable=False,
         index=True,
     ),
@@ -77,7 +79,7 @@ tokens = sa.Table(
 
 # No foreign keys on the log: writing a log line must never fail because of what it refers to.
 provisioning_log = sa.Table(
-    "provisioning_log",
+    "scim_provisioning_log",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("at", sa.DateTime(timezone=True), nullable=False),
@@ -103,14 +105,14 @@ provisioning_log = sa.Table(
     # and when the last one came (``at`` is the first).
     sa.Column("repeat_count", sa.Integer, nullable=False, default=1, server_default=sa.text("1")),
     sa.Column("last_at", sa.DateTime(timezone=True), nullable=True),
-    sa.Index("ix_provisioning_log_org_id_at", "org_id", "at"),
-    sa.Index("ix_provisioning_log_at", "at"),
+    sa.Index("ix_scim_provisioning_log_org_id_at", "org_id", "at"),
+    sa.Index("ix_scim_provisioning_log_at", "at"),
 )
 
 # Failed authentications per client address in the current window: the rate limit's counter, shared
 # by every worker and host through the database, and the log entries the window's failures are added to.
 auth_failures = sa.Table(
-    "auth_failures",
+    "scim_auth_failures",
     metadata,
     sa.Column("client", sa.String(LOG_CLIENT_MAX), primary_key=True),
     sa.Column("window_start", sa.DateTime(timezone=True), nullable=False, index=True),

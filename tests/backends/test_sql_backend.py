@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -12,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.util import CommandError
 from scim_sql.backend import VERSION_TABLE, SqlBackend
 from scim_sql.tables import metadata, users
 
@@ -95,9 +97,11 @@ def test_migrate_creates_the_tables_in_its_own_version_table(backend: SqlBackend
             VERSION_TABLE,
         } <= names
         assert "alembic_version" not in names
-        assert conn.execute(sa.text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar_one() == "0002"
+        assert conn.execute(sa.text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar_one() == "0003"
         indexes = {ix["name"]: ix for ix in sa.inspect(conn).get_indexes("scim_users")}
         assert indexes["ux_scim_users_tenant_user_name"]["unique"]
+        group_indexes = {ix["name"]: ix for ix in sa.inspect(conn).get_indexes("scim_groups")}
+        assert group_indexes["uq_scim_groups_tenant_display_name_key"]["unique"]
 
 
 def test_migration_matches_the_table_definitions(backend: SqlBackend) -> None:
@@ -542,3 +546,36 @@ def _filter(text: str, *, group: bool = False) -> Any:
     from scim_service.schemas.definitions import GROUP_RESOURCE, USER_RESOURCE
 
     return resolve_filter(parse_filter(text), GROUP_RESOURCE if group else USER_RESOURCE)
+
+
+def test_migration_0003_keys_existing_group_names_and_stops_on_duplicates(tmp_path: Path) -> None:
+    """Groups stored before revision 0003 get their name keys; groups sharing a name stop the upgrade
+    with a message naming them, and nothing changes until they are renamed."""
+    backend = SqlBackend.from_config({"SCIM_DATABASE_URL": f"sqlite:///{tmp_path}/old.db"})
+    backend.migrate("0002")
+    now = datetime(2025, 1, 1, tzinfo=UTC)
+    rows = [("g1", "t1", "Eng"), ("g2", "t1", "Sales"), ("g3", "t2", "eng"), ("g4", "t1", "ENG")]
+    with backend.engine.begin() as conn:
+        for gid, tenant_id, name in rows:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO scim_groups (id, tenant_id, display_name, data, created, last_modified, version) "
+                    "VALUES (:id, :t, :n, :d, :c, :c, 1)"
+                ),
+                {"id": gid, "t": tenant_id, "n": name, "d": json.dumps({"displayName": name}), "c": now},
+            )
+    with pytest.raises(CommandError, match="share a name") as refused:
+        backend.migrate()
+    assert "tenant t1: 'Eng' (id g1), 'ENG' (id g4)" in str(refused.value)
+    with backend.engine.connect() as conn:
+        assert conn.execute(sa.text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar_one() == "0002"
+        assert "display_name_key" not in {c["name"] for c in sa.inspect(conn).get_columns("scim_groups")}
+    with backend.engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM scim_groups WHERE id = 'g4'"))
+    backend.migrate()
+    with backend.engine.connect() as conn:
+        keys = dict(conn.execute(sa.text("SELECT id, display_name_key FROM scim_groups")).all())
+    assert keys == {"g1": "eng", "g2": "sales", "g3": "eng"}
+    with pytest.raises(UniquenessConflict):
+        backend.create_group(Tenant(id="t1", name="t1"), {"displayName": "SALES"}, [])
+    backend.close()

@@ -5,7 +5,7 @@ there, PostgreSQL. Beside it, with the same gunicorn settings and on the same da
 Flask + SQLAlchemy route that reads one row by primary key (``bare_app.py``). Both are loaded with wrk
 (or, without wrk, a Python client that is itself the bottleneck) in the same rounds, interleaved, so
 whatever else the machine does hits both; the table gives each operation's throughput and latency and
-its ratio to the bare route's. Growth ratios compare a group of 10 members with a big group, and (with
+its ratio to the bare route's. Growth ratios compare a group of 100 members with a big group (10,000), and (with
 ``--large``) a database of 10,000 users with one of 1,000,000.
 
     python tests/benchmarks/http_bench.py [--large] [--databases sqlite,postgresql] [--count-only]
@@ -85,12 +85,13 @@ OPS: tuple[Op, ...] = (
     Op("page", "page of 100", ">= 0.15", 0.15),
     Op("patch", "PATCH active", ">= 0.35, p99 < 50 ms", 0.35, 50.0),
     Op("post", "POST /Users", ">= 0.35", 0.35),
-    Op("group", "Group PATCH add 1 member (10; 200 + members)", "flat, see growth"),
-    Op("group204", "Group PATCH add 1 member (10; Entra: 204)", "flat, see growth"),
+    Op("group", "Group PATCH add 1 member (100; 200 + members asked)", "flat, see growth"),
+    Op("group204", "Group PATCH add 1 member (100; Entra: 204)", "flat, see growth"),
 )
 BARE = "bare"
+SMALL_GROUP = 100  # members of the small group; the big one has --big-group
 BIG = "_big"  # suffix: the same group operation on the big group
-# The group operations, each measured on the group of 10 and on the big group.
+# The group operations, each measured on the small group and on the big group.
 GROUP_OPS = ("group", "group204")
 
 
@@ -334,7 +335,7 @@ class Dataset:
 
 
 def prepare(url: str, users: int, big_group: int) -> Dataset:
-    """Create the tables, an organization with a token, ``users`` users, a group of 10 and one of
+    """Create the tables, an organization with a token, ``users`` users, a group of SMALL_GROUP and one of
     ``big_group`` members; every table analysed."""
     from scim_sql.backend import SqlBackend
 
@@ -354,10 +355,13 @@ def prepare(url: str, users: int, big_group: int) -> Dataset:
         _token_id, token = store.create_token(org.name, "benchmark")
         started = time.perf_counter()
         ids = seeding.seed_users(backend.engine, org.id, users)
-        small = seeding.seed_group(backend.engine, org.id, "ten", ids[:10])
+        small = seeding.seed_group(backend.engine, org.id, "small", ids[:SMALL_GROUP])
         big = seeding.seed_group(backend.engine, org.id, "big", ids[:big_group])
         seeding.analyze(backend.engine)
-        progress(f"seeded {users:,} users, groups of 10 and {big_group:,} in {time.perf_counter() - started:.1f} s")
+        progress(
+            f"seeded {users:,} users, groups of {SMALL_GROUP} and {big_group:,} "
+            f"in {time.perf_counter() - started:.1f} s"
+        )
     finally:
         engine.dispose()
         backend.close()
@@ -418,9 +422,11 @@ def request_lines(key: str, ds: Dataset) -> list[str]:
         ]
     if key.removesuffix(BIG) in GROUP_OPS:
         group = ds.big_group if key.endswith(BIG) else ds.small_group
-        # Without a User-Agent the profile is generic: 200 with the group, members included. Entra's
-        # flag picks the entra profile: 204, the member list never read.
-        path = f"{BASE}/Groups/{group}" + ("?aadOptscim062020" if key.startswith("group204") else "")
+        # The organization's profile is auto, whose group PATCH answers 204 (the member list never
+        # read); asking for the members (``attributes``) gets 200 with the group, members included, as
+        # the generic profile answers. Entra's flag names the entra profile: 204.
+        query = "?aadOptscim062020" if key.startswith("group204") else "?attributes=displayName,members"
+        path = f"{BASE}/Groups/{group}{query}"
         out = []
         # Add a user, then (a few requests later, on whichever connection) remove it: the group keeps its size.
         for member in ds.outsiders[:2000]:
@@ -678,7 +684,7 @@ def _group_sizes(url: str, ds: Dataset) -> dict[str, int]:
                     .select_from(tables.group_members)
                     .where(tables.group_members.c.group_id == gid)
                 ).scalar_one()
-                for key, gid in (("group of 10", ds.small_group), ("big group", ds.big_group))
+                for key, gid in ((f"group of {SMALL_GROUP}", ds.small_group), ("big group", ds.big_group))
             }
     finally:
         engine.dispose()
@@ -691,7 +697,7 @@ _TABLE_AFTER = {"SELECT": r"\bFROM\s+\"?(\w+)", "INSERT": r"\bINTO\s+\"?(\w+)", 
 
 
 def statement_kind(sql: str) -> str:
-    """``SELECT scim_users``, ``INSERT provisioning_log``, ...: the verb and the first table it names."""
+    """``SELECT scim_users``, ``INSERT scim_provisioning_log``, ...: the verb and the first table it names."""
     verb_match = _VERB.match(sql)
     verb = verb_match.group(1).upper() if verb_match else "?"
     pattern = _TABLE_AFTER.get(verb, r"\bFROM\s+\"?(\w+)")
@@ -841,7 +847,8 @@ def print_growth(db: Database, rows: list[Growth], members: ScenarioResult, big:
     between two runs does not pass for growth."""
     for op in OPS:
         if op.key in GROUP_OPS and op.key + BIG in members.loaded:
-            label = f"Group PATCH add 1 member ({'204' if op.key == 'group204' else '200'}): 10 -> {big:,} members"
+            answer = "204" if op.key == "group204" else "200"
+            label = f"Group PATCH add 1 member ({answer}): {SMALL_GROUP} -> {big:,} members"
             rows = [*rows, Growth(label, members, op.key, members, op.key + BIG, "<= 1.5x")]
     if not rows:
         return
@@ -872,7 +879,7 @@ def print_counts(db: Database, counts: dict[str, Counts]) -> None:
     print()
     print(f"SQL per request on {db.version} (in-process replay of the same requests, event listeners):")
     labels = {op.key: op.label for op in OPS} | {
-        op.key + BIG: op.label.replace("(10;", "(big;") for op in OPS if op.key in GROUP_OPS
+        op.key + BIG: op.label.replace(f"({SMALL_GROUP};", "(big;") for op in OPS if op.key in GROUP_OPS
     }
     pg = db.kind == "postgresql"
     print("(statements leave out BEGIN and COMMIT; checkouts are connections taken from a pool", end="")
@@ -965,8 +972,8 @@ def profile(db: Database, args: argparse.Namespace, gen: Wrk | PythonClient, fol
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--databases", default="sqlite,postgresql", help="comma-separated: sqlite, postgresql")
-    parser.add_argument("--users", type=int, default=10_000, help="users of the quick run")
-    parser.add_argument("--big-group", type=int, default=5_000, help="members of the big group of the quick run")
+    parser.add_argument("--users", type=int, default=11_000, help="users of the quick run (10,000 in the big group)")
+    parser.add_argument("--big-group", type=int, default=10_000, help="members of the big group of the quick run")
     parser.add_argument("--large", action="store_true", help="also 1,000,000 users with a group of 100,000")
     parser.add_argument("--large-users", type=int, default=1_000_000)
     parser.add_argument("--large-big-group", type=int, default=100_000)

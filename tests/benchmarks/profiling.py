@@ -21,7 +21,10 @@ PURPOSES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("provisioning-log insert (servicedb/store.py ServiceStore.record)", ("ServiceStore.record",)),
     ("request log line (api/blueprint.py _record: log.info)", ("Logger.info", "Logger._log")),
     ("token last-used touch (servicedb/store.py ServiceStore._touch)", ("ServiceStore._touch",)),
-    ("token lookup (servicedb/store.py ServiceStore.authenticate)", ("ServiceStore.authenticate",)),
+    (
+        "token lookup (servicedb/store.py ServiceStore.authenticate)",
+        ("ServiceStore.authenticate", "ServiceStore.authenticate_with_profile"),
+    ),
     ("org profile read (servicedb/store.py ServiceStore.profile_of)", ("ServiceStore.profile_of",)),
     ("JSON encoding of the response (api/blueprint.py scim_response)", ("scim_response",)),
     ("JSON decoding of the body (api/blueprint.py json_body)", ("json_body",)),

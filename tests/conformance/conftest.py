@@ -143,7 +143,7 @@ def live_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
     port = _free_port()
     log = (folder / "gunicorn.log").open("wb")
     server = subprocess.Popen(
-        [str(BIN / "gunicorn"), "-b", f"127.0.0.1:{port}", "--workers", "2", "--threads", "4", "wsgi:app"],
+        [str(BIN / "gunicorn"), "-b", f"127.0.0.1:{port}", "--workers", "2", "--threads", "4", "scim_service.wsgi:app"],
         env=env,
         cwd=REPO_ROOT,
         stdout=log,

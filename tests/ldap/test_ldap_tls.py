@@ -76,7 +76,9 @@ def test_ldaps_url_with_the_ca_file(private_slapd: Any, tenant: Tenant) -> None:
 
 
 @pytest.mark.parametrize("how", ["ldaps", "starttls"])
-def test_a_certificate_of_another_ca_is_refused(private_slapd: Any, tmp_path: Path, how: str) -> None:
+def test_a_certificate_of_another_ca_is_refused(
+    private_slapd: Any, tmp_path: Path, how: str, caplog: pytest.LogCaptureFixture
+) -> None:
     other_ca, _key = slapd_server.make_ca(tmp_path, "other-ca")
     extra = {"SCIM_LDAP_CA_FILE": str(other_ca)}
     if how == "ldaps":
@@ -84,13 +86,19 @@ def test_a_certificate_of_another_ca_is_refused(private_slapd: Any, tmp_path: Pa
     else:
         extra.update(SCIM_LDAP_URL=private_slapd.url, SCIM_LDAP_START_TLS="true")
     error = refused(settings_for(private_slapd, **extra))
-    assert "certificate is not signed by a CA in" in error.detail and str(other_ca) in error.detail, error.detail
+    assert "certificate is not trusted (SCIM_LDAP_CA_FILE)" in error.detail, error.detail
     assert error.status == 503
+    # The file and the directory's address are for the operator: in the service log, not the detail.
+    assert str(other_ca) not in error.detail and private_slapd.url.split("//")[1] not in error.detail
+    assert "not signed by a CA in" in caplog.text and str(other_ca) in caplog.text, caplog.text
 
 
-def test_no_ca_file_means_the_system_store_which_does_not_know_the_test_ca(private_slapd: Any) -> None:
+def test_no_ca_file_means_the_system_store_which_does_not_know_the_test_ca(
+    private_slapd: Any, caplog: pytest.LogCaptureFixture
+) -> None:
     error = refused(settings_for(private_slapd, SCIM_LDAP_URL=private_slapd.ldaps_url))
-    assert "the system's trusted CAs" in error.detail, error.detail
+    assert "certificate is not trusted" in error.detail, error.detail
+    assert "the system's trusted CAs" in caplog.text, caplog.text
 
 
 def test_start_tls_refused_by_the_server_never_falls_back_to_clear_text(bare_slapd: Any) -> None:

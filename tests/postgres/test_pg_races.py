@@ -96,6 +96,26 @@ def test_many_posts_of_one_username_make_one_user(servers: Servers, admin: Admin
     assert rows == 1
 
 
+def test_many_posts_of_one_group_name_make_one_group(servers: Servers, admin: Admin) -> None:
+    tenant, token = admin.org("race-group-name", max_seats=1000)
+    names = ["Race Group" if i % 2 else "RACE group" for i in range(ATTEMPTS)]
+    replies = race(
+        servers,
+        [
+            (lambda body: lambda base: call(base + "/Groups", token, "POST", body))(
+                {"schemas": [GROUP], "displayName": n}
+            )
+            for n in names
+        ],
+    )
+    assert_no_server_errors(replies)
+    rows = admin.scalar(f"SELECT count(*) FROM {GROUPS} WHERE tenant_id = :t", t=tenant.id)
+    print(f"\n[race one group name] attempts={ATTEMPTS} outcomes={statuses(replies)} rows={rows}")
+    assert statuses(replies) == {201: 1, 409: ATTEMPTS - 1}
+    assert all(r.body.get("scimType") == "uniqueness" for r in replies if r.status == 409)
+    assert rows == 1
+
+
 def test_creates_against_the_last_seat_under_the_all_policy(servers: Servers, admin: Admin) -> None:
     tenant, token = admin.org("race-seat-all", max_seats=5, seat_policy="all")
     base = servers.bases[0]

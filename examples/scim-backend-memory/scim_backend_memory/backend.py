@@ -331,11 +331,22 @@ class MemoryBackend(Backend):
         with self._lock:
             space = self._space(tenant)
             valid = self._members(space, members)
+            self._check_group_name(space, data, None)
             now = _now()
             group = _Group(id=str(uuid.uuid4()), data=copy.deepcopy(dict(data)), created=now, last_modified=now)
             group.members = valid
             space.groups[group.id] = group
             return self._group_record(space, group, include_members=True)
+
+    @staticmethod
+    def _check_group_name(space: _Space, data: Mapping[str, Any], group_id: str | None) -> None:
+        """A group's displayName is unique per tenant, case-insensitively (``rules.group_name_key``)."""
+        key = rules.group_name_key(data.get("displayName"))
+        if key is None:
+            return
+        for other in space.groups.values():
+            if other.id != group_id and rules.group_name_key(other.data.get("displayName")) == key:
+                raise rules.group_name_conflict(str(data["displayName"]))
 
     def get_group(self, tenant: Tenant, group_id: str, *, include_members: bool = True) -> GroupRecord:
         """Read one group."""
@@ -358,6 +369,7 @@ class MemoryBackend(Backend):
             group = self._group(space, group_id)
             rules.check_version(expected_version, group.version, "group")
             valid = self._members(space, members)  # validate before changing anything
+            self._check_group_name(space, data, group_id)
             group.data, group.members = copy.deepcopy(dict(data)), valid
             group.version += 1
             group.last_modified = _now()
@@ -379,6 +391,7 @@ class MemoryBackend(Backend):
             rules.check_version(expected_version, group.version, "group")
             added = self._members(space, changes.add)
             if changes.data is not None:
+                self._check_group_name(space, changes.data, group_id)
                 group.data = copy.deepcopy(dict(changes.data))
             if changes.clear_members:
                 group.members.clear()

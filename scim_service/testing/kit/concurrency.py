@@ -6,8 +6,8 @@ from typing import Any
 
 from scim_service.backend import Backend
 from scim_service.errors import SeatLimitReached, UniquenessConflict, VersionMismatch
-from scim_service.model import GroupChanges, Member, SeatPolicy, Tenant, UserRecord
-from scim_service.testing.data import group_document, user_document
+from scim_service.model import GroupChanges, GroupRecord, Member, SeatPolicy, Tenant, UserRecord
+from scim_service.testing.data import group_document, query, user_document
 from scim_service.testing.kit.base import KitBase
 from scim_service.testing.kit.helpers import all_users, member_ids, race
 from scim_service.testing.kit.requirements import requires
@@ -38,6 +38,21 @@ class ConcurrencyTests(KitBase):
             f"the losers of a userName race must get UniquenessConflict, got {[type(r).__name__ for r in others]}"
         )
         assert len(all_users(backend, tenant)) == 1, "a userName race must store exactly one user"
+
+    @requires.concurrency
+    def test_racing_creates_of_one_group_name_one_wins(self, backend: Backend, tenant: Tenant) -> None:
+        results = race(
+            self.THREADS, lambda i: backend.create_group(tenant, group_document("Admins" if i % 2 else "ADMINS"), [])
+        )
+        winners = [r for r in results if isinstance(r, GroupRecord)]
+        others = [r for r in results if not isinstance(r, GroupRecord)]
+        assert len(winners) == 1, (
+            f"concurrent create_group of one displayName: exactly one must succeed, {len(winners)} did"
+        )
+        assert all(isinstance(r, UniquenessConflict) for r in others), (
+            f"the losers of a group name race must get UniquenessConflict, got {[type(r).__name__ for r in others]}"
+        )
+        assert len(backend.list_groups(tenant, query()).resources) == 1, "a group name race must store one group"
 
     @requires.concurrency
     def test_racing_creates_for_the_last_seat_one_wins(self, backend: Backend, make_tenant: Any) -> None:

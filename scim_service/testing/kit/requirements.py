@@ -91,9 +91,6 @@ class Requirements:
     concurrency = Requirement("concurrency")
     """The backend may be called from many threads at once (``capabilities.concurrency``)."""
 
-    duplicate_group_names = Requirement("unique_group_display_name", needed=False)
-    """Two groups of one tenant may share a displayName (``capabilities.unique_group_display_name`` False)."""
-
 
 requires = Requirements()
 """The decorators kit tests declare their needs with: ``@requires.etag``, ``@requires.cursor``, ..."""

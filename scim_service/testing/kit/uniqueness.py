@@ -1,4 +1,5 @@
-"""userName, and the primary email under MatchPolicy.EMAIL, are unique per tenant, case-insensitively."""
+"""userName, the primary email under MatchPolicy.EMAIL, and a group's displayName are unique per tenant,
+case-insensitively."""
 
 from __future__ import annotations
 
@@ -6,8 +7,8 @@ from typing import Any
 
 from scim_service.backend import Backend
 from scim_service.errors import UniquenessConflict
-from scim_service.model import MatchPolicy, Tenant
-from scim_service.testing.data import user_document
+from scim_service.model import GroupChanges, MatchPolicy, Tenant
+from scim_service.testing.data import group_document, query, user_document
 from scim_service.testing.kit.base import KitBase
 from scim_service.testing.kit.helpers import all_users, assert_raises
 
@@ -168,4 +169,58 @@ class UniquenessTests(KitBase):
             tenant,
             bob.id,
             user_document("GONE"),
+        )
+
+    # -- group displayName ---------------------------------------------------------------------------
+
+    def test_create_group_refuses_a_taken_display_name_in_any_case(self, backend: Backend, tenant: Tenant) -> None:
+        backend.create_group(tenant, group_document("Engineering"), [])
+        assert_raises(
+            UniquenessConflict,
+            "create_group must refuse a displayName another group of the tenant holds, compared case-insensitively",
+            backend.create_group,
+            tenant,
+            group_document("ENGINEERING"),
+            [],
+        )
+        names = [g.display_name for g in backend.list_groups(tenant, query()).resources]
+        assert names == ["Engineering"], "a refused create_group must write nothing"
+
+    def test_group_display_names_are_unique_per_tenant_only(self, backend: Backend, make_tenant: Any) -> None:
+        first, second = make_tenant(), make_tenant()
+        backend.create_group(first, group_document("Sales"), [])
+        assert backend.create_group(second, group_document("Sales"), []).display_name == "Sales", (
+            "another tenant's group may have the same displayName"
+        )
+
+    def test_renaming_a_group_onto_a_taken_name_is_refused(self, backend: Backend, tenant: Tenant) -> None:
+        backend.create_group(tenant, group_document("Sales"), [])
+        ops = backend.create_group(tenant, group_document("Ops"), [])
+        assert_raises(
+            UniquenessConflict,
+            "replace_group must refuse a displayName another group of the tenant holds",
+            backend.replace_group,
+            tenant,
+            ops.id,
+            group_document("sales"),
+            [],
+        )
+        assert_raises(
+            UniquenessConflict,
+            "patch_group must refuse a displayName another group of the tenant holds",
+            backend.patch_group,
+            tenant,
+            ops.id,
+            GroupChanges(data=group_document("SALES")),
+        )
+        assert backend.get_group(tenant, ops.id).display_name == "Ops", "a refused rename must write nothing"
+
+    def test_a_group_may_keep_or_recase_its_own_name(self, backend: Backend, tenant: Tenant) -> None:
+        ops = backend.create_group(tenant, group_document("Ops"), [])
+        assert backend.replace_group(tenant, ops.id, group_document("Ops"), []).display_name == "Ops"
+        renamed = backend.patch_group(tenant, ops.id, GroupChanges(data=group_document("OPS")))
+        assert renamed.display_name == "OPS", "a group may change the case of its own displayName"
+        backend.delete_group(tenant, ops.id)
+        assert backend.create_group(tenant, group_document("ops"), []).display_name == "ops", (
+            "a deleted group's displayName is free again"
         )
