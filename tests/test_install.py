@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -256,7 +257,17 @@ def _http(method: str, url: str, token: str, body: dict | None = None) -> tuple[
 def test_the_wheel_installed_without_extras_serves_sqlite(tmp_path: Path) -> None:
     """pip wheel, a fresh venv with only the base dependencies, then the CLI and gunicorn from that venv."""
     base = {k: v for k, v in os.environ.items() if not k.startswith(("SCIM_", "VIRTUAL_ENV", "PYTHON"))}
-    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path / "dist"), str(REPO)], base)
+    # Built from a copy of the tree without build output: a stale build/lib in the checkout would end up
+    # in the wheel, and building in place would leave build/ and *.egg-info behind.
+    source = tmp_path / "source"
+    shutil.copytree(
+        REPO,
+        source,
+        ignore=shutil.ignore_patterns(
+            ".git", ".venv", "node_modules", "build", "dist", "*.egg-info", "instance", "__pycache__", "var"
+        ),
+    )
+    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path / "dist"), str(source)], base)
     (wheel,) = (tmp_path / "dist").glob("scim_service-*.whl")
     venv = tmp_path / "venv"
     # The interpreter the test venv was made from, so the new venv shares nothing with it.
