@@ -435,5 +435,8 @@ def test_default_organization_takes_entra_and_okta_traffic_without_a_user_agent(
     assert removed.status_code == 204
     assert [m["value"] for m in client.get(gpath).get_json()["members"]] == [other["id"]]
     assert _last_tolerances(state) == "auto: capitalised_ops, remove_with_value"
+    # A duplicate group (Microsoft's validator: "Create a duplicate Group") is 409 uniqueness too.
+    duplicate = {"schemas": [GROUP_SCHEMA], "displayName": "TEAM", "members": []}
+    assert_scim_error(client.post("/Groups", duplicate), 409, "uniqueness")
     # Every request of the sequence (reads and writes) names the profile it resolved to.
     assert {(e.tolerances or "-").split(":")[0] for e in state.store.recent_log(limit=30)} == {"auto"}
