@@ -11,10 +11,12 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.util import CommandError
-from scim_sql.backend import VERSION_TABLE, SqlBackend
+from scim_sql.backend import MIGRATIONS_DIR, VERSION_TABLE, SqlBackend
 from scim_sql.tables import metadata, users
 
 from scim_service.errors import (
@@ -36,6 +38,7 @@ from scim_service.model import (
 )
 from scim_service.plugins import build_backend, installed_backends, make_plugin_manager
 from scim_service.query.ast import ListQuery
+from scim_service.sqlengine import write_transaction
 
 
 def user(user_name: str, email: str | None = None, **extra: Any) -> dict[str, Any]:
@@ -578,4 +581,26 @@ def test_migration_0003_keys_existing_group_names_and_stops_on_duplicates(tmp_pa
     assert keys == {"g1": "eng", "g2": "sales", "g3": "eng"}
     with pytest.raises(UniquenessConflict):
         backend.create_group(Tenant(id="t1", name="t1"), {"displayName": "SALES"}, [])
+    backend.close()
+
+
+def test_migration_0003_downgrade_keeps_groups_and_their_members(tmp_path: Path) -> None:
+    backend = SqlBackend.from_config({"SCIM_DATABASE_URL": f"sqlite:///{tmp_path}/down.db"})
+    backend.migrate()
+    tenant = Tenant(id="t1", name="t1")
+    alice = backend.create_user(tenant, {"userName": "alice"})
+    group = backend.create_group(tenant, {"displayName": "Eng"}, [Member(alice.id)])
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("version_table", VERSION_TABLE)
+    with write_transaction(backend.engine) as conn:  # the engine's connections have foreign keys on
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0002")
+    with backend.engine.connect() as conn:
+        assert conn.execute(sa.text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar_one() == "0002"
+        assert "display_name_key" not in {c["name"] for c in sa.inspect(conn).get_columns("scim_groups")}
+        members = conn.execute(sa.text("SELECT member_id FROM scim_group_members")).scalars().all()
+    assert members == [alice.id]  # no cascade from rebuilding scim_groups
+    backend.migrate()
+    assert [m.value for m in backend.get_group(tenant, group.id).members or ()] == [alice.id]
     backend.close()

@@ -87,5 +87,6 @@ def upgrade() -> None:
 def downgrade() -> None:
     """Drop the index and the column (groups may share names again)."""
     op.drop_index("uq_scim_groups_tenant_display_name_key", table_name="scim_groups")
-    with op.batch_alter_table("scim_groups") as batch:
-        batch.drop_column("display_name_key")
+    # A plain DROP COLUMN (SQLite 3.35+ and PostgreSQL): a batch copy of scim_groups would drop the table,
+    # and with SQLite's foreign keys on that cascades into scim_group_members.
+    op.execute("ALTER TABLE scim_groups DROP COLUMN display_name_key")
