@@ -12,7 +12,8 @@ descriptions are the project's own words.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Any
 
 from scim_service.model import ENTERPRISE_SCHEMA, GROUP_SCHEMA, USER_SCHEMA
 
@@ -21,6 +22,17 @@ ATTRIBUTE_TYPES = frozenset({"string", "boolean", "decimal", "integer", "dateTim
 MUTABILITIES = frozenset({"readOnly", "readWrite", "immutable", "writeOnly"})
 RETURNED = frozenset({"always", "never", "default", "request"})
 UNIQUENESS = frozenset({"none", "server", "global"})
+
+
+def _cached_hash(obj: Any) -> int:
+    """The hash of a frozen definition, computed once: definitions key caches on every request (the
+    projection's selection, the marshmallow loader), and the generated hash walks every attribute of
+    every schema each time (a fifth of a page of 100; docs/performance.md)."""
+    found = obj.__dict__.get("_hash")
+    if found is None:
+        found = hash(tuple(getattr(obj, f.name) for f in fields(obj)))
+        object.__setattr__(obj, "_hash", found)
+    return found
 
 
 @dataclass(frozen=True)
@@ -43,6 +55,9 @@ class Attribute:
     sub_attributes: tuple[Attribute, ...] = ()
     canonical_values: tuple[str, ...] = ()
     reference_types: tuple[str, ...] = ()
+
+    def __hash__(self) -> int:  # kept by @dataclass: an explicit __hash__ is not replaced
+        return _cached_hash(self)
 
     def __post_init__(self) -> None:
         # Catch typos in hand-written (or third-party extension) definitions at import time.
@@ -71,6 +86,9 @@ class Schema:
     description: str
     attributes: tuple[Attribute, ...]
 
+    def __hash__(self) -> int:  # kept by @dataclass: an explicit __hash__ is not replaced
+        return _cached_hash(self)
+
     def attribute(self, name: str) -> Attribute | None:
         """The top-level attribute called ``name`` (case-insensitive), or None."""
         return _find(self.attributes, name)
@@ -89,6 +107,9 @@ class ResourceTypeDef:
     description: str
     schema: Schema
     extensions: tuple[tuple[Schema, bool], ...] = ()
+
+    def __hash__(self) -> int:  # kept by @dataclass: an explicit __hash__ is not replaced
+        return _cached_hash(self)
 
     @property
     def schemas(self) -> tuple[Schema, ...]:
