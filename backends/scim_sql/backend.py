@@ -185,6 +185,11 @@ _USER_GROUPS = (
     .order_by(group_members.c.member_id, groups.c.id)
 )
 
+# The user writes, built once too: the columns come from the parameters at execution (the SET and
+# VALUES clauses follow the keys given), so a call builds no statement and computes no cache key.
+_INSERT_USER = users.insert()
+_UPDATE_USER = users.update().where(users.c.id == sa.bindparam("user_id_"))
+
 
 class SqlBackend(Backend):
     """Users and groups of every tenant in SQL tables (SQLite or PostgreSQL).
@@ -360,22 +365,23 @@ class SqlBackend(Backend):
                 if rules.needs_seat_check(tenant, active=cols.active):
                     rules.admit_seat(tenant, self._seats_used(conn, tenant))
                 conn.execute(
-                    users.insert().values(
-                        id=user_id,
-                        tenant_id=tenant.id,
-                        user_name=cols.user_name,
-                        user_name_lower=cols.user_name_lower,
-                        primary_email_lower=cols.primary_email_lower,
-                        external_id=cols.external_id,
-                        display_name=cols.display_name,
-                        active=cols.active,
-                        deleted=False,
-                        data=stored,
-                        created=now,
-                        last_modified=now,
-                        deactivated_at=None if cols.active else now,
-                        version=1,
-                    )
+                    _INSERT_USER,
+                    {
+                        "id": user_id,
+                        "tenant_id": tenant.id,
+                        "user_name": cols.user_name,
+                        "user_name_lower": cols.user_name_lower,
+                        "primary_email_lower": cols.primary_email_lower,
+                        "external_id": cols.external_id,
+                        "display_name": cols.display_name,
+                        "active": cols.active,
+                        "deleted": False,
+                        "data": stored,
+                        "created": now,
+                        "last_modified": now,
+                        "deactivated_at": None if cols.active else now,
+                        "version": 1,
+                    },
                 )
                 self._write_emails(conn, tenant, user_id, stored)
         except sa.exc.IntegrityError as exc:
@@ -444,21 +450,21 @@ class SqlBackend(Backend):
                     deactivated_at = row.deactivated_at or now
                 version = row.version + 1
                 conn.execute(
-                    users.update()
-                    .where(users.c.id == user_id)
-                    .values(
-                        user_name=cols.user_name,
-                        user_name_lower=cols.user_name_lower,
-                        primary_email_lower=cols.primary_email_lower,
-                        external_id=cols.external_id,
-                        display_name=cols.display_name,
-                        active=cols.active,
-                        deleted=deleted,
-                        data=stored,
-                        last_modified=now,
-                        deactivated_at=deactivated_at,
-                        version=version,
-                    )
+                    _UPDATE_USER,
+                    {
+                        "user_id_": user_id,
+                        "user_name": cols.user_name,
+                        "user_name_lower": cols.user_name_lower,
+                        "primary_email_lower": cols.primary_email_lower,
+                        "external_id": cols.external_id,
+                        "display_name": cols.display_name,
+                        "active": cols.active,
+                        "deleted": deleted,
+                        "data": stored,
+                        "last_modified": now,
+                        "deactivated_at": deactivated_at,
+                        "version": version,
+                    },
                 )
                 if email_values(row.data) != email_values(stored):
                     self._write_emails(conn, tenant, user_id, stored, replace=True)
