@@ -189,6 +189,11 @@ _USER_GROUPS = (
 # VALUES clauses follow the keys given), so a call builds no statement and computes no cache key.
 _INSERT_USER = users.insert()
 _UPDATE_USER = users.update().where(users.c.id == sa.bindparam("user_id_"))
+# PostgreSQL's per-tenant write lock (every write of a tenant takes it first).
+_ENSURE_TENANT_ROW = postgresql.insert(tenant_state).on_conflict_do_nothing()
+_LOCK_TENANT_ROW = (
+    sa.select(tenant_state.c.tenant_id).where(tenant_state.c.tenant_id == sa.bindparam("tenant_id")).with_for_update()
+)
 
 
 class SqlBackend(Backend):
@@ -271,10 +276,8 @@ class SqlBackend(Backend):
         # SQLite: BEGIN IMMEDIATE already serialises every writer. PostgreSQL: lock the tenant's row.
         if not self._postgres:
             return
-        conn.execute(
-            postgresql.insert(tenant_state).values(tenant_id=tenant.id).on_conflict_do_nothing(),
-        )
-        conn.execute(sa.select(tenant_state.c.tenant_id).where(tenant_state.c.tenant_id == tenant.id).with_for_update())
+        conn.execute(_ENSURE_TENANT_ROW, {"tenant_id": tenant.id})
+        conn.execute(_LOCK_TENANT_ROW, {"tenant_id": tenant.id})
 
     def _find_conflict(
         self, conn: Connection, tenant: Tenant, keys: rules.UserKeys, exclude_id: str | None
