@@ -74,7 +74,7 @@ class Attribute:
 
     def sub(self, name: str) -> Attribute | None:
         """The sub-attribute called ``name`` (case-insensitive), or None."""
-        return _find(self.sub_attributes, name)
+        return _by_name(self, self.sub_attributes).get(name.lower())
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,7 @@ class Schema:
 
     def attribute(self, name: str) -> Attribute | None:
         """The top-level attribute called ``name`` (case-insensitive), or None."""
-        return _find(self.attributes, name)
+        return _by_name(self, self.attributes).get(name.lower())
 
 
 @dataclass(frozen=True)
@@ -118,10 +118,15 @@ class ResourceTypeDef:
 
     def extension(self, urn: str) -> Schema | None:
         """The extension schema whose id is ``urn`` (case-insensitive), or None."""
-        for ext, _required in self.extensions:
-            if ext.id.lower() == urn.lower():
-                return ext
-        return None
+        if not self.extensions:
+            return None
+        by_id = self.__dict__.get("_by_id")
+        if by_id is None:
+            by_id = {}
+            for ext, _required in self.extensions:
+                by_id.setdefault(ext.id.lower(), ext)
+            object.__setattr__(self, "_by_id", by_id)
+        return by_id.get(urn.lower())
 
 
 @dataclass(frozen=True)
@@ -143,6 +148,18 @@ class ResolvedAttribute:
         if self.sub_attribute is None:
             return self.attribute.name
         return f"{self.attribute.name}.{self.sub_attribute.name}"
+
+
+def _by_name(owner: Any, attributes: tuple[Attribute, ...]) -> dict[str, Attribute]:
+    """``attributes`` by lower-cased name (the first of a name wins, as in :func:`_find`), built once per
+    definition: name lookups run for every key of every resource rendered or projected."""
+    found = owner.__dict__.get("_by_name")
+    if found is None:
+        found = {}
+        for attribute in attributes:
+            found.setdefault(attribute.name.lower(), attribute)
+        object.__setattr__(owner, "_by_name", found)
+    return found
 
 
 def _find(attributes: tuple[Attribute, ...], name: str) -> Attribute | None:

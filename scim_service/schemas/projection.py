@@ -135,9 +135,13 @@ def _subs(attribute: Attribute, value: Any, keep: Callable[[Attribute], bool]) -
     return _DROP if kept_one == {} else kept_one
 
 
-def _find(attributes: tuple[Attribute, ...], name: str) -> Attribute | None:
-    lowered = name.lower()
-    return next((a for a in attributes if a.name.lower() == lowered), None)
+@functools.lru_cache(maxsize=64)
+def _core_attributes(resource: ResourceTypeDef) -> dict[str, Attribute]:
+    """The common and core attributes of ``resource`` by lower-cased name (the first of a name wins)."""
+    found: dict[str, Attribute] = {}
+    for attribute in COMMON_ATTRIBUTES + resource.schema.attributes:
+        found.setdefault(attribute.name.lower(), attribute)
+    return found
 
 
 def project(
@@ -151,7 +155,7 @@ def project(
     Keys of ``document`` that no schema defines are kept unless ``attributes`` was given.
     """
     selection = _Selection.of(resource, attributes, excluded)
-    core_attributes = COMMON_ATTRIBUTES + resource.schema.attributes
+    core_attributes = _core_attributes(resource)
     result: dict[str, Any] = {}
     for key, value in document.items():
         if key == "schemas":
@@ -173,7 +177,7 @@ def project(
                 if kept:
                     result[key] = kept
             continue
-        attribute = _find(core_attributes, key)
+        attribute = core_attributes.get(key.lower())
         if attribute is None:
             if selection.requested is None:
                 result[key] = value
