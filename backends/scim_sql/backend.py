@@ -563,19 +563,29 @@ class SqlBackend(Backend):
             condition = sa.and_(condition, compiler.where(query.filter, tenant_id=tenant.id))
         keys = compiler.sort_keys(query.sort_by, query.descending)
         order = [key.desc() if desc else key.asc() for key, desc in keys]
-        total = int(conn.execute(sa.select(sa.func.count()).select_from(table).where(condition)).scalar_one())
+
+        def count() -> int:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(table).where(condition)).scalar_one())
+
+        # The page is read first: a page that is not full, with rows or at the start, gives the exact
+        # total by itself (what precedes it plus what it holds), so the count(*) (a scan of the matches:
+        # the whole tenant for a plain list) runs only for a full or an empty-past-the-start page. An
+        # IdP's `userName eq` lookup before every create is such a short page.
         if query.cursor is None:
             start = max(query.start_index, 1)
-            if query.count <= 0 or total < start:
-                return [], total, None
+            if query.count <= 0:
+                return [], count(), None
             stmt = sa.select(table).where(condition).order_by(*order).limit(query.count).offset(start - 1)
-            return list(conn.execute(stmt).all()), total, None
+            rows = list(conn.execute(stmt).all())
+            if len(rows) < query.count and (rows or start == 1):
+                return rows, start - 1 + len(rows), None
+            return rows, count(), None
         fingerprint = query_fingerprint(resource, tenant, query)
         seek = condition
         if query.cursor:
             seek = sa.and_(condition, after_key(keys, decode_cursor(query.cursor, fingerprint, len(keys))))
         if query.count <= 0:
-            return [], total, None
+            return [], count(), None
         labels = [f"_scim_key_{i}" for i in range(len(keys))]
         stmt = (
             sa.select(table, *[key.label(name) for (key, _desc), name in zip(keys, labels, strict=True)])
@@ -585,10 +595,11 @@ class SqlBackend(Backend):
         )
         rows = list(conn.execute(stmt).all())
         if len(rows) <= query.count:
-            return rows, total, None
+            # The last page; the first one too when no cursor was given: then it holds every match.
+            return rows, len(rows) if not query.cursor else count(), None
         rows = rows[: query.count]
         last = rows[-1]._mapping
-        return rows, total, encode_cursor(fingerprint, [last[name] for name in labels])
+        return rows, count(), encode_cursor(fingerprint, [last[name] for name in labels])
 
     @_guard
     def count_seats(self, tenant: Tenant) -> int:
