@@ -82,7 +82,7 @@ def comparison_key(text: str) -> str:
     are the same name (uniqueness) and a filter's ``eq`` matches when the keys are equal.
 
     In order: Unicode NFKC (composed and compatibility forms: ``e`` + U+0301 is ``é``, fullwidth
-    ``ｂ`` is ``b``, the ligature ``ﬁ`` is ``fi``, NBSP is a space), ``str.casefold()`` (``ß`` is
+    ``b`` (U+FF42) is ``b``, the ligature ``ﬁ`` is ``fi``, NBSP is a space), ``str.casefold()`` (``ß`` is
     ``ss``), NFKC again (casefolding can leave a decomposed form); then U+200B, U+2060 and U+FEFF are
     removed everywhere, and whitespace and zero-width characters (U+200B, U+200C, U+200D, U+2060,
     U+FEFF) at both ends. Whitespace inside is kept as it is. The key of a key is itself.
