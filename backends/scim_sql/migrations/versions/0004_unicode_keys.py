@@ -8,10 +8,10 @@ removed everywhere and whitespace and zero-width characters removed at both ends
 ``scim_service.rules.comparison_key`` below: a migration must not import live code).
 
 Two users of a tenant whose userNames were different under ``lower()`` may share a key (``café`` in
-NFC and NFD, ``bob`` and ``bob\\u00a0``, fullwidth ``bob`` (U+FF42 U+FF4F U+FF42)), and so may two groups' displayNames. The upgrade
-reads everything first and then stops with one line naming the colliding values, before changing
-anything; rename or delete all but one of each and run it again. Primary emails never stop it (they
-are not unique in the database: a tenant matching by userName only may share them).
+NFC and NFD, ``bob`` and ``bob\\u00a0``, fullwidth ``bob``), and so may two groups' displayNames.
+The upgrade reads everything first and then stops with one line naming the colliding values, before
+changing anything; rename or delete all but one of each and run it again. Primary emails never stop it
+(they are not unique in the database: a tenant matching by userName only may share them).
 
 Rows are read in batches in primary-key order. The unique indexes are dropped while the keys are
 rewritten and built again after (a row's new key may equal another row's old key mid-way).
