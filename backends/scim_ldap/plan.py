@@ -14,8 +14,8 @@ evaluator's by construction and the directory only narrows what is read.
 ``eq`` on a name (userName, emails.value, a group's displayName: the evaluator's
 :func:`~scim_service.query.evaluator.compares_by_key`) compares comparison keys
 (:func:`scim_service.rules.comparison_key`), which the directory's matching rules only approximate: it
-is pushed as the necessary condition "equal, by the directory's rule, to the value as sent or to its
-key" and decided in Python, as the backend's uniqueness checks decide it.
+is pushed as the necessary condition "holds the key's letters and digits in order" and decided in
+Python, as the backend's uniqueness checks decide it.
 """
 
 from __future__ import annotations
@@ -171,21 +171,19 @@ class FilterSplitter:
         return TRUE, False
 
     def _key_candidates(self, f: Compare, wrap: Callable[[Compare], Filter]) -> str:
-        """A necessary condition of ``f`` (an ``eq`` on a name): the directory's equality on the value as
-        sent, or the key's characters in order (:func:`~scim_ldap.filters.key_pattern`), which every
-        value with that comparison key holds; Python then compares the keys exactly, as the backend's
-        uniqueness checks do."""
+        """A necessary condition of ``f`` (an ``eq`` on a name): the key's characters in order
+        (:func:`~scim_ldap.filters.key_pattern`), which every value with that comparison key holds;
+        Python then compares the keys exactly, as the backend's uniqueness checks do."""
         assert isinstance(f.value, str)
         pattern = key_pattern(comparison_key(f.value))
         if pattern is None:
             return TRUE
         try:
-            equal = self.compiler.compile(wrap(Compare(f.path, "eq", f.value)))
-            # Compile a "co" (the mapping's attribute and guards), then put the ordered pattern in.
-            ordered = self.compiler.compile(wrap(Compare(f.path, "co", _MARK))).replace(f"*{_MARK}*", pattern)
+            # Compile a "co" (the mapping's attribute and guards), then put the ordered pattern in. (An
+            # "or" with the equality as sent would add nothing: every such entry holds the pattern.)
+            return self.compiler.compile(wrap(Compare(f.path, "co", _MARK))).replace(f"*{_MARK}*", pattern)
         except InvalidFilter:
             return TRUE
-        return _or(equal, ordered)
 
     def _element_condition(self, outer: ValuePath, f: Filter, evaluated: list[str]) -> str:
         """A necessary condition of ``outer`` from the comparisons on ``value`` inside it.
