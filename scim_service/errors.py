@@ -128,9 +128,14 @@ class NotFound(ScimError):
 
 
 class MethodNotAllowed(ScimError):
-    """The endpoint exists but not with this HTTP method (405)."""
+    """The endpoint exists but not with this HTTP method (405); ``allowed`` are the endpoint's own
+    methods, sent in the ``Allow`` header (RFC 9110 §15.5.6)."""
 
     status = 405
+
+    def __init__(self, detail: str, *, allowed: tuple[str, ...] = ()) -> None:
+        super().__init__(detail)
+        self.allowed = allowed
 
 
 class UniquenessConflict(ScimError):

@@ -68,12 +68,12 @@ def _routing_error() -> Response | None:
     if failure is None or not (request.path == base or request.path.startswith(base + "/")):
         return None
     if isinstance(failure, WerkzeugMethodNotAllowed):
-        allowed = ", ".join(sorted(failure.valid_methods or METHODS))
-        response = error_response(
-            MethodNotAllowed(f"{request.method} is not allowed on this endpoint (allowed: {allowed}).")
+        allowed = tuple(sorted(failure.valid_methods or METHODS))
+        return error_response(
+            MethodNotAllowed(
+                f"{request.method} is not allowed on this endpoint (allowed: {', '.join(allowed)}).", allowed=allowed
+            )
         )
-        response.headers["Allow"] = allowed
-        return response
     return error_response(NotFound(f"No SCIM endpoint at '{request.path[len(base) :]}'."))
 
 
