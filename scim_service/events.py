@@ -96,7 +96,7 @@ class EventHooks:
                 log.exception(
                     "the %s hook of plugin %s failed; the change is stored and the client was answered normally",
                     name,
-                    impl.plugin_name,
+                    key,
                 )
             else:
                 succeeded.add(key)

@@ -224,9 +224,11 @@ class OutboxStore:
         since: datetime | None = None,
         resource: tuple[str, str, str] | None = None,
         limit: int | None = None,
+        newest: bool = False,
     ) -> list[StoredEvent]:
-        """Events oldest first (by id, the order they were written), narrowed by each argument given."""
-        query = sa.select(events).order_by(events.c.id)
+        """Events oldest first (by id, the order they were written), narrowed by each argument given;
+        ``newest`` with ``limit``: the last ``limit`` of them (still oldest first)."""
+        query = sa.select(events).order_by(events.c.id.desc() if newest else events.c.id)
         if org_id is not None:
             query = query.where(events.c.org_id == org_id)
         if undelivered:
@@ -240,7 +242,8 @@ class OutboxStore:
         if limit is not None:
             query = query.limit(limit)
         with read_transaction(self.engine) as conn:
-            return [_row(r) for r in conn.execute(query)]
+            found = [_row(r) for r in conn.execute(query)]
+        return found[::-1] if newest else found
 
     def count_undelivered(self, org_id: str | None = None) -> int:
         """How many events still wait for a plugin."""
