@@ -7,7 +7,7 @@ raised. The other implementations still run.
 
 With an outbox (:class:`~scim_service.outbox.Outbox`, which the extension always sets up) every event
 is first written to the service database and then delivered; an implementation that failed gets the
-event again later, in order per resource (docs/embedding.md, "Change events").
+event again later, in order per resource (docs/embedding.md, "Delivery: the outbox").
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The change-event outbox: each change event is written to the service database, then delivered to
 the hook implementations, and retried until every implementation has it.
 
-The guarantee (docs/embedding.md, "Change events"):
+The guarantee (docs/embedding.md, "Delivery: the outbox"):
 
 * **At least once.** An event is written (``scim_events``) right after the backend committed the
   change, then the implementations are called. One that raises gets the event again later: on the next
