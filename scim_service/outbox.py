@@ -227,11 +227,14 @@ class Outbox:
         tenant: Tenant = kwargs["tenant"]
         resource_type, resource_id = resource_of(event, kwargs)
         impls = self.hooks.implementations(event)
+        if not impls:
+            # Nobody waits for it: not written, so a service without event plugins pays nothing for the
+            # outbox (docs/performance.md's per-request costs). A replay cannot hand it to a hook added later.
+            self.maybe_retry()
+            return
         try:
-            # An event nobody implements is written as delivered, in one transaction: a later replay
-            # can still hand it to a hook added since.
             stored, earlier = self.store.append(
-                tenant.id, event, resource_type, resource_id, encode_payload(event, kwargs), delivered=not impls
+                tenant.id, event, resource_type, resource_id, encode_payload(event, kwargs)
             )
         except Exception:
             # The window the module docstring describes: the change is stored, its event is not.
@@ -242,9 +245,6 @@ class Outbox:
                 resource_id,
             )
             self.hooks.call(event, kwargs, impls)
-            return
-        if not impls:
-            self.maybe_retry()
             return
         blocked: set[str] = set()
         for old in earlier:

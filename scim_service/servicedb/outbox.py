@@ -110,12 +110,10 @@ class OutboxStore:
         return _utc(self.clock()) or datetime.now(UTC)
 
     def append(
-        self, org_id: str, event: str, resource_type: str, resource_id: str, payload: str, *, delivered: bool = False
+        self, org_id: str, event: str, resource_type: str, resource_id: str, payload: str
     ) -> tuple[StoredEvent, list[StoredEvent]]:
         """Write a new event, claimed by the caller for delivery; return it and the earlier undelivered
         events of the same resource (oldest first), which must go to a plugin before it does.
-        ``delivered``: an event no implementation waits for, written as delivered (and nothing returned
-        of its resource).
 
         The look for earlier events and the insert are one transaction under a lock on the resource
         (SQLite's write lock, a PostgreSQL advisory lock), so two workers appending events of one
@@ -133,10 +131,6 @@ class OutboxStore:
         }
 
         def work(conn: Connection) -> tuple[StoredEvent, list[StoredEvent]]:
-            if delivered:
-                values = {**common, "delivered_at": now, "delivered_to": "[]"}
-                new_id = int(conn.execute(events.insert().values(values)).inserted_primary_key[0])  # type: ignore[index]
-                return _row(_Values(id=new_id, **values)), []
             if conn.dialect.name == "postgresql":
                 key = zlib.crc32(f"{org_id}/{resource_type}/{resource_id}".encode()) - 2**31
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
