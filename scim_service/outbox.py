@@ -292,7 +292,8 @@ class Outbox:
                 failed = {k: f"unreadable payload: {type(exc).__name__}: {exc}" for k, _ in due}
             else:
                 succeeded, failed = self.hooks.call(event.event, args, due)
-        have = (set(event.delivered_to) | succeeded) - set(failed)
+        # A replay's failure does not take the event back from a plugin that had it: it is reported.
+        have = set(event.delivered_to) | succeeded
         missing = keys - have
         error = _safe_error(next(iter(failed.values()))) if failed else None
         self.store.finish(

@@ -172,8 +172,17 @@ def test_a_failed_hook_gets_the_event_again_from_events_deliver(tmp_path, closin
     assert "1 delivered, 0 failed, 0 waiting" in done.stdout
     assert mirror.users == {alice: {"userName": "alice", "active": True, "org": "acme"}}
     assert listed(app, "--undelivered") == []
-    assert [e["status"] for e in listed(app)] == ["delivered"]
+    [delivered] = listed(app)
+    assert delivered["status"] == "delivered" and delivered["attempts"] == 3
+    # The outbox knows the plugin by a name that is the same in every process: its module and class.
+    assert delivered["delivered_to"] == [f"{Mirror.__module__}.Mirror"]
     assert mirror.calls == [("created", "alice")] * 3
+
+    # A replay that fails is reported (exit 1) and leaves the event delivered.
+    mirror.fail = 1
+    replayed = cli(app, "events", "replay", "--since", str(delivered["id"]))
+    assert replayed.exit_code == 1 and "0 delivered, 1 failed" in replayed.stdout
+    assert listed(app)[0]["status"] == "delivered"
 
 
 @pytest.mark.parametrize("api_database", BACKENDS, indirect=True)
@@ -357,3 +366,22 @@ def test_deleting_an_organization_deletes_its_events(tmp_path, closing):
     assert len(listed(app, "--org", "acme")) == 1
     assert cli(app, "orgs", "delete", "acme", "--yes").exit_code == 0
     assert listed(app) == []
+
+
+@pytest.mark.parametrize("api_database", BACKENDS, indirect=True)
+def test_another_worker_delivers_what_the_first_one_could_not(tmp_path, closing):
+    # Two processes on one service database (two gunicorn workers); the host's mirror is shared, as its
+    # own database would be.
+    mirror = Mirror(fail=1)
+    first, scim = host_app(tmp_path, mirror)
+    closing(first)
+    second = Flask("worker-2", instance_path=str(tmp_path))
+    second.config.update(get_state(first).config)
+    ScimService(second, plugins=[mirror])
+    closing(second)
+    alice = scim.create_user("alice")["id"]  # worker 1: the mirror fails
+    later(get_state(second), timedelta(minutes=1))
+    other = Scim(second.test_client(), scim.token)
+    assert other.put(f"/Users/{alice}", user("alice", title="Boss")).status_code == 200  # worker 2
+    assert [c[0] for c in mirror.calls] == ["created", "created", "updated"]
+    assert get_state(second).outbox.store.count_undelivered() == 0
