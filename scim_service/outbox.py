@@ -246,10 +246,15 @@ class Outbox:
             )
             self.hooks.call(event, kwargs, impls)
             return
-        blocked: set[str] = set()
-        for old in earlier:
-            blocked |= self._try(old, blocked, respect_backoff=True)[0]
-        self._deliver(stored, blocked, kwargs=kwargs, impls=impls)
+        try:
+            blocked: set[str] = set()
+            for old in earlier:
+                blocked |= self._try(old, blocked, respect_backoff=True)[0]
+            self._deliver(stored, blocked, kwargs=kwargs, impls=impls)
+        except Exception:
+            # The change is stored and the client must hear so; the event stays in the outbox, and once
+            # its claim expires a retry delivers it (again, to any implementation that already had it).
+            log.exception("delivering the %s event %d failed; it stays in the outbox for a retry", event, stored.id)
         self.maybe_retry()
 
     # -- one event -------------------------------------------------------------------------------

@@ -385,3 +385,27 @@ def test_another_worker_delivers_what_the_first_one_could_not(tmp_path, closing)
     assert other.put(f"/Users/{alice}", user("alice", title="Boss")).status_code == 200  # worker 2
     assert [c[0] for c in mirror.calls] == ["created", "created", "updated"]
     assert get_state(second).outbox.store.count_undelivered() == 0
+
+
+class TableDropper:
+    """A host hook that takes the outbox away while it runs: recording the delivery then fails."""
+
+    def __init__(self) -> None:
+        self.app: Flask | None = None
+
+    @hookimpl
+    def scim_user_created(self, tenant: Tenant, user: UserRecord) -> None:
+        assert self.app is not None
+        with get_state(self.app).service_engine.begin() as conn:
+            conn.execute(sa.text("DROP TABLE scim_events"))
+
+
+def test_an_outbox_that_fails_after_the_hooks_ran_still_answers_the_change(tmp_path, closing, caplog):
+    dropper = TableDropper()
+    app, scim = host_app(tmp_path, dropper)
+    closing(app)
+    dropper.app = app
+    with caplog.at_level(logging.ERROR, logger="scim_service.outbox"):
+        created = scim.post("/Users", user("alice"))
+    assert created.status_code == 201, created.get_data(as_text=True)
+    assert "stays in the outbox for a retry" in caplog.text
