@@ -265,9 +265,18 @@ class Outbox:
         """Claim and deliver ``event``; return the plugins that do not have it (so must not get later
         events of its resource in this run) and whether an implementation failed. An event held by
         someone else or in its backoff is left as it is."""
+        missing = {key for key, _ in self.hooks.implementations(event.event)} - event.delivered_to
+        now = self.store.now()
+        # What the row already says saves a write transaction per event a retry cannot deliver anyway.
+        if not replay and (
+            (missing and not missing - blocked)  # every plugin it waits for waits for an earlier event
+            or (event.locked_until is not None and event.locked_until > now)
+            or (respect_backoff and event.next_attempt_at is not None and event.next_attempt_at > now)
+        ):
+            return missing, False
         fresh = self.store.claim(event.id, respect_backoff=respect_backoff)
         if fresh is None:
-            return {key for key, _ in self.hooks.implementations(event.event)} - event.delivered_to, False
+            return missing, False
         if fresh.delivered_at is not None and not replay:
             self.store.release(fresh.id)  # another deliverer finished it meanwhile
             return set(), False

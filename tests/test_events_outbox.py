@@ -409,3 +409,15 @@ def test_an_outbox_that_fails_after_the_hooks_ran_still_answers_the_change(tmp_p
         created = scim.post("/Users", user("alice"))
     assert created.status_code == 201, created.get_data(as_text=True)
     assert "stays in the outbox for a retry" in caplog.text
+
+
+@pytest.mark.parametrize("api_database", BACKENDS, indirect=True)
+def test_an_event_whose_waiting_plugin_is_gone_is_marked_delivered(tmp_path, closing):
+    mirror = Mirror(fail=1)
+    app, scim = host_app(tmp_path, mirror)
+    closing(app)
+    scim.create_user("alice")
+    get_state(app).pm.unregister(mirror)  # the host dropped its mirror
+    result = cli(app, "events", "deliver")
+    assert "1 delivered" in result.stdout
+    assert listed(app, "--undelivered") == []
