@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -421,3 +422,49 @@ def test_an_event_whose_waiting_plugin_is_gone_is_marked_delivered(tmp_path, clo
     result = cli(app, "events", "deliver")
     assert "1 delivered" in result.stdout
     assert listed(app, "--undelivered") == []
+
+
+class EveryThirdFails:
+    """A mirror whose every third call fails; it records the versions it took, in the order it took them."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.calls = 0
+        self.taken: list[str] = []
+
+    @hookimpl
+    def scim_user_updated(self, tenant: Tenant, user: UserRecord) -> None:
+        with self.lock:
+            self.calls += 1
+            if self.calls % 3 == 0:
+                raise RuntimeError("flaky host")
+            self.taken.append(user.version)
+
+
+@pytest.mark.parametrize("api_database", BACKENDS, indirect=True)
+def test_concurrent_changes_of_one_user_reach_a_flaky_hook_in_the_outbox_order(tmp_path, closing):
+    mirror = EveryThirdFails()
+    app, scim = host_app(tmp_path, mirror)
+    closing(app)
+    state = get_state(app)
+    alice = scim.create_user("alice")["id"]
+
+    def writer(n: int) -> None:
+        client = Scim(app.test_client(), scim.token)
+        for i in range(5):
+            answer = client.patch(f"/Users/{alice}", [{"op": "replace", "path": "title", "value": f"t{n}-{i}"}])
+            assert answer.status_code == 200, answer.get_data(as_text=True)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for _ in range(20):  # retry until the flaky host has everything
+        if not state.outbox.store.count_undelivered():
+            break
+        cli(app, "events", "deliver")
+    written = [e.payload for e in state.outbox.store.query(resource=(state.store.get_org("acme").id, "User", alice))]
+    assert len(written) == 20 and state.outbox.store.count_undelivered() == 0
+    versions = [json.loads(p)["user"]["version"] for p in written]
+    assert mirror.taken == versions  # every update, once, in the order the outbox has them
