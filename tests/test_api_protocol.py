@@ -218,7 +218,6 @@ def test_unknown_routes_and_methods_are_scim_errors(scim):
     assert_scim_error(scim.get("/Bulk"), 405)
 
 
-
 def test_oversized_body_is_413(tmp_path):
     app = make_app(tmp_path, SCIM_MAX_BODY_BYTES=1000)
     client = Scim(app.test_client(), new_org(get_state(app), "acme"))
