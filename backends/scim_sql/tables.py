@@ -15,6 +15,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
 
 from scim_service.query.evaluator import get_ci
+from scim_service.rules import comparison_key
 
 EMAIL_MAX = 512  # characters of a lower-cased email value the side table keeps
 
@@ -91,7 +92,7 @@ groups = sa.Table(
     sa.Column("last_modified", UtcDateTime(), nullable=False),
     sa.Column("version", sa.Integer(), nullable=False),
     # rules.group_name_key(display_name): the unique index makes a group's name unique per tenant,
-    # case-insensitively, even when two writers race (revision 0003).
+    # by its comparison key, even when two writers race (revisions 0003 and 0004).
     sa.Column("display_name_key", sa.String(512), nullable=True),
     sa.Index("ix_scim_groups_tenant_display_name", "tenant_id", "display_name"),
     sa.Index("uq_scim_groups_tenant_display_name_key", "tenant_id", "display_name_key", unique=True),
@@ -122,7 +123,8 @@ tenant_state = sa.Table(
 )
 
 # One row per string ``value`` of a user's ``emails`` elements, lower-cased with ``str.lower()`` and cut to
-# EMAIL_MAX characters: the index behind ``emails.value eq`` / ``sw`` filters. Kept in step with the
+# EMAIL_MAX characters (``value_lower``: the index behind ``emails.value sw``), and its comparison key
+# (``value_key``, rules.comparison_key, cut the same way: the index behind ``eq``; revision 0004). Kept in step with the
 # document by every user write (see ``email_values``); the rows of a soft-deleted user stay (the user
 # rows' ``deleted`` flag hides it from every filter). On PostgreSQL the column sorts in the ``C``
 # collation (code point order), so a prefix becomes an index range that means the same as in Python.
@@ -142,12 +144,16 @@ user_emails = sa.Table(
         sa.String(EMAIL_MAX).with_variant(sa.String(EMAIL_MAX, collation="C"), "postgresql"),
         nullable=False,
     ),
+    # Nullable only because revision 0004 adds it to filled tables; every write sets it.
+    sa.Column("value_key", sa.String(EMAIL_MAX), nullable=True),
     sa.Index("ix_scim_user_emails_tenant_value", "tenant_id", "value_lower", "user_id"),
+    sa.Index("ix_scim_user_emails_tenant_key", "tenant_id", "value_key", "user_id"),
 )
 
 
-def email_values(data: Mapping[str, Any]) -> list[tuple[int, str]]:
-    """The side-table rows of a user document: (position of the element, lower-cased value, cut to EMAIL_MAX).
+def email_values(data: Mapping[str, Any]) -> list[tuple[int, str, str]]:
+    """The side-table rows of a user document: (position of the element, lower-cased value, comparison
+    key), the two texts cut to EMAIL_MAX.
 
     Exactly the values the reference evaluator reaches through ``emails.value`` and through
     ``emails[value ...]``: ``emails`` is a list (or a single complex value), and every element that is
@@ -155,18 +161,18 @@ def email_values(data: Mapping[str, Any]) -> list[tuple[int, str]]:
     """
     top = get_ci(data, "emails")
     elements = top if isinstance(top, list | tuple) else [top]
-    out: list[tuple[int, str]] = []
+    out: list[tuple[int, str, str]] = []
     for position, element in enumerate(elements):
         if isinstance(element, Mapping):
             value = get_ci(element, "value")
             if isinstance(value, str):
-                out.append((position, value.lower()[:EMAIL_MAX]))
+                out.append((position, value.lower()[:EMAIL_MAX], comparison_key(value)[:EMAIL_MAX]))
     return out
 
 
 def email_rows(tenant_id: str, user_id: str, data: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The ``scim_user_emails`` rows of one user, ready for an insert."""
     return [
-        {"user_id": user_id, "ordinal": position, "tenant_id": tenant_id, "value_lower": value}
-        for position, value in email_values(data)
+        {"user_id": user_id, "ordinal": position, "tenant_id": tenant_id, "value_lower": value, "value_key": key}
+        for position, value, key in email_values(data)
     ]
