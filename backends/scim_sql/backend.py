@@ -537,7 +537,8 @@ class SqlBackend(Backend):
     @_guard
     def list_users(self, tenant: Tenant, query: ListQuery) -> Page[UserRecord]:
         """Filter, sort, page and count in SQL, in one read transaction (index or keyset cursor paging)."""
-        condition = sa.and_(users.c.tenant_id == tenant.id, users.c.deleted.is_(sa.false()))
+        # "= false", not "IS false": PostgreSQL uses an index only for the former (deleted is NOT NULL).
+        condition = sa.and_(users.c.tenant_id == tenant.id, users.c.deleted == sa.false())
         with read_transaction(self.engine) as conn:
             rows, total, next_cursor = self._select_page(conn, "User", tenant, condition, query)
             by_user = self._user_groups(conn, tenant, [r.id for r in rows]) if query.include_groups and rows else {}

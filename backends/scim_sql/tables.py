@@ -78,6 +78,8 @@ users = sa.Table(
     sa.Index("ix_scim_users_tenant_external_id", "tenant_id", "external_id"),
     sa.Index("ix_scim_users_tenant_display_name", "tenant_id", "display_name"),
     sa.Index("ix_scim_users_tenant_last_modified", "tenant_id", "last_modified"),
+    # A tenant's plain list and its total: the count reads the index alone, a page its rows in id order.
+    sa.Index("ix_scim_users_tenant_deleted_id", "tenant_id", "deleted", "id"),
 )
 
 groups = sa.Table(
