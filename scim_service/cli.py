@@ -264,7 +264,7 @@ def db_upgrade(state: ScimState) -> None:
     """Create or upgrade the service tables, then the storage backend's schema."""
     # The lines below say what was done; alembic's own INFO chatter would only repeat it.
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    before, after = upgrade_service_db(state.service_engine)
+    before, after = upgrade_service_db(state.service_engine, state.store.tables.prefix)
     if before == after:
         _info(f"service tables: already at revision {after}")
     else:

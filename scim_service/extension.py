@@ -28,6 +28,7 @@ from scim_service.reader import GroupReader, UserReader
 from scim_service.schemas.definitions import RESOURCE_TYPES, ResourceTypeDef
 from scim_service.schemas.extensions import ExtensionFileError, build_resource_types, load_extensions_file
 from scim_service.servicedb.store import ServiceStore
+from scim_service.servicedb.tables import tables_for
 from scim_service.sqlengine import make_engine
 from scim_service.state import EXTENSION_KEY, ScimState, get_state
 
@@ -79,6 +80,7 @@ class ScimService:
             retention=config["SCIM_PROVISIONING_LOG_RETENTION"],
             prune_every=int(config["SCIM_PROVISIONING_LOG_PRUNE_EVERY"]),
             expiry_warning=config["SCIM_TOKEN_EXPIRY_WARNING"],
+            tables=tables_for(config["SCIM_TABLE_PREFIX"]),
         )
         pm = make_plugin_manager(
             self._plugins,

@@ -31,7 +31,7 @@ from scim_service.model import GROUP_SCHEMA, USER_SCHEMA
 from scim_service.query.ast import And, AttrPath, Compare, Filter, Not, Or, Present, Value, ValuePath
 from scim_service.query.evaluator import parse_datetime
 from scim_sql.dialects import Expr, JsonOps, Pred, json_ops
-from scim_sql.tables import EMAIL_MAX, group_members, groups, user_emails, users
+from scim_sql.tables import EMAIL_MAX, SqlTables, tables_for
 
 __all__ = ["FilterCompiler", "prefix_end"]
 
@@ -393,7 +393,8 @@ class FilterCompiler:
     ``resource`` is "User" or "Group"; ``dialect_name`` the engine's dialect (sqlite or postgresql).
     The expressions do not include the tenant or soft-delete conditions: the backend adds those.
     ``email_index`` False compiles every ``emails.value`` test through the JSON document, as before the
-    email side table existed (the query plan test compares the two).
+    email side table existed (the query plan test compares the two). ``tables``: the backend's tables
+    (named with its ``SCIM_TABLE_PREFIX``; the default prefix's when not given).
     """
 
     def __init__(
@@ -403,10 +404,12 @@ class FilterCompiler:
         *,
         lower_collation: str | None = None,
         email_index: bool = True,
+        tables: SqlTables | None = None,
     ) -> None:
         self.resource = resource
         self.ops: JsonOps = json_ops(dialect_name, lower_collation)
-        self.table = users if resource == "User" else groups
+        self.tables = tables or tables_for()
+        self.table = self.tables.users if resource == "User" else self.tables.groups
         self.email_index = email_index and resource == "User"
 
     # filters
@@ -520,16 +523,18 @@ class FilterCompiler:
             raise InvalidFilter(f"the sql backend cannot filter or sort on meta.{sub}")
         if self.resource == "User":
             if attr == "userName":
-                lowered = users.c.user_name_lower if not path.case_exact else None
-                return ColumnSource(ColumnLeaf(ops, users.c.user_name, "string", lowered))
+                lowered = self.tables.users.c.user_name_lower if not path.case_exact else None
+                return ColumnSource(ColumnLeaf(ops, self.tables.users.c.user_name, "string", lowered))
             # ``active`` is read from the document, not the ``active`` column: a PATCH may remove it, and
             # an unassigned ``active`` has no value for filters and sorting (the column, used by the seat
             # and matching rules, still counts it as active).
             if attr == "groups":
-                gm, g = group_members.alias("gm"), groups.alias("g")
+                gm, g = self.tables.group_members.alias("gm"), self.tables.groups.alias("g")
                 return MembershipSource(
                     from_=gm.join(g, g.c.id == gm.c.group_id),
-                    where=sa.and_(gm.c.member_id == users.c.id, gm.c.tenant_id == users.c.tenant_id),
+                    where=sa.and_(
+                        gm.c.member_id == self.tables.users.c.id, gm.c.tenant_id == self.tables.users.c.tenant_id
+                    ),
                     columns={
                         "value": ColumnLeaf(ops, gm.c.group_id, "string"),
                         "display": ColumnLeaf(ops, g.c.display_name, "string"),
@@ -537,10 +542,10 @@ class FilterCompiler:
                     },
                 )
         elif attr == "members":
-            gm = group_members.alias("gm")
+            gm = self.tables.group_members.alias("gm")
             return MembershipSource(
                 from_=gm,
-                where=gm.c.group_id == groups.c.id,
+                where=gm.c.group_id == self.tables.groups.c.id,
                 columns={
                     "value": ColumnLeaf(ops, gm.c.member_id, "string"),
                     "display": ColumnLeaf(ops, gm.c.display, "string"),
@@ -580,7 +585,7 @@ class FilterCompiler:
         if not isinstance(value, str) or isinstance(value, bool):
             return None
         lowered = value.lower()
-        e = user_emails.alias("ue")
+        e = self.tables.user_emails.alias("ue")
         if op == "eq" and len(lowered) < EMAIL_MAX:
             match = e.c.value_lower == lowered
         elif op == "sw" and len(lowered) <= EMAIL_MAX:
@@ -593,9 +598,13 @@ class FilterCompiler:
         else:
             return None
         if tenant_id is None:
-            return sa.exists(sa.select(1).where(e.c.user_id == users.c.id, e.c.tenant_id == users.c.tenant_id, match))
+            return sa.exists(
+                sa.select(1).where(
+                    e.c.user_id == self.tables.users.c.id, e.c.tenant_id == self.tables.users.c.tenant_id, match
+                )
+            )
         # Uncorrelated: the store reads the index range once and looks the users up by primary key.
-        return users.c.id.in_(sa.select(e.c.user_id).where(e.c.tenant_id == tenant_id, match))
+        return self.tables.users.c.id.in_(sa.select(e.c.user_id).where(e.c.tenant_id == tenant_id, match))
 
     def _email_necessary(self, f: Filter, tenant_id: str | None) -> Pred | None:
         """A side-table condition that every user with an ``emails`` element satisfying the inner filter
