@@ -7,6 +7,8 @@ of their own (``SCIM_DB_SCHEMA``)."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -289,3 +291,73 @@ def test_postgres_schema_and_prefix_together(pg_databases: Any, tmp_path: Path) 
         assert all(n.startswith("idp_") for n in names)
         assert set(sa.inspect(conn).get_table_names(schema="public")) == HOST_TABLES
     engine.dispose()
+
+
+@pytest.fixture
+def keep_logging() -> Iterator[None]:
+    """Undo what Flask-Migrate's generated env.py does to logging (``fileConfig`` disables every existing
+    logger and sets the root's handlers), so later tests' loggers still work."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    disabled = {
+        name: lg.disabled for name, lg in logging.root.manager.loggerDict.items() if isinstance(lg, logging.Logger)
+    }
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    for name, lg in logging.root.manager.loggerDict.items():
+        if isinstance(lg, logging.Logger):
+            lg.disabled = disabled.get(name, False)
+
+
+@pytest.mark.usefixtures("keep_logging")
+@pytest.mark.filterwarnings("ignore:.get_engine. is deprecated:DeprecationWarning")  # Flask-Migrate's own env.py
+@pytest.mark.parametrize("with_filter", [True, False], ids=["include_object", "no-filter"])
+def test_flask_migrate_autogenerate_sees_no_scim_table(host_db_url: str, tmp_path: Path, with_filter: bool) -> None:
+    """A real Flask-Migrate host: ``flask db migrate`` after ``flask scim db upgrade`` proposes the host's
+    own tables only, with the documented filter; without it, it would drop the service's tables."""
+    flask_migrate = pytest.importorskip("flask_migrate", reason="Flask-Migrate is in the test extra")
+    flask_sqlalchemy = pytest.importorskip("flask_sqlalchemy", reason="Flask-SQLAlchemy comes with Flask-Migrate")
+
+    app = Flask("host", instance_path=str(tmp_path))
+    app.config.update(
+        SQLALCHEMY_DATABASE_URI=host_db_url,
+        SCIM_DATABASE_URL=host_db_url,
+        SCIM_TABLE_PREFIX="idp_",
+        SCIM_LOG_LEVEL="WARNING",
+    )
+    db = flask_sqlalchemy.SQLAlchemy(app)
+
+    class Organization(db.Model):  # type: ignore[name-defined,misc]
+        __tablename__ = "organizations"
+        id = db.Column(db.Integer, primary_key=True)
+        title = db.Column(db.String(80))
+
+    class User(db.Model):  # type: ignore[name-defined,misc]
+        __tablename__ = "users"
+        id = db.Column(db.Integer, primary_key=True)
+        org_id = db.Column(db.Integer, db.ForeignKey("organizations.id"))
+        email = db.Column(db.String(120))
+
+    ScimService(app)
+    options = {"include_object": include_object_for(app.config["SCIM_TABLE_PREFIX"])} if with_filter else {}
+    directory = tmp_path / "migrations"
+    flask_migrate.Migrate(app, db, directory=str(directory), **options)
+    runner = app.test_cli_runner()
+    upgraded = runner.invoke(args=["scim", "db", "upgrade"], catch_exceptions=False)
+    assert upgraded.exit_code == 0, upgraded.output
+    provision(app)
+
+    for args in (["init"], ["migrate", "-m", "host models"]):
+        result = runner.invoke(flask_migrate.cli.db, args, catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+    (revision,) = (directory / "versions").glob("*.py")
+    text = revision.read_text()
+    assert "op.create_table('organizations'" in text and "op.create_table('users'" in text, text
+    if with_filter:
+        assert "idp_" not in text and "scim_" not in text, text
+    else:  # the control: the same host without the filter would drop the service's tables
+        assert "op.drop_table('idp_users')" in text and "op.drop_table('idp_service_alembic_version')" in text
+    get_state(app).close()
+    with app.app_context():
+        db.engine.dispose()
