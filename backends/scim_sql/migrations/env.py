@@ -12,8 +12,7 @@ from __future__ import annotations
 from alembic import context
 
 from scim_service.sqlengine import engine_schema
-
-VERSION_TABLE = "scim_sql_alembic_version"
+from scim_sql.tables import tables_for
 
 
 def run_migrations_online() -> None:
@@ -21,8 +20,8 @@ def run_migrations_online() -> None:
     connection = context.config.attributes.get("connection")
     if connection is None:
         raise RuntimeError("scim_sql migrations run through SqlBackend.migrate(), which passes a connection")
-    version_table = context.config.get_main_option("version_table") or VERSION_TABLE
-    context.config.attributes.setdefault("table_prefix", "scim_")
+    tables = tables_for(context.config.attributes.setdefault("table_prefix", "scim_"))
+    version_table = context.config.get_main_option("version_table") or tables.version_table
     context.configure(
         connection=connection,
         target_metadata=None,
