@@ -9,6 +9,7 @@ Backends raise the storage-level ones (:class:`NotFound`, :class:`UniquenessConf
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 
 SCIM_TYPES = frozenset(
     {
@@ -128,9 +129,14 @@ class NotFound(ScimError):
 
 
 class MethodNotAllowed(ScimError):
-    """The endpoint exists but not with this HTTP method (405)."""
+    """The endpoint exists but not with this HTTP method (405); ``allowed`` names the endpoint's methods,
+    which the response lists in its ``Allow`` header (RFC 9110 §15.5.6)."""
 
     status = 405
+
+    def __init__(self, method: str, allowed: Iterable[str]) -> None:
+        self.allowed = tuple(sorted(allowed))
+        super().__init__(f"{method} is not allowed on this endpoint (allowed: {', '.join(self.allowed)}).")
 
 
 class UniquenessConflict(ScimError):

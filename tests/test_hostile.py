@@ -217,10 +217,29 @@ def test_chunked_body_under_the_limit_is_served(scim: Scim) -> None:
     assert response.get_json()["userName"] == "chunky"
 
 
-def test_405_names_the_allowed_methods(scim: Scim) -> None:
-    response = scim.client.open(f"{BASE}/Users", method="TRACE", headers=scim.headers())
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("TRACE", "/Users", "GET, POST"),
+        ("FROB", "/Users/some-id", "DELETE, GET, PATCH, PUT"),
+        ("DELETE", "/Users", "GET, POST"),
+        ("PUT", "/Groups", "GET, POST"),
+        ("TRACE", "/Groups/some-id", "DELETE, GET, PATCH, PUT"),
+        ("GET", "/Bulk", "POST"),
+        ("TRACE", "/Bulk", "POST"),
+        ("PATCH", "/Users/.search", "POST"),
+        ("POST", "/ServiceProviderConfig", "GET"),
+        ("TRACE", "/Schemas/urn:x", "GET"),
+        ("DELETE", "/Me", "GET"),
+        ("TRACE", "/Me", "GET"),
+    ],
+)
+def test_405_names_the_endpoints_own_methods(scim: Scim, method: str, path: str, allowed: str) -> None:
+    """RFC 9110 §15.5.6: a 405 lists the methods the endpoint has, whether the route or the view refused."""
+    response = scim.client.open(f"{BASE}{path}", method=method, headers=scim.headers(), json={})
     assert_scim_error(response, 405, None)
-    assert "GET" in response.headers["Allow"] and "POST" in response.headers["Allow"]
+    assert response.headers["Allow"] == allowed
+    assert f"allowed: {allowed}" in response.get_json()["detail"]
 
 
 def test_routing_errors_outside_the_base_path_stay_the_host_apps(scim: Scim) -> None:

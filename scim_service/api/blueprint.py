@@ -68,13 +68,27 @@ def _routing_error() -> Response | None:
     if failure is None or not (request.path == base or request.path.startswith(base + "/")):
         return None
     if isinstance(failure, WerkzeugMethodNotAllowed):
-        allowed = ", ".join(sorted(failure.valid_methods or METHODS))
-        response = error_response(
-            MethodNotAllowed(f"{request.method} is not allowed on this endpoint (allowed: {allowed}).")
-        )
-        response.headers["Allow"] = allowed
-        return response
+        return error_response(_method_not_allowed(failure))
     return error_response(NotFound(f"No SCIM endpoint at '{request.path[len(base) :]}'."))
+
+
+def _method_not_allowed(failure: WerkzeugMethodNotAllowed) -> MethodNotAllowed:
+    """The 405 of a method no SCIM route takes (TRACE, an unknown one), naming the endpoint's own methods.
+
+    Every SCIM view starts with :func:`~scim_service.api.http.dispatch`, whose handler table is the one
+    place an endpoint's methods are written; called with a method it has no handler for, it raises the
+    405 before anything runs, so the view is asked rather than a second list kept here."""
+    try:
+        endpoint, args = current_app.url_map.bind_to_environ(request.environ).match(method="GET")
+    except HTTPException:
+        endpoint, args = "", {}
+    view = current_app.view_functions.get(endpoint)
+    if view is not None and endpoint.startswith(BLUEPRINT_NAME + "."):
+        try:
+            view(**args)
+        except MethodNotAllowed as error:
+            return error
+    return MethodNotAllowed(request.method, failure.valid_methods or METHODS)
 
 
 def _authenticate() -> None:

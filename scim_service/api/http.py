@@ -84,6 +84,8 @@ def error_response(error: ScimError) -> Response:
     """An error response; 401 carries the Bearer challenge (RFC 6750 §3)."""
     body = error_body(error)
     headers = {"WWW-Authenticate": 'Bearer realm="scim"'} if error.status == 401 else {}
+    if isinstance(error, MethodNotAllowed):
+        headers["Allow"] = ", ".join(error.allowed)
     g.scim_error = error
     return scim_response(body, error.status, headers)
 
@@ -126,6 +128,5 @@ def dispatch(handlers: Mapping[str, Callable[..., Response]], **kwargs: Any) -> 
     """Call the handler of the request's method, or answer 405 in SCIM form."""
     handler = handlers.get(request.method)
     if handler is None:
-        allowed = ", ".join(sorted(handlers))
-        raise MethodNotAllowed(f"{request.method} is not allowed on this endpoint (allowed: {allowed}).")
+        raise MethodNotAllowed(request.method, handlers)
     return handler(**kwargs)

@@ -368,11 +368,15 @@ def group(group_id: str) -> Response:
 
 
 def me() -> Response:
-    """RFC 7644 §3.11: served when the authentication names a user, otherwise 501."""
+    """RFC 7644 §3.11: GET, served when the authentication names a user, otherwise 501."""
+    return dispatch({"GET": _get_me})
+
+
+def _get_me() -> Response:
     user_id = principal().user_id
     if user_id is None:
         raise NotImplementedByServer("/Me is not available: the bearer token names an organization, not a user.")
-    return dispatch({"GET": _get_user}, user_id=user_id)
+    return _get_user(user_id=user_id)
 
 
 def add_routes(bp: Blueprint) -> None:
