@@ -5,6 +5,7 @@ in test_host_database.py)."""
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -137,3 +138,34 @@ def test_sql_backend_history_under_a_prefix(engine: sa.Engine) -> None:
         config.attributes["connection"] = conn
         command.downgrade(config, "base")
     assert table_names(engine) == {tables.version_table}
+
+
+REVISION_DIRS = [
+    Path(alembic_config().get_main_option("script_location") or "") / "versions",
+    MIGRATIONS_DIR / "versions",
+]
+
+
+@pytest.mark.parametrize("path", [p for d in REVISION_DIRS for p in sorted(d.glob("0*.py"))], ids=lambda p: p.name)
+def test_no_revision_names_a_table_with_a_literal_prefix(path: Path) -> None:
+    """Every revision takes the prefix from ``_prefix()`` (env.py's ``table_prefix``): a literal
+    ``"scim_events"`` would put a new table outside a host's chosen prefix."""
+    tree = ast.parse(path.read_text())
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Module | ast.FunctionDef)
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+    }
+    literals = [
+        node.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant)
+        and isinstance(node.value, str)
+        and id(node) not in docstrings
+        and "scim_" in node.value
+        and node.value not in {"scim_", "scim_type"}  # _prefix()'s default; a column of the log
+    ]
+    assert literals == [], f"{path.name}: use f'{{_prefix()}}...' instead of {literals}"
