@@ -46,6 +46,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
+from scim_service.config import ConfigError
 from scim_service.errors import Unavailable, store_failure
 
 log = logging.getLogger(__name__)
@@ -97,7 +98,7 @@ def make_engine(url: str, config: Mapping[str, Any] | None = None) -> Engine:
     sa_url = sa.engine.make_url(url)
     schema = config.get("SCIM_DB_SCHEMA")
     if schema and sa_url.get_backend_name() != "postgresql":
-        raise ValueError(f"SCIM_DB_SCHEMA is for PostgreSQL; {sa_url.get_backend_name()} has no schemas to choose")
+        raise ConfigError(f"SCIM_DB_SCHEMA is for PostgreSQL; {sa_url.get_backend_name()} has no schemas to choose")
     if sa_url.get_backend_name() == "sqlite":
         return _sqlite_engine(sa_url)
     pool_size = int(config.get("SCIM_DB_POOL_SIZE") or DEFAULT_POOL_SIZE)

@@ -239,7 +239,7 @@ def test_a_bad_prefix_or_a_schema_on_sqlite_stops_the_app(tmp_path: Path) -> Non
     for bad in ("Idp-", "", "1x_", "a" * 17):
         with pytest.raises(ConfigError, match="SCIM_TABLE_PREFIX"):
             host_app(tmp_path, SCIM_DATABASE_URL=url, SCIM_TABLE_PREFIX=bad)
-    with pytest.raises(ValueError, match="SCIM_DB_SCHEMA is for PostgreSQL"):
+    with pytest.raises(ConfigError, match="SCIM_DB_SCHEMA is for PostgreSQL"):
         host_app(tmp_path, SCIM_DATABASE_URL=url, SCIM_DB_SCHEMA="scim_x")
 
 
