@@ -133,7 +133,11 @@ def use_schema(conn: Connection) -> str | None:
     tables where the engine's statements put them. Returns the schema (None: nothing to do)."""
     schema = engine_schema(conn)
     if schema is not None and conn.dialect.name == "postgresql":
-        conn.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+        # Looked up first: CREATE SCHEMA IF NOT EXISTS needs the CREATE privilege on the database even when
+        # the schema is there, which a role given a ready schema by its DBA does not have.
+        found = conn.execute(sa.text("SELECT 1 FROM pg_namespace WHERE nspname = :s"), {"s": schema}).first()
+        if found is None:
+            conn.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
         conn.exec_driver_sql(f'SET LOCAL search_path TO "{schema}", public')
     return schema
 

@@ -361,3 +361,30 @@ def test_flask_migrate_autogenerate_sees_no_scim_table(host_db_url: str, tmp_pat
     get_state(app).close()
     with app.app_context():
         db.engine.dispose()
+
+
+@pytest.mark.postgres
+def test_a_role_given_a_ready_schema_upgrades_without_create_on_the_database(pg_databases: Any, tmp_path: Path) -> None:
+    """The DBA made the schema and gave it to the service's role, which may not create schemas: db upgrade
+    uses the schema as it is instead of failing on CREATE SCHEMA."""
+    name = pg_databases.create(tag="role")
+    role = f"scim_limited_{name[-8:]}"
+    with pg_databases.admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE ROLE "{role}" LOGIN')
+    try:
+        owner = sa.create_engine(pg_databases.url(name))
+        with owner.begin() as conn:
+            conn.exec_driver_sql(f'CREATE SCHEMA scim_ready AUTHORIZATION "{role}"')
+            conn.exec_driver_sql(f'REVOKE CREATE ON DATABASE "{name}" FROM PUBLIC')
+        owner.dispose()
+        url = sa.make_url(pg_databases.url(name)).set(username=role, password=None)
+        app = host_app(
+            tmp_path, SCIM_DATABASE_URL=url.render_as_string(hide_password=False), SCIM_DB_SCHEMA="scim_ready"
+        )
+        get_state(app).upgrade()
+        provision(app)
+        get_state(app).close()
+    finally:
+        pg_databases.drop(name)
+        with pg_databases.admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP ROLE IF EXISTS "{role}"')

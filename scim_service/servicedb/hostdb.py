@@ -22,7 +22,7 @@ TABLE_PREFIX = "scim_"
 # which holds the prefix twice) must stay within PostgreSQL's 63 characters.
 TABLE_PREFIX_RE = re.compile(r"^[a-z][a-z0-9_]{0,15}$")
 
-IncludeObject = Callable[[Any, "str | None", str, bool, Any], bool]
+IncludeObject = Callable[[Any, str | None, str, bool, Any], bool]
 
 
 def check_table_prefix(prefix: str) -> str:
