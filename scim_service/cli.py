@@ -27,9 +27,11 @@ from scim_service.config import ConfigError
 from scim_service.durations import Retention, parse_duration, parse_when
 from scim_service.errors import ScimError
 from scim_service.model import Tenant, UserRecord
+from scim_service.outbox import DeliveryReport
 from scim_service.plugins import PluginError, entry_point_report
 from scim_service.profiles import AUTO, PROFILE_CHOICES
 from scim_service.servicedb.migrate import upgrade_service_db
+from scim_service.servicedb.outbox import StoredEvent
 from scim_service.servicedb.store import AdminError, LogEntry, LogQuery, TokenInfo
 from scim_service.state import ScimState
 
@@ -843,6 +845,129 @@ def log_prune(state: ScimState, older_than: timedelta | None, keep_rows: int | N
     _info(f"pruning the provisioning log, keeping {rule.describe()} ...")
     removed = state.store.apply_retention(rule, progress=_progress)
     click.echo(f"deleted {removed} log entries")
+
+
+# -- change events (the outbox) ------------------------------------------------------------------
+
+
+def _event_status(e: StoredEvent) -> str:
+    if e.delivered_at is not None:
+        return "delivered"
+    return "failing" if e.last_error else "pending"
+
+
+def _org_names(state: ScimState) -> dict[str, str]:
+    return {t.id: t.name for t in state.store.list_orgs()}
+
+
+def _org_id(state: ScimState, org: str | None) -> str | None:
+    return None if org is None else state.store.get_org(org).id
+
+
+def _report_line(report: DeliveryReport) -> str:
+    return f"{report.delivered} delivered, {report.failed} failed, {report.waiting} waiting"
+
+
+def _report_progress(report: DeliveryReport) -> None:
+    _info(f"... {report.seen} events: {_report_line(report)}")
+
+
+@main.group("events")
+def events_group() -> None:
+    """Change events: list the outbox, retry undelivered events, replay, prune.
+
+    Every change is written to the outbox (scim_events) and delivered to the hook implementations
+    (scim_user_created, ...); an implementation that fails gets the event again, in order per resource.
+    """
+
+
+@events_group.command("list")
+@click.option("--org", default=None, help="Only this organization.")
+@click.option("--undelivered", is_flag=True, help="Only events some hook implementation still waits for.")
+@click.option("--limit", type=click.IntRange(1, 100_000), default=100, show_default=True, help="How many events.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (with each event's payload).")
+@pass_state
+def events_list(state: ScimState, org: str | None, undelivered: bool, limit: int, as_json: bool) -> None:
+    """Show events in the order they happened: the newest ones, or with --undelivered the oldest waiting."""
+    found = state.outbox.store.query(
+        org_id=_org_id(state, org), undelivered=undelivered, limit=limit, newest=not undelivered
+    )
+    names = _org_names(state)
+    if as_json:
+        _json([{**e.to_dict(), "org": names.get(e.org_id), "status": _event_status(e)} for e in found])
+        return
+    if not found:
+        _info("no undelivered events" if undelivered else "no events")
+        return
+    _table(
+        ["ID", "CREATED", "ORG", "EVENT", "RESOURCE", "STATUS", "ATTEMPTS", "NEXT RETRY", "LAST ERROR"],
+        [
+            [
+                e.id,
+                _when(e.created),
+                names.get(e.org_id, e.org_id),
+                e.event,
+                f"{e.resource_type} {e.resource_id}",
+                _event_status(e),
+                e.attempts,
+                _when(e.next_attempt_at) if e.delivered_at is None and e.next_attempt_at else None,
+                e.last_error if e.delivered_at is None else None,
+            ]
+            for e in found
+        ],
+    )
+
+
+@events_group.command("deliver")
+@click.option("--org", default=None, help="Only this organization's events.")
+@pass_state
+def events_deliver(state: ScimState, org: str | None) -> None:
+    """Deliver the undelivered events now, oldest first, whatever their backoff.
+
+    Exits with status 1 when an implementation failed again (the events stay for the next try).
+    """
+    report = state.outbox.deliver_pending(org_id=_org_id(state, org), progress=_report_progress)
+    click.echo(_report_line(report))
+    if report.failed:
+        raise click.ClickException(
+            f"{report.failed} event(s) failed again, the first: {report.errors[0]}; see `events list --undelivered`"
+        )
+
+
+@events_group.command("replay")
+@click.option(
+    "--since",
+    "since_text",
+    required=True,
+    help="From this event id (a number), or this time: ISO (2025-03-01T09:00Z) or ago (2h, 1d).",
+)
+@click.option("--org", default=None, help="Only this organization's events.")
+@pass_state
+def events_replay(state: ScimState, since_text: str, org: str | None) -> None:
+    """Deliver events again to every implementation, delivered or not, in the order they happened
+    (hooks must be idempotent: they may see an event twice)."""
+    text = since_text.strip()
+    since_id = int(text) if text.isdigit() else None
+    since = None if since_id is not None else WhenType().convert(text, None, click.get_current_context())
+    report = state.outbox.replay(since_id=since_id, since=since, org_id=_org_id(state, org), progress=_report_progress)
+    click.echo(f"replayed {report.seen} events: {_report_line(report)}")
+    if report.failed:
+        raise click.ClickException(f"{report.failed} event(s) failed, the first: {report.errors[0]}")
+
+
+@events_group.command("prune")
+@click.option(
+    "--older-than", type=DurationType(), default=None, help="Delete events delivered longer ago than this (e.g. 30d)."
+)
+@pass_state
+def events_prune(state: ScimState, older_than: timedelta | None) -> None:
+    """Delete delivered events older than the log retention's age (or --older-than); undelivered ones stay."""
+    age = older_than if older_than is not None else state.outbox.retention
+    if age is None:
+        _info("the retention keeps every event (SCIM_PROVISIONING_LOG_RETENTION has no age): give --older-than")
+        return
+    removed = state.outbox.store.prune(datetime.now(UTC) - age)
+    click.echo(f"deleted {removed} delivered events")
 
 
 BUILTIN_COMMANDS: frozenset[str] = frozenset(main.commands)

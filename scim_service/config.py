@@ -95,6 +95,13 @@ def _db_schema(text: str) -> str | None:
     return check_schema_name(value) if value else None
 
 
+def _optional_duration(text: str) -> Any:
+    # A duration, or off/none/0 for "never".
+    if text.strip().lower() in {"off", "none", "no", "false", "0", ""}:
+        return None
+    return _positive_duration(text)
+
+
 @dataclass(frozen=True)
 class Setting:
     """One configuration key: its parser from an environment string, its default and its meaning."""
@@ -219,6 +226,14 @@ SETTINGS: tuple[Setting, ...] = (
         parse_retention("90d"),
         "How much of the provisioning log to keep: an age (30d), a number of rows (1000000 rows), both "
         "(30d, 1000000 rows) or none. Applied in batches every SCIM_PROVISIONING_LOG_PRUNE_EVERY writes.",
+    ),
+    Setting(
+        "SCIM_EVENTS_RETRY_INTERVAL",
+        _optional_duration,
+        parse_duration("30s"),
+        "How often each process retries undelivered change events in a background thread, started by "
+        "the next event (a doubling backoff per event applies); off: only `scim-service events deliver` "
+        "and the next event of the same resource retry. Delivered events are pruned with the log retention's age.",
     ),
     Setting(
         "SCIM_PROVISIONING_LOG_PRUNE_EVERY",

@@ -23,10 +23,12 @@ from scim_service.backend import Backend
 from scim_service.lifecycle import Lifecycle
 from scim_service.model import DeletePolicy
 from scim_service.ops.metrics import instrument, metrics_for
+from scim_service.outbox import Outbox
 from scim_service.plugins import build_backend, make_plugin_manager
 from scim_service.reader import GroupReader, UserReader
 from scim_service.schemas.definitions import RESOURCE_TYPES, ResourceTypeDef
 from scim_service.schemas.extensions import ExtensionFileError, build_resource_types, load_extensions_file
+from scim_service.servicedb.outbox import OutboxStore
 from scim_service.servicedb.store import ServiceStore
 from scim_service.servicedb.tables import tables_for
 from scim_service.sqlengine import make_engine
@@ -98,6 +100,15 @@ class ScimService:
             DeletePolicy(config["SCIM_USER_DELETE"]),
             user_resource=resource_types[0],
             group_resource=resource_types[1],
+        )
+        # Change events go through the outbox in the service database (scim_service/outbox.py); retries
+        # outside a request run in this app's context, as the hooks do in a request.
+        lifecycle.events.outbox = Outbox(
+            OutboxStore(service_engine, tables=store.tables),
+            lifecycle.events,
+            retry_interval=config["SCIM_EVENTS_RETRY_INTERVAL"],
+            retention=config["SCIM_PROVISIONING_LOG_RETENTION"].max_age,
+            context=app.app_context,
         )
         self._app = app
         app.extensions[EXTENSION_KEY] = ScimState(

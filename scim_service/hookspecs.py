@@ -5,6 +5,10 @@ They are found through the ``scim_service`` entry-point group (built-in and thir
 handed to :class:`~scim_service.extension.ScimService` by a host app. Every hook is prefixed ``scim_``;
 a misspelled hook fails at start-up (``check_pending``).
 
+The change events (``scim_user_created`` ... ``scim_members_changed``) go through the outbox
+(:mod:`scim_service.outbox`): an implementation that raises is called again later with the same
+arguments, at least once and in order per resource, so implementations must be idempotent.
+
 Storage is not a hook: one :class:`~scim_service.backend.Backend` is chosen by name, so two installed
 backends can never both answer. Plugins only *declare* backends through ``scim_register_backends``.
 """

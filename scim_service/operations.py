@@ -14,6 +14,7 @@ from scim_service.backend import Backend, Progress
 from scim_service.errors import NotFound, ScimError
 from scim_service.model import USER_SCHEMA, Tenant, UserRecord
 from scim_service.query.ast import AttrPath, Compare, ListQuery
+from scim_service.servicedb.outbox import OutboxStore
 from scim_service.servicedb.store import AdminError, LogEntry, LogQuery, ServiceStore
 
 
@@ -29,7 +30,9 @@ def delete_org(store: ServiceStore, backend: Backend, name: str, progress: Progr
     store.revoke_org_tokens(name)
     removed = backend.remove_tenant_data(tenant, progress=progress)
     counts = store.delete_org(name, progress=progress)
-    return {"tokens": counts["tokens"], **removed, "log_entries": counts["log_entries"]}
+    # Its change events too: a retry must not hand hooks events of an organization that is gone.
+    events = OutboxStore(store.engine, tables=store.tables).delete_org(tenant.id)
+    return {"tokens": counts["tokens"], **removed, "log_entries": counts["log_entries"], "events": events}
 
 
 def _user_name_filter(user_name: str) -> Compare:

@@ -24,6 +24,8 @@ from scim_service.servicedb.store import ServiceStore
 if TYPE_CHECKING:
     from flask import Flask
 
+    from scim_service.outbox import Outbox
+
 EXTENSION_KEY = "scim"
 
 log = logging.getLogger("scim_service")
@@ -54,6 +56,14 @@ class ScimState:
     def base_path(self) -> str:
         """The URL prefix of the SCIM endpoints ("" at the root), normalised at init_app."""
         return str(self.config["SCIM_BASE_PATH"])
+
+    @property
+    def outbox(self) -> Outbox:
+        """The change-event outbox (``scim-service events ...``)."""
+        outbox = self.lifecycle.events.outbox
+        if outbox is None:  # pragma: no cover - the extension always sets one up
+            raise RuntimeError("this app has no change-event outbox")
+        return outbox
 
     @property
     def user_resource(self) -> ResourceTypeDef:
@@ -105,6 +115,8 @@ class ScimState:
 
     def close(self) -> None:
         """Release the backend's and the service database's connections."""
+        if self.lifecycle.events.outbox is not None:
+            self.lifecycle.events.outbox.wait(5)  # a background event retry still using them
         self.backend.close()
         self.service_engine.dispose()
 

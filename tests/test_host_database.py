@@ -23,6 +23,8 @@ from flask import Flask
 from scim_service import ScimService, get_state
 from scim_service.cli import main
 from scim_service.config import ConfigError
+from scim_service.hookspecs import hookimpl
+from scim_service.model import Tenant, UserRecord
 from scim_service.servicedb import include_object, include_object_for
 
 
@@ -158,10 +160,21 @@ def upgrade_through(how: str, app: Flask, environ: dict[str, str]) -> str:
     return result.output
 
 
-def host_app(tmp_path: Path, **config: str) -> Flask:
+class CreatedUsers:
+    """A host plugin with a change-event hook, so events go through the outbox table."""
+
+    def __init__(self) -> None:
+        self.user_names: list[str] = []
+
+    @hookimpl
+    def scim_user_created(self, tenant: Tenant, user: UserRecord) -> None:
+        self.user_names.append(user.user_name)
+
+
+def host_app(tmp_path: Path, plugins: tuple[object, ...] = (), **config: str) -> Flask:
     app = Flask("host", instance_path=str(tmp_path))
     app.config.update(SCIM_LOG_LEVEL="WARNING", **config)
-    ScimService(app)
+    ScimService(app, plugins=plugins)
     return app
 
 
@@ -169,11 +182,13 @@ def host_app(tmp_path: Path, **config: str) -> Flask:
 def test_a_host_chosen_prefix_names_every_scim_table(host_db_url: str, tmp_path: Path, how: str) -> None:
     md = make_host_database(host_db_url)
     settings = {"SCIM_DATABASE_URL": host_db_url, "SCIM_TABLE_PREFIX": "idp_"}
-    app = host_app(tmp_path, **settings)
+    hook = CreatedUsers()
+    app = host_app(tmp_path, (hook,), **settings)
     output = upgrade_through(how, app, {**settings, "SCIM_INSTANCE_PATH": str(tmp_path), "SCIM_LOG_LEVEL": "WARNING"})
     assert "upgraded from an empty database" in output
     assert "already at revision" in upgrade_through(how, app, {**settings, "SCIM_INSTANCE_PATH": str(tmp_path)})
     provision(app)
+    assert hook.user_names == ["alice"]
     get_state(app).close()
 
     engine = sa.create_engine(host_db_url)
@@ -186,6 +201,7 @@ def test_a_host_chosen_prefix_names_every_scim_table(host_db_url: str, tmp_path:
             "idp_tokens",
             "idp_provisioning_log",
             "idp_auth_failures",
+            "idp_events",
             "idp_users",
             "idp_groups",
             "idp_group_members",
@@ -195,6 +211,9 @@ def test_a_host_chosen_prefix_names_every_scim_table(host_db_url: str, tmp_path:
         } <= names
         assert conn.execute(sa.text("SELECT user_name FROM idp_users")).scalars().all() == ["alice"]
         assert conn.execute(sa.text("SELECT name FROM idp_organizations")).scalars().all() == ["acme"]
+        # The change event went through the outbox under the prefix, and was delivered.
+        events = conn.execute(sa.text("SELECT event, delivered_at FROM idp_events")).all()
+        assert [e[0] for e in events] == ["scim_user_created"] and events[0][1] is not None
         # Every index and constraint of the service is named after its prefixed table.
         for name in names - HOST_TABLES:
             for index in sa.inspect(conn).get_indexes(name):
@@ -265,6 +284,7 @@ def test_postgres_schema_holds_every_scim_table(pg_databases: Any, tmp_path: Pat
             "scim_organizations",
             "scim_tokens",
             "scim_provisioning_log",
+            "scim_events",
             "scim_users",
             "scim_groups",
             "scim_user_emails",

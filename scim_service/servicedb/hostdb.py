@@ -2,8 +2,8 @@
 
 Every table scim-service creates starts with one prefix, ``SCIM_TABLE_PREFIX`` (``scim_`` by default):
 the service's tables (``scim_organizations``, ``scim_tokens``, ``scim_provisioning_log``,
-``scim_auth_failures``), the ``sql`` backend's (``scim_users``, ``scim_groups``, ...) and the two alembic
-version tables (``scim_service_alembic_version``, ``scim_sql_alembic_version``). A host whose Alembic or
+``scim_auth_failures``, ``scim_events``), the ``sql`` backend's (``scim_users``, ``scim_groups``, ...) and
+the two alembic version tables (``scim_service_alembic_version``, ``scim_sql_alembic_version``). A host whose Alembic or
 Flask-Migrate autogenerate runs on the same database passes :func:`include_object` (or
 ``include_object_for(prefix)`` when it chose another prefix) to ``context.configure`` so it neither
 proposes to drop them nor sees their indexes.

@@ -38,6 +38,8 @@ LOG_CLIENT_MAX = 255
 LOG_REQUEST_ID_MAX = 64
 TOKEN_PREFIX_MAX = 16
 PROFILE_MAX = 16  # an IdP profile name (scim_service.profiles), or "auto"
+EVENT_NAME_MAX = 64
+EVENT_ERROR_MAX = 1000
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,7 @@ class ServiceTables:
     tokens: sa.Table
     provisioning_log: sa.Table
     auth_failures: sa.Table
+    events: sa.Table
 
     @property
     def version_table(self) -> str:
@@ -159,7 +162,36 @@ def _build(prefix: str) -> ServiceTables:
         sa.Column("log_key", sa.String(64), nullable=True),  # what that entry is about (status, token, detail)
         sa.Column("limited_log_id", sa.Integer, nullable=True),  # the entry that counts this window's 429s
     )
-    return ServiceTables(prefix, metadata, organizations, tokens, provisioning_log, auth_failures)
+
+    # The change-event outbox (revision 0005): every change event, in the order it happened (``id``), kept
+    # until delivered to every hook implementation and then for the retention. No foreign keys: writing an
+    # event must not fail because of what it refers to, and an event outlives nothing it names.
+    events = sa.Table(
+        f"{prefix}events",
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("org_id", sa.String(36), nullable=False),
+        sa.Column("event", sa.String(EVENT_NAME_MAX), nullable=False),  # the hook's name: scim_user_created, ...
+        sa.Column("resource_type", sa.String(32), nullable=False),  # User or Group
+        sa.Column("resource_id", sa.String(255), nullable=False),
+        sa.Column("payload", sa.Text, nullable=False),  # the hook's arguments as JSON (scim_service.outbox)
+        sa.Column("created", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("delivered_at", sa.DateTime(timezone=True), nullable=True),  # every implementation succeeded
+        sa.Column("attempts", sa.Integer, nullable=False, default=0, server_default=sa.text("0")),
+        sa.Column("last_error", sa.String(EVENT_ERROR_MAX), nullable=True),
+        # The plugins whose implementation of the hook succeeded (a JSON list): a retry calls only the others.
+        sa.Column("delivered_to", sa.Text, nullable=True),
+        # A deliverer's claim: nobody else delivers the event before this time (a crashed one's claim expires).
+        sa.Column("locked_until", sa.DateTime(timezone=True), nullable=True),
+        # After a failure, the background retry waits until this time (doubling backoff).
+        sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Index(f"ix_{prefix}events_delivered_at_id", "delivered_at", "id"),
+        sa.Index(
+            f"ix_{prefix}events_org_id_resource_type_resource_id_id", "org_id", "resource_type", "resource_id", "id"
+        ),
+        sa.Index(f"ix_{prefix}events_created", "created"),
+    )
+    return ServiceTables(prefix, metadata, organizations, tokens, provisioning_log, auth_failures, events)
 
 
 # The default prefix's tables, under the names older code and tests import.
@@ -169,3 +201,4 @@ organizations = _DEFAULT.organizations
 tokens = _DEFAULT.tokens
 provisioning_log = _DEFAULT.provisioning_log
 auth_failures = _DEFAULT.auth_failures
+events = _DEFAULT.events
