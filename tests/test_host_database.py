@@ -336,8 +336,10 @@ def keep_logging() -> Iterator[None]:
 def test_flask_migrate_autogenerate_sees_no_scim_table(host_db_url: str, tmp_path: Path, with_filter: bool) -> None:
     """A real Flask-Migrate host: ``flask db migrate`` after ``flask scim db upgrade`` proposes the host's
     own tables only, with the documented filter; without it, it would drop the service's tables."""
-    flask_migrate = pytest.importorskip("flask_migrate", reason="Flask-Migrate is in the test extra")
-    flask_sqlalchemy = pytest.importorskip("flask_sqlalchemy", reason="Flask-SQLAlchemy comes with Flask-Migrate")
+    # Imported here, not skipped when missing: Flask-Migrate (and Flask-SQLAlchemy with it) is in the test extra.
+    import flask_migrate
+    import flask_migrate.cli
+    import flask_sqlalchemy
 
     app = Flask("host", instance_path=str(tmp_path))
     app.config.update(

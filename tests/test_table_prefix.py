@@ -6,6 +6,7 @@ in test_host_database.py)."""
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,6 +20,8 @@ from alembic.migration import MigrationContext
 from pg_support import PgDatabases
 from scim_sql.backend import MIGRATIONS_DIR, SqlBackend
 from scim_sql.tables import tables_for as sql_tables_for
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.schema import CreateIndex, CreateTable
 
 from scim_service.model import Member, Tenant
 from scim_service.servicedb.migrate import alembic_config, current_revision, head_revision, upgrade_service_db
@@ -169,3 +172,22 @@ def test_no_revision_names_a_table_with_a_literal_prefix(path: Path) -> None:
         and node.value not in {"scim_", "scim_type"}  # _prefix()'s default; a column of the log
     ]
     assert literals == [], f"{path.name}: use f'{{_prefix()}}...' instead of {literals}"
+
+
+def test_the_longest_prefix_keeps_every_name_within_postgresqls_63_characters() -> None:
+    """PostgreSQL cuts longer identifiers, so a name the migrations create would not be the one the
+    metadata expects; the prefix rule (16 characters) and the longest derived name must fit together."""
+    longest = "p" * 16
+    tables_for(longest)  # a valid prefix
+    with pytest.raises(ValueError, match="invalid table prefix"):
+        tables_for(longest + "x")
+    dialect = postgresql.dialect()
+    for metadata in (tables_for(longest).metadata, sql_tables_for(longest).metadata):
+        for table in metadata.tables.values():
+            ddl = [str(CreateTable(table).compile(dialect=dialect))]
+            ddl += [str(CreateIndex(index).compile(dialect=dialect)) for index in table.indexes]
+            names = [table.name]
+            for statement in ddl:
+                names += re.findall(r"(?:CONSTRAINT|INDEX) (\S+)", statement)
+            for name in names:
+                assert len(name) <= 63 and "_" + longest in "_" + name.strip('"'), name
