@@ -86,9 +86,10 @@ class Backend(abc.ABC):
         Atomically with the insert:
 
         * ``UniquenessConflict(existing_id=...)`` if a record of the tenant (active, inactive or
-          soft-deleted) has the same ``userName`` compared case-insensitively, or, when
-          ``tenant.match_policy`` is ``EMAIL``, the same primary email (case-insensitively; the
-          primary email is the ``emails`` value marked primary, else the first one).
+          soft-deleted) has the same ``userName`` key (:func:`scim_service.rules.comparison_key`), or,
+          when ``tenant.match_policy`` is ``EMAIL``, the same primary email key
+          (:func:`scim_service.rules.primary_email_key`; the primary email is the ``emails`` value
+          marked primary, else the first one).
         * ``SeatLimitReached`` if the new record holds a seat (:func:`~scim_service.model.holds_seat`)
           and the tenant already has ``tenant.max_seats`` seat-holding records.
 

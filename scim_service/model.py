@@ -63,17 +63,19 @@ def holds_seat(policy: SeatPolicy, *, active: bool, deleted: bool) -> bool:
 
 
 def primary_email(data: Mapping[str, Any]) -> str | None:
-    """The user's matching email, lower-cased: the ``emails`` value marked primary, else the first one.
+    """The user's matching email as the client sent it: the ``emails`` value marked primary, else the
+    first one.
 
     The one place this rule lives: under ``MatchPolicy.EMAIL`` backends refuse a second user with the
-    same primary email, and the lifecycle reactivates an inactive user that a POST matches by it.
+    same primary email, and the lifecycle reactivates an inactive user that a POST matches by it; they
+    compare its :func:`scim_service.rules.primary_email_key`.
     """
     emails = data.get("emails")
     if not isinstance(emails, list):
         return None
     candidates = [e for e in emails if isinstance(e, Mapping) and isinstance(e.get("value"), str) and e["value"]]
     chosen = next((e for e in candidates if e.get("primary") is True), candidates[0] if candidates else None)
-    return None if chosen is None else str(chosen["value"]).lower()
+    return None if chosen is None else str(chosen["value"])
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,11 @@ and calls these functions; no function here touches a store, Flask or SQL.
 
 The rules, and the functions that state them:
 
-* **Uniqueness** (per tenant): :func:`user_keys` says what a user is matched by (userName compared
-  case-insensitively; its primary email too under ``MatchPolicy.EMAIL``); the backend finds the other
+* **Comparison keys**: :func:`comparison_key` is how userName, email values and a group's displayName
+  are compared, for uniqueness and for a filter's ``eq`` (docs/rules.md states it). Stored values stay
+  as the client sent them; only the keys a backend indexes or compares are normalised.
+* **Uniqueness** (per tenant): :func:`user_keys` says what a user is matched by (the key of its
+  userName; of its primary email too under ``MatchPolicy.EMAIL``); the backend finds the other
   records holding those keys and :func:`uniqueness_conflict` picks the conflict to report (the
   userName holder first) with its message. :func:`duplicate_user_name` is the conflict when the store
   only says "taken" (a unique index won a race). :func:`active_match_conflict` is the 409 a POST gets
@@ -27,6 +30,8 @@ The rules, and the functions that state them:
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -43,6 +48,7 @@ __all__ = [
     "check_if_match",
     "check_members",
     "check_version",
+    "comparison_key",
     "default_member_display",
     "document_active",
     "duplicate_user_name",
@@ -51,6 +57,7 @@ __all__ = [
     "member_display",
     "needs_seat_check",
     "primary_email",
+    "primary_email_key",
     "uniqueness_conflict",
     "unknown_members",
     "user_keys",
@@ -60,13 +67,44 @@ MAX_MEMBER_DISPLAY = 512
 """The longest member ``display`` a group keeps (characters); longer is ``InvalidValue``."""
 
 
+# -- comparison keys ------------------------------------------------------------------------------------
+
+# Zero-width characters that carry no meaning anywhere in a name: removed wherever they are.
+_REMOVED_ANYWHERE = str.maketrans(dict.fromkeys("\u200b\u2060\ufeff"))
+# Whitespace (str.isspace: space, tab, NBSP, the U+2000 spaces, ideographic space, ...) and every
+# zero-width character, removed at both ends. ZWNJ/ZWJ (U+200C/U+200D) stay inside: they change how
+# Persian, Indic scripts and emoji sequences read, so two names differing by one may be different names.
+_EDGES = re.compile(r"^[\s\u200b\u200c\u200d\u2060\ufeff]+|[\s\u200b\u200c\u200d\u2060\ufeff]+$")
+
+
+def comparison_key(text: str) -> str:
+    """The key two userNames, two email values or two group displayNames are compared by: equal keys
+    are the same name (uniqueness) and a filter's ``eq`` matches when the keys are equal.
+
+    In order: Unicode NFKC (composed and compatibility forms: ``e`` + U+0301 is ``é``, fullwidth
+    ``b`` (U+FF42) is ``b``, the ligature ``ﬁ`` is ``fi``, NBSP is a space), ``str.casefold()`` (``ß`` is
+    ``ss``), NFKC again (casefolding can leave a decomposed form); then U+200B, U+2060 and U+FEFF are
+    removed everywhere, and whitespace and zero-width characters (U+200B, U+200C, U+200D, U+2060,
+    U+FEFF) at both ends. Whitespace inside is kept as it is. The key of a key is itself.
+    """
+    folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold())
+    return _EDGES.sub("", folded.translate(_REMOVED_ANYWHERE))
+
+
+def primary_email_key(data: Mapping[str, Any]) -> str | None:
+    """The comparison key of the user's primary email (:func:`~scim_service.model.primary_email`), or
+    None when it has none (or its key is empty)."""
+    email = primary_email(data)
+    return (comparison_key(email) or None) if email is not None else None
+
+
 # -- uniqueness -----------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class UserKeys:
-    """What a user is matched by within its tenant: its userName (compared case-insensitively) and,
-    under ``MatchPolicy.EMAIL``, its primary email (lower case; None when it has none or under
+    """What a user is matched by within its tenant: its userName (by :func:`comparison_key`) and,
+    under ``MatchPolicy.EMAIL``, its primary email (its comparison key; None when it has none or under
     ``MatchPolicy.USERNAME``)."""
 
     user_name: str
@@ -74,8 +112,8 @@ class UserKeys:
 
     @property
     def user_name_lower(self) -> str:
-        """The userName as the comparison sees it."""
-        return self.user_name.lower()
+        """The userName as the comparison sees it: its :func:`comparison_key` (the name is historical)."""
+        return comparison_key(self.user_name)
 
 
 @dataclass(frozen=True)
@@ -96,13 +134,15 @@ def user_keys(tenant: Tenant, data: Mapping[str, Any]) -> UserKeys:
     user_name = data.get("userName")
     if not isinstance(user_name, str) or not user_name.strip():
         raise InvalidValue("userName is required and must be a non-empty string")
-    email = primary_email(data) if tenant.match_policy is MatchPolicy.EMAIL else None
+    if not comparison_key(user_name):
+        raise InvalidValue("userName must hold a visible character (not only spaces or zero-width characters)")
+    email = primary_email_key(data) if tenant.match_policy is MatchPolicy.EMAIL else None
     return UserKeys(user_name, email)
 
 
 def keeps_keys(keys: UserKeys, user_name_lower: str, email_lower: str | None) -> bool:
-    """Whether a write of a visible user keeps the keys the record already holds (its stored
-    ``userName`` and primary email, lower case): then it claims nothing new and cannot create a
+    """Whether a write of a visible user keeps the keys the record already holds (the comparison keys
+    of its stored ``userName`` and primary email): then it claims nothing new and cannot create a
     uniqueness conflict, so the store need not look for other holders (a PATCH of ``active``, say)."""
     return keys.user_name_lower == user_name_lower and (keys.email is None or keys.email == email_lower)
 
@@ -111,18 +151,19 @@ def uniqueness_conflict(keys: UserKeys, holders: Iterable[Holder]) -> Uniqueness
     """The conflict a write of a user with ``keys`` has with the other records ``holders``, or None.
 
     ``holders`` are the other records of the tenant (active, inactive or soft-deleted; never the
-    record being written) that the store found with the same userName (case-insensitively) or, when
+    record being written) that the store found with the same userName key or, when
     ``keys.email`` is set, the same primary email. A userName holder is reported first; the conflict
     names it in ``existing_id`` (so the lifecycle can reactivate it), never to the client.
     """
     email_holder: Holder | None = None
     for holder in holders:
-        if holder.user_name.lower() == keys.user_name_lower:
+        if comparison_key(holder.user_name) == keys.user_name_lower:
             return UniquenessConflict(
-                f"userName {keys.user_name!r} is already taken in this organization (compared case-insensitively)",
+                f"userName {keys.user_name!r} is already taken in this organization "
+                "(compared ignoring case, Unicode form and surrounding spaces)",
                 existing_id=holder.id,
             )
-        if email_holder is None and keys.email is not None and (holder.email or "").lower() == keys.email:
+        if email_holder is None and keys.email is not None and comparison_key(holder.email or "") == keys.email:
             email_holder = holder
     if email_holder is None:
         return None
@@ -140,7 +181,7 @@ def duplicate_user_name(user_name: str) -> UniquenessConflict:
 def active_match_conflict(existing: UserRecord, data: Mapping[str, Any]) -> UniquenessConflict:
     """The 409 a POST /Users gets when the user it matches is active: never auto-link, never duplicate."""
     user_name = str(data.get("userName", ""))
-    if existing.user_name.lower() == user_name.lower():
+    if comparison_key(existing.user_name) == comparison_key(user_name):
         return UniquenessConflict(f"A user with userName '{user_name}' already exists in this organization.")
     return UniquenessConflict(
         "A user with the same primary email already exists in this organization; "
@@ -149,14 +190,13 @@ def active_match_conflict(existing: UserRecord, data: Mapping[str, Any]) -> Uniq
 
 
 def group_name_key(display_name: str | None) -> str | None:
-    """A group's displayName as uniqueness compares it within a tenant: case-insensitively, like userName.
-
-    None (no displayName) never conflicts."""
-    return display_name.lower() if display_name is not None else None
+    """A group's displayName as uniqueness compares it within a tenant: its :func:`comparison_key`,
+    like userName. None (no displayName) never conflicts."""
+    return comparison_key(display_name) if display_name is not None else None
 
 
 def group_name_conflict(display_name: str, why: str | None = None) -> UniquenessConflict:
-    """The conflict of a group whose displayName (compared case-insensitively) another group holds;
+    """The conflict of a group whose displayName (by :func:`comparison_key`) another group holds;
     ``why`` adds the backend's reason in parentheses (the ldap backend names groups by displayName)."""
     reason = f" ({why})" if why else ""
     return UniquenessConflict(f"A group named {display_name!r} already exists in this organization{reason}")

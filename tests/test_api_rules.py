@@ -95,6 +95,36 @@ def test_post_matching_an_active_user_is_409_and_changes_nothing(scim):
     assert scim.get(f"/Users/{alice['id']}").get_json()["title"] == "Engineer"
 
 
+LOOK_ALIKES = [
+    ("caf\u00e9", "cafe\u0301"),  # NFC / NFD
+    ("bob", "bob "),  # trailing space
+    ("nbsp", "nbsp\u00a0"),  # trailing NBSP
+    ("zwsp", "zwsp\u200b"),  # zero-width space
+    ("full", "\uff46\uff55\uff4c\uff4c"),  # fullwidth letters
+    ("\ufb01nance", "finance"),  # ligature
+]
+
+
+def test_post_of_a_look_alike_username_is_409_and_a_filter_finds_the_holder(scim):
+    """docs/rules.md, Comparing names: one comparison key, on every backend."""
+    holders = {name: scim.create_user(name)["id"] for name, _alike in LOOK_ALIKES}
+    for name, alike in LOOK_ALIKES:
+        assert_scim_error(scim.post("/Users", user(alike)), 409, "uniqueness")
+        found = scim.get("/Users", query_string={"filter": f'userName eq "{alike}"'}).get_json()
+        assert [u["id"] for u in found["Resources"]] == [holders[name]], alike
+        assert found["Resources"][0]["userName"] == name  # stored as sent
+    assert scim.get("/Users").get_json()["totalResults"] == len(LOOK_ALIKES)
+    # The primary email and a group's displayName follow the same rule.
+    scim.create_user("mail", email="j.doe@acme.test")
+    assert_scim_error(scim.post("/Users", user("other", email="\uff2a.DOE@acme.test\u00a0")), 409, "uniqueness")
+    scim.create_group("\ufb01nance", [])
+    assert_scim_error(scim.post("/Groups", {"schemas": [GROUP_SCHEMA], "displayName": "FINANCE"}), 409, "uniqueness")
+
+
+def test_a_username_of_only_zero_width_characters_is_invalid(scim):
+    assert_scim_error(scim.post("/Users", user("\u200b\u200b")), 400, "invalidValue")
+
+
 def test_post_matching_a_deactivated_user_reactivates_it_in_place(scim):
     alice = scim.create_user("alice", email="alice@acme.test", title="Engineer")
     group = scim.create_group("staff", [alice["id"]])

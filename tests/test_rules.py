@@ -46,7 +46,10 @@ def test_the_username_holder_is_reported_first() -> None:
     by_name = rules.Holder("n1", "ANN", "other@example.com")
     conflict = rules.uniqueness_conflict(keys, [by_email, by_name])
     assert conflict is not None and conflict.existing_id == "n1"
-    assert conflict.detail == "userName 'Ann' is already taken in this organization (compared case-insensitively)"
+    assert conflict.detail == (
+        "userName 'Ann' is already taken in this organization "
+        "(compared ignoring case, Unicode form and surrounding spaces)"
+    )
     assert (conflict.status, conflict.scim_type) == (409, "uniqueness")
 
 

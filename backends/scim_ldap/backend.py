@@ -53,7 +53,7 @@ from scim_ldap.directory import (
     values,
     why,
 )
-from scim_ldap.filters import FALSE, TRUE, FilterCompiler, escape, generalized_time
+from scim_ldap.filters import FALSE, TRUE, FilterCompiler, escape, generalized_time, key_pattern
 from scim_ldap.listing import Lister, R, Source
 from scim_ldap.lock import TenantLock
 from scim_ldap.mapping import LdapMapping, load_mapping
@@ -223,7 +223,11 @@ class LdapBackend(Backend):
         m = self.mapping
         name_attr = m.user_attribute("userName")
         name_ldap = name_attr.ldap if name_attr else m.user_rdn
-        atoms = [f"({name_ldap}={escape(keys.user_name)})"]
+        # Candidates: the directory's equality on the name as sent, or the key's characters in order
+        # (key_pattern: every look-alike holds them, zero-width characters or not); the primary email
+        # attribute holds the key itself. The rules then compare comparison keys in Python.
+        pattern = key_pattern(keys.user_name_lower) or "*"
+        atoms = [f"({name_ldap}={escape(keys.user_name)})", f"({name_ldap}={pattern})"]
         if keys.email:
             atoms.append(f"({m.primary_email}={escape(keys.email)})")
         flt = f"(&{m.user_filter}(|{''.join(atoms)}))"
@@ -232,10 +236,11 @@ class LdapBackend(Backend):
             if exclude_dn is not None and e["dn"].lower() == exclude_dn.lower():
                 continue
             email = first(e, m.primary_email)
-            by_email = keys.email is not None and any(v.lower() == keys.email for v in values(e, m.primary_email))
-            # The directory's equality also ignores insignificant spaces ("x " is " x"): an entry it found
-            # that does not hold the email holds the userName.
-            name = keys.user_name if not by_email else (first(e, name_ldap) or "")
+            names = values(e, name_ldap)
+            # A multi-valued name attribute (uid): the value whose key matches, else the first.
+            name = next(
+                (n for n in names if rules.comparison_key(n) == keys.user_name_lower), first(e, name_ldap) or ""
+            )
             holders.append(rules.Holder(self.codec.id(e), name, email))
         return rules.uniqueness_conflict(keys, holders)
 
@@ -570,6 +575,7 @@ class LdapBackend(Backend):
         """
         attrs, display = self.codec.group_attributes(data, self.codec.displays_of(members))
         with self.lock.held(tenant) as conn:
+            self._check_group_name(conn, tenant, display, None)
             dns = list(self._member_targets(conn, tenant, members).values())
             placeholder = self.mapping.group_placeholder
             attrs.update(self.codec.new_entry_attributes())
@@ -598,9 +604,14 @@ class LdapBackend(Backend):
     def _check_group_name(self, conn: Conn, tenant: Tenant, display: str, exclude_dn: str | None) -> None:
         """``UniquenessConflict`` when another group of the tenant has this displayName (its RDN)."""
         rdn = self.mapping.group_rdn
-        flt = f"(&{self.mapping.group_filter}({rdn}={escape(display)}))"
+        key = rules.group_name_key(display)
+        # Candidates as for a userName (see _conflict); the rule is the key's, decided here.
+        atoms = f"({rdn}={escape(display)})({rdn}={key_pattern(key or '') or '*'})"
+        flt = f"(&{self.mapping.group_filter}(|{atoms}))"
         for other in self._search(conn, self.groups_dn(tenant), flt, [rdn], scope=ldap3.LEVEL):
-            if exclude_dn is None or other["dn"].lower() != exclude_dn.lower():
+            if exclude_dn is not None and other["dn"].lower() == exclude_dn.lower():
+                continue
+            if any(rules.group_name_key(v) == key for v in values(other, rdn)):
                 raise rules.group_name_conflict(display, NAMED_BY_DISPLAY)
 
     def _group_changes(

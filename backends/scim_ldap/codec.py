@@ -24,7 +24,7 @@ from scim_ldap.mapping import DN, AttributeMap, LdapMapping
 from scim_ldap.schema import OBJECT_CLASS
 from scim_service import rules
 from scim_service.errors import InvalidValue
-from scim_service.model import ENTERPRISE_SCHEMA, GroupRecord, Member, UserRecord, primary_email
+from scim_service.model import ENTERPRISE_SCHEMA, GroupRecord, Member, UserRecord
 from scim_service.query.evaluator import get_ci
 
 # Key of a group's stored document that holds the member displays the client gave (member id -> display):
@@ -403,7 +403,8 @@ class EntryCodec:
                 if "active" in data or deleted or m.active_format == "uac"
                 else [],
                 m.deleted: ["TRUE" if deleted else "FALSE"],
-                m.primary_email: [e] if (e := primary_email(data)) else [],
+                # The matching key (rules.primary_email_key), as the sql backend's column holds it.
+                m.primary_email: [e] if (e := rules.primary_email_key(data)) else [],
                 m.document: [json.dumps(dict(data), ensure_ascii=False, sort_keys=True)],
             }
         )

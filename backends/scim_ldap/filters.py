@@ -26,6 +26,7 @@ to the client:
 
 from __future__ import annotations
 
+import unicodedata
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -50,6 +51,27 @@ UUID_KIND, BOOL_KIND, TIME_KIND, CONST_KIND = "uuid", "boolean", "time", "const"
 def escape(value: str) -> str:
     """RFC 4515 escaping of an assertion value (``* ( ) \\`` and NUL)."""
     return str(escape_filter_chars(value))
+
+
+# Characters of a comparison key that the directory's own normalisation of the stored name (caseIgnore:
+# NFKC and lower case) certainly shows too: ASCII letters and digits, and letters without case (CJK ...).
+# Not "s" (the key's "ss" may be a stored "ß") nor "i" (the key's "i" + dot may be a stored "İ").
+_UNSURE = frozenset("si")
+
+
+def key_pattern(key: str) -> str | None:
+    """A substring assertion (``*b*o*b*``) that every stored name with the comparison key ``key`` meets
+    under the directory's substring rule, whatever zero-width characters, Unicode forms or spaces it
+    holds; None when the key has no character to test (then only a scan is complete).
+
+    The name's own key is decided in Python; this only narrows what the directory returns.
+    """
+    chars = [
+        c
+        for c in key
+        if c not in _UNSURE and ((c.isascii() and c.isalnum()) or (not c.isascii() and unicodedata.category(c) == "Lo"))
+    ]
+    return "*" + "*".join(escape(c) for c in chars) + "*" if chars else None
 
 
 def generalized_time(value: object) -> str | None:

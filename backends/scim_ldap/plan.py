@@ -10,6 +10,12 @@ true). The directory evaluates the pushed filter, with its indexes, and returns 
 the split is not exact the backend evaluates the whole filter with the reference evaluator
 (:mod:`scim_service.query.evaluator`) over the candidates' SCIM documents, so the answer is the
 evaluator's by construction and the directory only narrows what is read.
+
+``eq`` on a name (userName, emails.value, a group's displayName: the evaluator's
+:func:`~scim_service.query.evaluator.compares_by_key`) compares comparison keys
+(:func:`scim_service.rules.comparison_key`), which the directory's matching rules only approximate: it
+is pushed as the necessary condition "holds the key's letters and digits in order" and decided in
+Python, as the backend's uniqueness checks decide it.
 """
 
 from __future__ import annotations
@@ -17,10 +23,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from scim_ldap.filters import FALSE, TRUE, FilterCompiler
+from scim_ldap.filters import FALSE, TRUE, FilterCompiler, key_pattern
 from scim_service.errors import InvalidFilter, InvalidValue
 from scim_service.model import ENTERPRISE_SCHEMA
 from scim_service.query.ast import And, AttrPath, Compare, Filter, Not, Or, Present, ValuePath
+from scim_service.query.evaluator import compares_by_key
+from scim_service.rules import comparison_key
 
 
 @dataclass(frozen=True)
@@ -67,6 +75,20 @@ def check_listable(path: AttrPath, error: type[InvalidFilter] | type[InvalidValu
     if path.attr.lower() == "meta" and (path.sub_attr or "").lower() == "location":
         verb = "filter" if error is InvalidFilter else "sort"
         raise error(f"The ldap backend cannot {verb} on meta.location: it depends on the request's URL")
+
+
+_MARK = "scimkeymark7f3a"  # a placeholder that RFC 4515 escaping leaves as it is
+
+
+def _key_eq(f: Filter) -> bool:
+    """Whether ``f`` is, or holds inside a value path, an ``eq`` on a name with a string value."""
+    if isinstance(f, ValuePath):
+        return _key_eq(f.filter)
+    if isinstance(f, And | Or):
+        return _key_eq(f.left) or _key_eq(f.right)
+    if isinstance(f, Not):
+        return _key_eq(f.expr)
+    return isinstance(f, Compare) and f.op in ("eq", "ne") and isinstance(f.value, str) and compares_by_key(f.path)
 
 
 def _and(left: str, right: str) -> str:
@@ -128,6 +150,14 @@ class FilterSplitter:
             if not exact:
                 return TRUE, False  # the negation of a necessary condition is no necessary condition
             return (FALSE if inner == TRUE else TRUE if inner == FALSE else f"(!{inner})"), True
+        if isinstance(f, Compare) and f.op == "eq" and _key_eq(f):
+            evaluated.append(path_name(f.path))
+            return self._key_candidates(f, lambda c: c), False
+        if isinstance(f, Compare) and f.op == "ne" and _key_eq(f):
+            evaluated.append(path_name(f.path))
+            return TRUE, False  # not (a necessary condition) is none
+        if isinstance(f, ValuePath) and _key_eq(f):
+            return self._element_condition(f, f.filter, evaluated), False
         try:
             return self.compiler.compile(f), True
         except InvalidFilter:
@@ -139,6 +169,21 @@ class FilterSplitter:
             return self._element_condition(f, f.filter, evaluated), False
         evaluated.append(path_name(f.path))
         return TRUE, False
+
+    def _key_candidates(self, f: Compare, wrap: Callable[[Compare], Filter]) -> str:
+        """A necessary condition of ``f`` (an ``eq`` on a name): the key's characters in order
+        (:func:`~scim_ldap.filters.key_pattern`), which every value with that comparison key holds;
+        Python then compares the keys exactly, as the backend's uniqueness checks do."""
+        assert isinstance(f.value, str)
+        pattern = key_pattern(comparison_key(f.value))
+        if pattern is None:
+            return TRUE
+        try:
+            # Compile a "co" (the mapping's attribute and guards), then put the ordered pattern in. (An
+            # "or" with the equality as sent would add nothing: every such entry holds the pattern.)
+            return self.compiler.compile(wrap(Compare(f.path, "co", _MARK))).replace(f"*{_MARK}*", pattern)
+        except InvalidFilter:
+            return TRUE
 
     def _element_condition(self, outer: ValuePath, f: Filter, evaluated: list[str]) -> str:
         """A necessary condition of ``outer`` from the comparisons on ``value`` inside it.
@@ -160,6 +205,9 @@ class FilterSplitter:
             )
             return _or(left, right)
         on_value = isinstance(f, Compare | Present) and (f.path.sub_attr or "").lower() == "value"
+        if isinstance(f, Compare) and f.op == "eq" and _key_eq(f):
+            evaluated.append(path_name(f.path))
+            return self._key_candidates(f, lambda c: ValuePath(outer.attr, c))
         if on_value and not (isinstance(f, Compare) and (f.op == "ne" or f.value is None)):
             try:
                 return self.compiler.compile(ValuePath(outer.attr, f))

@@ -4,7 +4,7 @@ Atomicity: every write runs in one :func:`~scim_service.sqlengine.write_transact
 transaction holds the database write lock from its start (``BEGIN IMMEDIATE``), so a uniqueness or
 seat check and the write that follows cannot interleave with another writer. On PostgreSQL a user
 write first locks its tenant's row in ``scim_tenant_state`` (``SELECT ... FOR UPDATE``), which
-serialises the writers of one tenant; the unique index on (tenant, lower userName) stays the last
+serialises the writers of one tenant; the unique index on (tenant, userName key) stays the last
 word either way and its violation becomes ``UniquenessConflict``.
 
 The product rules applied inside those transactions (which conflict to report, seat admission, member
@@ -40,7 +40,6 @@ from scim_service.model import (
     SeatPolicy,
     Tenant,
     UserRecord,
-    primary_email,
 )
 from scim_service.query.ast import ListQuery
 from scim_service.servicedb.hostdb import TABLE_PREFIX
@@ -140,8 +139,9 @@ def _text(data: Mapping[str, Any], key: str, *, required: bool = False) -> str |
 
 
 def _primary_email_column(data: Mapping[str, Any]) -> str | None:
-    """The primary email (:func:`scim_service.model.primary_email`) as the indexed column holds it."""
-    value = primary_email(data)
+    """The primary email's comparison key (:func:`scim_service.rules.primary_email_key`) as the indexed
+    column holds it."""
+    value = rules.primary_email_key(data)
     if value is not None and len(value) > MAX_TEXT:
         raise InvalidValue(f"the primary email is longer than the {MAX_TEXT} characters the sql backend stores")
     return value
@@ -165,7 +165,7 @@ class _UserColumns:
         active = rules.document_active(data)
         return cls(
             user_name=user_name,
-            user_name_lower=user_name.lower(),
+            user_name_lower=rules.comparison_key(user_name),
             primary_email_lower=_primary_email_column(data),
             external_id=_text(data, "externalId"),
             display_name=_text(data, "displayName"),

@@ -111,6 +111,7 @@ class SqliteJson:
     """JSON access on SQLite (JSON1): a node is the document plus a JSON path expression into it."""
 
     name = "sqlite"
+    ordinal_base = 0  # json_each's key of an array element is its 0-based index
 
     @dataclass(frozen=True)
     class Node:
@@ -236,6 +237,7 @@ class PostgresJson:
     """
 
     name = "postgresql"
+    ordinal_base = 1  # WITH ORDINALITY counts from 1
     J = postgresql.JSONB()
 
     def __init__(self, lower_collation: str | None = None) -> None:

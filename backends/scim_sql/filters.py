@@ -11,8 +11,11 @@ evaluator on missing values.
 
 Attributes stored in their own columns (id, userName, externalId, displayName, meta.created,
 meta.lastModified) use those columns; group membership (``members`` of a group, ``groups`` of a user)
-uses the membership table; ``emails.value`` ``eq`` and ``sw`` (also inside ``emails[...]``) use the
-indexed email side table (see :meth:`FilterCompiler._email_match`); every other attribute is read from
+uses the membership table; ``emails.value`` ``eq`` (also inside ``emails[...]``) uses the indexed email
+side table, and so does ``sw`` (see :meth:`FilterCompiler._email_match`); ``eq`` on a name (the evaluator's
+:func:`~scim_service.query.evaluator.compares_by_key`: userName, emails.value, a group's displayName)
+compares the comparison key the backend stored in Python (``user_name_lower``, the side table's
+``value_key``, ``display_name_key``) with the literal's key; every other attribute is read from
 the JSON document with the store's JSON functions. Everything dialect-specific about JSON sits in
 :mod:`scim_sql.dialects` (SQLite JSON1, PostgreSQL ``jsonb``); this module holds no SQL of one dialect.
 """
@@ -29,7 +32,8 @@ import sqlalchemy as sa
 from scim_service.errors import InvalidFilter, InvalidValue
 from scim_service.model import GROUP_SCHEMA, USER_SCHEMA
 from scim_service.query.ast import And, AttrPath, Compare, Filter, Not, Or, Present, Value, ValuePath
-from scim_service.query.evaluator import parse_datetime
+from scim_service.query.evaluator import compares_by_key, parse_datetime
+from scim_service.rules import comparison_key
 from scim_sql.dialects import Expr, JsonOps, Pred, json_ops
 from scim_sql.tables import EMAIL_MAX, SqlTables, tables_for
 
@@ -84,7 +88,14 @@ class Leaf:
             return self.number_compare(op, value)
         if not isinstance(value, str):
             return _false()
+        if op == "eq" and compares_by_key(path):
+            return self.key_eq(comparison_key(value))
         return self.string_compare(op, value, path.case_exact)
+
+    def key_eq(self, key: str) -> Pred:
+        """``eq`` on a name: true when the value's comparison key is ``key``. Only leaves holding a stored
+        key can answer; any other leaf of such a path compares lower-cased text (see FilterCompiler)."""
+        return self.string_compare("eq", key, False)
 
     def string_compare(self, op: str, value: str, case_exact: bool) -> Pred:
         return _false()
@@ -108,9 +119,9 @@ class Leaf:
         return None
 
 
-def _string_ops(ops: JsonOps, expr: Expr, lowered: Expr | None, op: str, value: str, case_exact: bool) -> Pred:
+def _string_ops(ops: JsonOps, expr: Expr, op: str, value: str, case_exact: bool) -> Pred:
     if not case_exact:
-        expr = lowered if lowered is not None else ops.lower(expr)
+        expr = ops.lower(expr)
         value = value.lower()
     if op == "co":
         return ops.contains(expr, value, case_exact)
@@ -130,12 +141,17 @@ class ColumnLeaf(Leaf):
     ops: JsonOps
     expr: Expr
     kind: Literal["string", "boolean", "instant"]
-    lowered: Expr | None = None  # a stored lower-case copy (userName)
+    key: Expr | None = None  # the stored comparison key of a name (userName, a group's displayName)
+
+    def key_eq(self, key: str) -> Pred:
+        if self.key is None:
+            return super().key_eq(key)
+        return sa.and_(self.key.is_not(None), self.key == key)
 
     def string_compare(self, op: str, value: str, case_exact: bool) -> Pred:
         if self.kind != "string":
             return _false()
-        return sa.and_(self.expr.is_not(None), _string_ops(self.ops, self.expr, self.lowered, op, value, case_exact))
+        return sa.and_(self.expr.is_not(None), _string_ops(self.ops, self.expr, op, value, case_exact))
 
     def boolean_eq(self, value: bool) -> Pred:
         if self.kind != "boolean":
@@ -159,7 +175,8 @@ class ColumnLeaf(Leaf):
         if self.kind == "string" and path.type not in ("dateTime", "boolean", *_NUMBER_TYPES):
             if path.case_exact:
                 return self.ops.ordering(self.expr)
-            return self.ops.ordering(self.lowered if self.lowered is not None else self.ops.lower(self.expr))
+            # Sorting stays case-insensitive (str.lower), not by the comparison key (see the evaluator).
+            return self.ops.ordering(self.ops.lower(self.expr))
         if self.kind == "boolean" and path.type == "boolean":
             return sa.case((self.expr.is_(sa.true()), 1), else_=0)
         if self.kind == "instant" and path.type == "dateTime":
@@ -176,7 +193,7 @@ class JsonLeaf(Leaf):
 
     def string_compare(self, op: str, value: str, case_exact: bool) -> Pred:
         text = self.ops.text(self.node)
-        return sa.and_(self.ops.is_string(self.node), _string_ops(self.ops, text, None, op, value, case_exact))
+        return sa.and_(self.ops.is_string(self.node), _string_ops(self.ops, text, op, value, case_exact))
 
     def number_compare(self, op: str, value: float) -> Pred:
         number = self.ops.number(self.node)
@@ -229,6 +246,7 @@ class Element:
 class JsonElement(Element):
     ops: JsonOps
     node: Any
+    ordinal: Expr | None = None  # its 0-based position in the array (the email side table's ``ordinal``)
 
     def leaf(self, sub_attr: str | None) -> Leaf:
         return JsonLeaf(self.ops, self.ops.child(self.node, sub_attr) if sub_attr else self.node)
@@ -320,7 +338,7 @@ class JsonSource(Source):
             element = JsonElement(self.ops, self.root)
             return sa.and_(element.is_complex(), test(element))
         els = self.ops.elements(self.root)
-        element = JsonElement(self.ops, els.node)
+        element = JsonElement(self.ops, els.node, els.ordinal - self.ops.ordinal_base)
         return sa.exists(sa.select(1).select_from(els.from_).where(element.is_complex(), test(element)))
 
     def sort_key(self, path: AttrPath) -> Expr | None:
@@ -392,7 +410,7 @@ class FilterCompiler:
 
     ``resource`` is "User" or "Group"; ``dialect_name`` the engine's dialect (sqlite or postgresql).
     The expressions do not include the tenant or soft-delete conditions: the backend adds those.
-    ``email_index`` False compiles every ``emails.value`` test through the JSON document, as before the
+    ``email_index`` False compiles every ``emails.value`` test but ``eq`` through the JSON document, as before the
     email side table existed (the query plan test compares the two). ``tables``: the backend's tables
     (named with its ``SCIM_TABLE_PREFIX``; the default prefix's when not given).
     """
@@ -411,6 +429,9 @@ class FilterCompiler:
         self.tables = tables or tables_for()
         self.table = self.tables.users if resource == "User" else self.tables.groups
         self.email_index = email_index and resource == "User"
+        # ``eq`` on an email compares comparison keys, which only the side table holds (SQL cannot
+        # compute NFKC + casefold), so it uses the table even without ``email_index``.
+        self.email_keys = resource == "User"
 
     # filters
 
@@ -458,10 +479,20 @@ class FilterCompiler:
             return sa.not_(self._compare(Compare(f.path, "eq", f.value), element, tenant_id))
         if f.op not in ("eq", "co", "sw", "ew", "gt", "ge", "lt", "le"):
             raise InvalidFilter(f"unknown comparison operator {f.op!r}")
-        if element is None and self._is_email_value(f.path):
+        if element is None and self._is_email_value(f.path, for_eq=f.op == "eq"):
             indexed = self._email_match(f.op, f.value, tenant_id)
             if indexed is not None:
                 return indexed
+        if (
+            isinstance(element, JsonElement)
+            and element.ordinal is not None
+            and f.op == "eq"
+            and self._is_email_value(f.path, for_eq=True)
+            and compares_by_key(f.path)
+        ):
+            same = self._email_element_eq(f.value, element.ordinal)
+            if same is not None:
+                return same
 
         def test(leaf: Leaf) -> Pred:
             return leaf.compare(f.op, f.value, f.path)
@@ -512,7 +543,8 @@ class FilterCompiler:
         if attr == "externalId":
             return ColumnSource(ColumnLeaf(ops, t.c.external_id, "string"))
         if attr == "displayName":
-            return ColumnSource(ColumnLeaf(ops, t.c.display_name, "string"))
+            key = self.tables.groups.c.display_name_key if self.resource == "Group" else None
+            return ColumnSource(ColumnLeaf(ops, t.c.display_name, "string", key))
         if attr == "meta":
             if sub == "created":
                 return ColumnSource(ColumnLeaf(ops, t.c.created, "instant"))
@@ -523,8 +555,9 @@ class FilterCompiler:
             raise InvalidFilter(f"the sql backend cannot filter or sort on meta.{sub}")
         if self.resource == "User":
             if attr == "userName":
-                lowered = self.tables.users.c.user_name_lower if not path.case_exact else None
-                return ColumnSource(ColumnLeaf(ops, self.tables.users.c.user_name, "string", lowered))
+                return ColumnSource(
+                    ColumnLeaf(ops, self.tables.users.c.user_name, "string", self.tables.users.c.user_name_lower)
+                )
             # ``active`` is read from the document, not the ``active`` column: a PATCH may remove it, and
             # an unassigned ``active`` has no value for filters and sorting (the column, used by the seat
             # and matching rules, still counts it as active).
@@ -560,11 +593,11 @@ class FilterCompiler:
         """``path`` names the core ``emails`` attribute of a user (and the side table is in use)."""
         return self.email_index and path.attr == "emails" and path.schema in (None, USER_SCHEMA) and path.multi_valued
 
-    def _is_email_value(self, path: AttrPath) -> bool:
+    def _is_email_value(self, path: AttrPath, *, for_eq: bool = False) -> bool:
         """``path`` is ``emails.value`` (top level, or ``value`` inside ``emails[...]``), compared as a
-        case-insensitive string."""
+        case-insensitive string, and the side table answers it (``for_eq``: an ``eq``, which it always does)."""
         return (
-            self.email_index
+            (self.email_keys if for_eq else self.email_index)
             and path.attr == "emails"
             and path.sub_attr == "value"
             and path.schema in (None, USER_SCHEMA)
@@ -576,18 +609,19 @@ class FilterCompiler:
         """Users with some ``emails`` element whose string ``value`` satisfies ``op value``, through the
         side table; None when the side table cannot answer exactly (then the JSON path does).
 
-        The table holds ``str.lower()`` of every string value, cut to EMAIL_MAX characters, which is the
-        evaluator's case-insensitive compare: ``eq`` is exact for a value shorter than the cut (a cut
-        value is EMAIL_MAX long, so it can never equal it), ``sw`` for a prefix no longer than the cut
-        (cutting keeps every shorter prefix). The prefix is an index range, so ``%`` and ``_`` need no
-        escaping and the meaning is the same on both dialects.
+        The table holds the comparison key (:func:`scim_service.rules.comparison_key`, ``value_key``)
+        and ``str.lower()`` (``value_lower``) of every string value, both cut to EMAIL_MAX characters:
+        the evaluator's ``eq`` on an email compares keys, exact for a key shorter than the cut (a cut
+        key is EMAIL_MAX long, so it can never equal it); its ``sw`` compares lower-cased text, exact
+        for a prefix no longer than the cut (cutting keeps every shorter prefix). The prefix is an
+        index range, so ``%`` and ``_`` need no escaping and the meaning is the same on both dialects.
         """
         if not isinstance(value, str) or isinstance(value, bool):
             return None
-        lowered = value.lower()
+        key, lowered = comparison_key(value), value.lower()
         e = self.tables.user_emails.alias("ue")
-        if op == "eq" and len(lowered) < EMAIL_MAX:
-            match = e.c.value_lower == lowered
+        if op == "eq" and len(key) < EMAIL_MAX:
+            match = e.c.value_key == key
         elif op == "sw" and len(lowered) <= EMAIL_MAX:
             end = prefix_end(lowered)
             match = (
@@ -605,6 +639,28 @@ class FilterCompiler:
             )
         # Uncorrelated: the store reads the index range once and looks the users up by primary key.
         return self.tables.users.c.id.in_(sa.select(e.c.user_id).where(e.c.tenant_id == tenant_id, match))
+
+    def _email_element_eq(self, value: Value, ordinal: Expr) -> Pred | None:
+        """``value eq "x"`` inside ``emails[...]`` for the element at ``ordinal``: its side-table row holds
+        the comparison key, which the JSON document cannot compute in SQL. None when the table cannot
+        answer exactly (see :meth:`_email_match`)."""
+        if not isinstance(value, str) or isinstance(value, bool):
+            return None
+        key = comparison_key(value)
+        if len(key) >= EMAIL_MAX:
+            return None
+        e = self.tables.user_emails.alias("uo")
+        return sa.exists(
+            sa.select(1)
+            .where(
+                e.c.user_id == self.tables.users.c.id,
+                e.c.tenant_id == self.tables.users.c.tenant_id,
+                e.c.ordinal == ordinal,
+                e.c.value_key == key,
+            )
+            # Correlated to the user row two levels up (through the JSON elements' subquery).
+            .correlate_except(e)
+        )
 
     def _email_necessary(self, f: Filter, tenant_id: str | None) -> Pred | None:
         """A side-table condition that every user with an ``emails`` element satisfying the inner filter

@@ -17,6 +17,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
 
 from scim_service.query.evaluator import get_ci
+from scim_service.rules import comparison_key
 from scim_service.servicedb.hostdb import TABLE_PREFIX, check_table_prefix
 
 EMAIL_MAX = 512  # characters of a lower-cased email value the side table keeps
@@ -126,7 +127,7 @@ def _build(prefix: str) -> SqlTables:
         sa.Column("last_modified", UtcDateTime(), nullable=False),
         sa.Column("version", sa.Integer(), nullable=False),
         # rules.group_name_key(display_name): the unique index makes a group's name unique per tenant,
-        # case-insensitively, even when two writers race (revision 0003).
+        # by its comparison key, even when two writers race (revisions 0003 and 0004).
         sa.Column("display_name_key", sa.String(512), nullable=True),
         sa.Index(f"ix_{prefix}groups_tenant_display_name", "tenant_id", "display_name"),
         sa.Index(f"uq_{prefix}groups_tenant_display_name_key", "tenant_id", "display_name_key", unique=True),
@@ -156,9 +157,10 @@ def _build(prefix: str) -> SqlTables:
         sa.Column("tenant_id", sa.String(64), primary_key=True),
     )
 
-    # One row per string ``value`` of a user's ``emails`` elements, lower-cased with ``str.lower()`` and cut to
-    # EMAIL_MAX characters: the index behind ``emails.value eq`` / ``sw`` filters. Kept in step with the
-    # document by every user write (see ``email_values``); the rows of a soft-deleted user stay (the user
+    # One row per string ``value`` of a user's ``emails`` elements, lower-cased with ``str.lower()`` and cut
+    # to EMAIL_MAX characters (``value_lower``: the index behind ``emails.value sw``), and its comparison key
+    # (``value_key``, rules.comparison_key, cut the same way: the index behind ``eq``; revision 0004). Kept in
+    # step with the document by every user write (see ``email_values``); the rows of a soft-deleted user stay (the user
     # rows' ``deleted`` flag hides it from every filter). On PostgreSQL the column sorts in the ``C``
     # collation (code point order), so a prefix becomes an index range that means the same as in Python.
     user_emails = sa.Table(
@@ -177,7 +179,10 @@ def _build(prefix: str) -> SqlTables:
             sa.String(EMAIL_MAX).with_variant(sa.String(EMAIL_MAX, collation="C"), "postgresql"),
             nullable=False,
         ),
+        # Nullable only because revision 0004 adds it to filled tables; every write sets it.
+        sa.Column("value_key", sa.String(EMAIL_MAX), nullable=True),
         sa.Index(f"ix_{prefix}user_emails_tenant_value", "tenant_id", "value_lower", "user_id"),
+        sa.Index(f"ix_{prefix}user_emails_tenant_key", "tenant_id", "value_key", "user_id"),
     )
     return SqlTables(prefix, metadata, users, groups, group_members, tenant_state, user_emails)
 
@@ -192,8 +197,9 @@ tenant_state = _DEFAULT.tenant_state
 user_emails = _DEFAULT.user_emails
 
 
-def email_values(data: Mapping[str, Any]) -> list[tuple[int, str]]:
-    """The side-table rows of a user document: (position of the element, lower-cased value, cut to EMAIL_MAX).
+def email_values(data: Mapping[str, Any]) -> list[tuple[int, str, str]]:
+    """The side-table rows of a user document: (position of the element, lower-cased value, comparison
+    key), the two texts cut to EMAIL_MAX.
 
     Exactly the values the reference evaluator reaches through ``emails.value`` and through
     ``emails[value ...]``: ``emails`` is a list (or a single complex value), and every element that is
@@ -201,18 +207,18 @@ def email_values(data: Mapping[str, Any]) -> list[tuple[int, str]]:
     """
     top = get_ci(data, "emails")
     elements = top if isinstance(top, list | tuple) else [top]
-    out: list[tuple[int, str]] = []
+    out: list[tuple[int, str, str]] = []
     for position, element in enumerate(elements):
         if isinstance(element, Mapping):
             value = get_ci(element, "value")
             if isinstance(value, str):
-                out.append((position, value.lower()[:EMAIL_MAX]))
+                out.append((position, value.lower()[:EMAIL_MAX], comparison_key(value)[:EMAIL_MAX]))
     return out
 
 
 def email_rows(tenant_id: str, user_id: str, data: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The ``scim_user_emails`` rows of one user, ready for an insert."""
     return [
-        {"user_id": user_id, "ordinal": position, "tenant_id": tenant_id, "value_lower": value}
-        for position, value in email_values(data)
+        {"user_id": user_id, "ordinal": position, "tenant_id": tenant_id, "value_lower": value, "value_key": key}
+        for position, value, key in email_values(data)
     ]

@@ -26,6 +26,10 @@ Semantics (paths are expected to be resolved, see :mod:`scim_service.query.resol
 * **Strings** (``string``, ``reference``, ``binary``) compare after ``str.lower()`` of both sides unless
   the leaf is ``caseExact``; ``co``/``sw``/``ew`` are substring/prefix/suffix tests; ``gt ge lt le``
   compare by Unicode code points.
+* **Names** (:func:`compares_by_key`: a user's ``userName`` and ``emails.value``, also inside
+  ``emails[...]``, and a group's ``displayName``): ``eq`` (and so ``ne``) compares
+  :func:`scim_service.rules.comparison_key` of both sides, the key uniqueness uses, so a filter finds
+  the holder of every name a write is refused for. Their other operators and sorting stay as above.
 * **dateTime** values compare as instants: both sides are parsed as ISO 8601 (``Z`` or an offset;
   no offset means UTC); a side that does not parse makes the comparison false. ``co sw ew`` are false.
 * **Numbers** (``integer``, ``decimal``) compare numerically; ``co sw ew`` are false.
@@ -47,6 +51,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from scim_service.model import GROUP_SCHEMA, USER_SCHEMA
 from scim_service.query.ast import (
     And,
     AttrPath,
@@ -59,9 +64,11 @@ from scim_service.query.ast import (
     Value,
     ValuePath,
 )
+from scim_service.rules import comparison_key
 
 __all__ = [
     "attribute_values",
+    "compares_by_key",
     "evaluate_list",
     "get_ci",
     "is_present",
@@ -172,6 +179,19 @@ def _present(doc: Mapping[str, Any], path: AttrPath, element: Mapping[str, Any] 
     return any(isinstance(e, Mapping) and is_present(get_ci(e, path.sub_attr)) for e in elements)
 
 
+def compares_by_key(path: AttrPath) -> bool:
+    """Whether ``eq`` on the resolved ``path`` compares comparison keys (:func:`~scim_service.rules.comparison_key`):
+    the names uniqueness is judged by, a user's ``userName`` and ``emails.value`` and a group's
+    ``displayName`` (a user's ``displayName`` is no name of that kind). A caseExact leaf never does."""
+    if path.case_exact or path.type != "string":
+        return False
+    if path.schema == USER_SCHEMA:
+        return (path.attr == "userName" and path.sub_attr is None) or (
+            path.attr == "emails" and path.sub_attr == "value"
+        )
+    return path.schema == GROUP_SCHEMA and path.attr == "displayName" and path.sub_attr is None
+
+
 def _compare_one(actual: Any, op: str, expected: Value, path: AttrPath) -> bool:
     """One stored value against the filter value, for every operator except ``ne``."""
     if expected is None:
@@ -191,6 +211,8 @@ def _compare_one(actual: Any, op: str, expected: Value, path: AttrPath) -> bool:
         return _ordered(actual, op, expected)
     if not isinstance(actual, str) or not isinstance(expected, str):
         return False
+    if op == "eq" and compares_by_key(path):
+        return comparison_key(actual) == comparison_key(expected)
     if not path.case_exact:
         actual, expected = actual.lower(), expected.lower()
     if op == "co":

@@ -100,7 +100,7 @@ def test_migrate_creates_the_tables_in_its_own_version_table(backend: SqlBackend
             VERSION_TABLE,
         } <= names
         assert "alembic_version" not in names
-        assert conn.execute(sa.text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar_one() == "0003"
+        assert conn.execute(sa.text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar_one() == "0004"
         indexes = {ix["name"]: ix for ix in sa.inspect(conn).get_indexes("scim_users")}
         assert indexes["ux_scim_users_tenant_user_name"]["unique"]
         group_indexes = {ix["name"]: ix for ix in sa.inspect(conn).get_indexes("scim_groups")}

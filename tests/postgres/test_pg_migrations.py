@@ -214,6 +214,16 @@ def _sorted(rows: list[dict[str, Any]]) -> list[str]:
 # -- tests -------------------------------------------------------------------------------------------
 
 
+# Key columns a migration recomputes from the row's own values (sql 0004: the comparison keys of names);
+# the sample rows hold arbitrary text there, so the upgrade rightly rewrites them.
+DERIVED = {"scim_users": {"user_name_lower", "primary_email_lower"}, "scim_groups": {"display_name_key"}}
+
+
+def _without_derived(name: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    drop = DERIVED.get(name, set())
+    return [{k: v for k, v in row.items() if k not in drop} for row in rows]
+
+
 def test_db_upgrade_from_the_previous_revision_keeps_every_row(fresh_db: str) -> None:
     previous = {env.name: env.revisions()[0] for env in ENVIRONMENTS}
     heads = {env.name: env.revisions()[1] for env in ENVIRONMENTS}
@@ -224,7 +234,7 @@ def test_db_upgrade_from_the_previous_revision_keeps_every_row(fresh_db: str) ->
     assert versions(fresh_db) == heads
     after = read_back(fresh_db, written)
     for name, rows in written.items():
-        assert _sorted(after[name]) == _sorted(rows), name
+        assert _sorted(_without_derived(name, after[name])) == _sorted(_without_derived(name, rows)), name
     if "scim_users" in written and "scim_user_emails" not in written:
         # The upgrade created the email side table (sql 0002): the users written before it are found by
         # their emails. (From 0002 on, the rows written above are the side table's own, not derived.)

@@ -30,7 +30,6 @@ from scim_service.model import (
     Tenant,
     UserRecord,
     holds_seat,
-    primary_email,
 )
 from scim_service.query import evaluator
 from scim_service.query.ast import ListQuery
@@ -150,8 +149,8 @@ class MemoryBackend(Backend):
         for user in space.users.values():
             if user.id == exclude:
                 continue
-            name, email = str(user.data.get("userName", "")), primary_email(user.data)
-            if name.lower() == keys.user_name_lower or (keys.email is not None and email == keys.email):
+            name, email = str(user.data.get("userName", "")), rules.primary_email_key(user.data)
+            if rules.comparison_key(name) == keys.user_name_lower or (keys.email is not None and email == keys.email):
                 holders.append(rules.Holder(user.id, name, email))
         conflict = rules.uniqueness_conflict(keys, holders)
         if conflict is not None:
@@ -340,7 +339,7 @@ class MemoryBackend(Backend):
 
     @staticmethod
     def _check_group_name(space: _Space, data: Mapping[str, Any], group_id: str | None) -> None:
-        """A group's displayName is unique per tenant, case-insensitively (``rules.group_name_key``)."""
+        """A group's displayName is unique per tenant, by its comparison key (``rules.group_name_key``)."""
         key = rules.group_name_key(data.get("displayName"))
         if key is None:
             return

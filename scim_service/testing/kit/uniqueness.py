@@ -1,22 +1,130 @@
 """userName, the primary email under MatchPolicy.EMAIL, and a group's displayName are unique per tenant,
-case-insensitively."""
+compared by :func:`scim_service.rules.comparison_key` (case, Unicode form, surrounding spaces and
+zero-width characters ignored), and a filter's ``eq`` on them finds the holder of a look-alike."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from scim_service.backend import Backend
 from scim_service.errors import UniquenessConflict
 from scim_service.model import GroupChanges, MatchPolicy, Tenant
-from scim_service.testing.data import group_document, query, user_document
+from scim_service.testing.data import group_document, group_filter, query, user_document, user_filter
 from scim_service.testing.kit.base import KitBase
 from scim_service.testing.kit.helpers import all_users, assert_raises
 
-__all__ = ["UniquenessTests"]
+__all__ = ["LOOK_ALIKES", "UniquenessTests"]
+
+LOOK_ALIKES: list[tuple[str, str, str]] = [
+    # (what differs, the name stored, a name with the same comparison key)
+    ("NFC / NFD", "caf\u00e9", "cafe\u0301"),
+    ("a trailing space", "bob", "bob "),
+    ("a trailing NBSP", "nbsp", "nbsp\u00a0"),
+    ("a leading zero-width space", "zwsp", "\u200bzwsp"),
+    ("a zero-width space inside", "zw.in", "zw\u200b.in"),
+    ("fullwidth letters", "full", "\uff46\uff55\uff4c\uff4c"),
+    ("a ligature", "\ufb01nance", "FINANCE"),
+    ("casefolding", "stra\u00dfe", "STRASSE"),
+]
+"""Pairs of names that are one name under the uniqueness rule (docs/rules.md)."""
 
 
 class UniquenessTests(KitBase):
-    """userName (and primary email under MatchPolicy.EMAIL) is unique per tenant, case-insensitively."""
+    """userName (and primary email under MatchPolicy.EMAIL) is unique per tenant, by its comparison key."""
+
+    # -- look-alikes: one comparison key (rules.comparison_key) ---------------------------------------
+
+    def test_create_user_refuses_a_look_alike_username(self, backend: Backend, tenant: Tenant) -> None:
+        for what, stored, alike in LOOK_ALIKES:
+            holder = backend.create_user(tenant, user_document(stored))
+            assert holder.user_name == stored, f"the userName is stored as sent ({what})"
+            err = assert_raises(
+                UniquenessConflict,
+                f"create_user must refuse a userName that differs only by {what} ({stored!r} / {alike!r})",
+                backend.create_user,
+                tenant,
+                user_document(alike),
+            )
+            assert err.existing_id == holder.id, f"existing_id must name the holder ({what})"
+        assert len(all_users(backend, tenant)) == len(LOOK_ALIKES), "a refused create_user must write nothing"
+
+    def test_a_username_eq_filter_finds_the_holder_of_a_look_alike(self, backend: Backend, tenant: Tenant) -> None:
+        holders = {stored: backend.create_user(tenant, user_document(stored)).id for _w, stored, _a in LOOK_ALIKES}
+        for what, stored, alike in LOOK_ALIKES:
+            for text in (f"userName eq {json.dumps(alike)}", f"userName eq {json.dumps(stored)}"):
+                found = backend.list_users(tenant, query(filter=user_filter(text))).resources
+                assert [u.id for u in found] == [holders[stored]], (
+                    f"{text} must find the user holding {stored!r}, the name a create was refused for ({what})"
+                )
+            text = f"not (userName eq {json.dumps(alike)})"
+            found = backend.list_users(tenant, query(filter=user_filter(text))).resources
+            assert holders[stored] not in {u.id for u in found}, f"{text}: ne is not eq ({what})"
+
+    def test_a_look_alike_holder_refuses_the_plain_name(self, backend: Backend, tenant: Tenant) -> None:
+        """The other way round: the stored name has the zero-width character, the ligature, the "ß"."""
+        for what, plain, alike in LOOK_ALIKES:
+            holder = backend.create_user(tenant, user_document(alike))
+            assert holder.user_name == alike, f"the userName is stored as sent ({what})"
+            err = assert_raises(
+                UniquenessConflict,
+                f"create_user must refuse {plain!r} when {alike!r} holds it (they differ by {what})",
+                backend.create_user,
+                tenant,
+                user_document(plain),
+            )
+            assert err.existing_id == holder.id, f"existing_id must name the holder ({what})"
+            text = f"userName eq {json.dumps(plain)}"
+            found = backend.list_users(tenant, query(filter=user_filter(text))).resources
+            assert [u.id for u in found] == [holder.id], f"{text} must find {alike!r} ({what})"
+            group = backend.create_group(tenant, group_document(alike), [])
+            assert_raises(
+                UniquenessConflict,
+                f"create_group must refuse {plain!r} when a group named {alike!r} exists ({what})",
+                backend.create_group,
+                tenant,
+                group_document(plain),
+                [],
+            )
+            text = f"displayName eq {json.dumps(plain)}"
+            found_groups = backend.list_groups(tenant, query(filter=group_filter(text))).resources
+            assert [g.id for g in found_groups] == [group.id], f"{text} must find the group {alike!r} ({what})"
+
+    def test_create_user_refuses_a_look_alike_primary_email(self, backend: Backend, make_tenant: Any) -> None:
+        tenant = make_tenant(match_policy=MatchPolicy.EMAIL)
+        # The stored email is ASCII: a directory's mail attribute (IA5) takes nothing else.
+        holder = backend.create_user(tenant, user_document("one", email="J.Doe@Example.com"))
+        err = assert_raises(
+            UniquenessConflict,
+            "create_user must refuse a primary email whose comparison key is taken under MatchPolicy.EMAIL",
+            backend.create_user,
+            tenant,
+            user_document("two", email="\uff4a.doe@example.com\u00a0"),
+        )
+        assert err.existing_id == holder.id, "UniquenessConflict.existing_id must name the holder of the email"
+        for text in (
+            'emails.value eq "j.doe@example.com\u200b"',
+            'emails[value eq " J.DOE@EXAMPLE.COM"]',
+            'emails[type eq "work" and value eq "j.doe@example.com"]',
+        ):
+            found = backend.list_users(tenant, query(filter=user_filter(text))).resources
+            assert [u.id for u in found] == [holder.id], f"{text} must find the holder of the look-alike email"
+
+    def test_create_group_refuses_a_look_alike_display_name(self, backend: Backend, tenant: Tenant) -> None:
+        for what, stored, alike in LOOK_ALIKES:
+            holder = backend.create_group(tenant, group_document(stored), [])
+            assert holder.display_name == stored, f"the displayName is stored as sent ({what})"
+            assert_raises(
+                UniquenessConflict,
+                f"create_group must refuse a displayName that differs only by {what} ({stored!r} / {alike!r})",
+                backend.create_group,
+                tenant,
+                group_document(alike),
+                [],
+            )
+            text = f"displayName eq {json.dumps(alike)}"
+            found = backend.list_groups(tenant, query(filter=group_filter(text))).resources
+            assert [g.id for g in found] == [holder.id], f"{text} must find the group holding {stored!r} ({what})"
 
     def test_create_user_refuses_a_taken_username(self, backend: Backend, tenant: Tenant) -> None:
         first = backend.create_user(tenant, user_document("alice"))
