@@ -32,7 +32,7 @@ import sqlalchemy as sa
 from scim_service.errors import InvalidFilter, InvalidValue
 from scim_service.model import GROUP_SCHEMA, USER_SCHEMA
 from scim_service.query.ast import And, AttrPath, Compare, Filter, Not, Or, Present, Value, ValuePath
-from scim_service.query.evaluator import compares_by_key, parse_datetime
+from scim_service.query.evaluator import compares_by_key, parse_datetime, sorts_by_key
 from scim_service.rules import comparison_key
 from scim_sql.dialects import Expr, JsonOps, Pred, json_ops
 from scim_sql.tables import EMAIL_MAX, SqlTables, tables_for
@@ -175,7 +175,8 @@ class ColumnLeaf(Leaf):
         if self.kind == "string" and path.type not in ("dateTime", "boolean", *_NUMBER_TYPES):
             if path.case_exact:
                 return self.ops.ordering(self.expr)
-            # Sorting stays case-insensitive (str.lower), not by the comparison key (see the evaluator).
+            if self.key is not None and sorts_by_key(path):
+                return self.ops.ordering(self.key)  # the indexed key column (the evaluator sorts by the key too)
             return self.ops.ordering(self.ops.lower(self.expr))
         if self.kind == "boolean" and path.type == "boolean":
             return sa.case((self.expr.is_(sa.true()), 1), else_=0)
