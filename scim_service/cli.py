@@ -30,9 +30,11 @@ from scim_service.model import Tenant, UserRecord
 from scim_service.outbox import DeliveryReport
 from scim_service.plugins import PluginError, entry_point_report
 from scim_service.profiles import AUTO, PROFILE_CHOICES
+from scim_service.servicedb.hostdb import TABLE_PREFIX
 from scim_service.servicedb.migrate import upgrade_service_db
 from scim_service.servicedb.outbox import StoredEvent
 from scim_service.servicedb.store import AdminError, LogEntry, LogQuery, TokenInfo
+from scim_service.sqlengine import engine_schema
 from scim_service.state import ScimState
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -266,11 +268,18 @@ def db_upgrade(state: ScimState) -> None:
     """Create or upgrade the service tables, then the storage backend's schema."""
     # The lines below say what was done; alembic's own INFO chatter would only repeat it.
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    before, after = upgrade_service_db(state.service_engine)
+    prefix = state.store.tables.prefix
+    before, after = upgrade_service_db(state.service_engine, prefix)
+    # Where the tables are, when the host chose it: a prefix or schema changed after the first upgrade
+    # starts empty tables beside the old ones, which this line makes visible.
+    where = [f"named {prefix}*"] if prefix != TABLE_PREFIX else []
+    schema = engine_schema(state.service_engine)
+    where += [f"in schema {schema}"] if schema else []
+    place = f" ({', '.join(where)})" if where else ""
     if before == after:
-        _info(f"service tables: already at revision {after}")
+        _info(f"service tables: already at revision {after}{place}")
     else:
-        _info(f"service tables: upgraded from {before or 'an empty database'} to revision {after}")
+        _info(f"service tables: upgraded from {before or 'an empty database'} to revision {after}{place}")
     state.backend.migrate()
     _info(f"backend {state.backend.name!r}: schema created or upgraded")
 

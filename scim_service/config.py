@@ -82,6 +82,19 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _table_prefix(text: str) -> str:
+    from scim_service.servicedb.hostdb import check_table_prefix  # the one rule; imported late (no cycle)
+
+    return check_table_prefix(text.strip())
+
+
+def _db_schema(text: str) -> str | None:
+    from scim_service.sqlengine import check_schema_name  # the one rule; imported late (no cycle)
+
+    value = text.strip()
+    return check_schema_name(value) if value else None
+
+
 def _optional_duration(text: str) -> Any:
     # A duration, or off/none/0 for "never".
     if text.strip().lower() in {"off", "none", "no", "false", "0", ""}:
@@ -164,6 +177,21 @@ SETTINGS: tuple[Setting, ...] = (
         int,
         60,
         "A token's 'last used' time is written at most this often, to keep writes off the hot path.",
+    ),
+    Setting(
+        "SCIM_TABLE_PREFIX",
+        _table_prefix,
+        "scim_",
+        "Prefix of every table scim-service creates (its own, the sql backend's and both alembic version "
+        "tables), so they can live beside a host application's tables: 1 to 16 lower-case letters, digits "
+        "and _ (such as idp_). Choose it before the first db upgrade; renaming existing tables is not automatic.",
+    ),
+    Setting(
+        "SCIM_DB_SCHEMA",
+        _db_schema,
+        None,
+        "PostgreSQL: the schema that holds every scim-service table and both alembic version tables; db "
+        "upgrade creates it if missing. Unset: the connection's search path (usually public).",
     ),
     Setting("SCIM_DB_POOL_SIZE", _positive_int, 5, "Connections kept per process for a server database."),
     Setting("SCIM_DB_POOL_TIMEOUT", _positive_int, 10, "Seconds a request waits for a free database connection."),

@@ -30,6 +30,7 @@ from scim_service.schemas.definitions import RESOURCE_TYPES, ResourceTypeDef
 from scim_service.schemas.extensions import ExtensionFileError, build_resource_types, load_extensions_file
 from scim_service.servicedb.outbox import OutboxStore
 from scim_service.servicedb.store import ServiceStore
+from scim_service.servicedb.tables import tables_for
 from scim_service.sqlengine import make_engine
 from scim_service.state import EXTENSION_KEY, ScimState, get_state
 
@@ -81,6 +82,7 @@ class ScimService:
             retention=config["SCIM_PROVISIONING_LOG_RETENTION"],
             prune_every=int(config["SCIM_PROVISIONING_LOG_PRUNE_EVERY"]),
             expiry_warning=config["SCIM_TOKEN_EXPIRY_WARNING"],
+            tables=tables_for(config["SCIM_TABLE_PREFIX"]),
         )
         pm = make_plugin_manager(
             self._plugins,
@@ -102,7 +104,7 @@ class ScimService:
         # Change events go through the outbox in the service database (scim_service/outbox.py); retries
         # outside a request run in this app's context, as the hooks do in a request.
         lifecycle.events.outbox = Outbox(
-            OutboxStore(service_engine),
+            OutboxStore(service_engine, tables=store.tables),
             lifecycle.events,
             retry_interval=config["SCIM_EVENTS_RETRY_INTERVAL"],
             retention=config["SCIM_PROVISIONING_LOG_RETENTION"].max_age,

@@ -31,7 +31,7 @@ def delete_org(store: ServiceStore, backend: Backend, name: str, progress: Progr
     removed = backend.remove_tenant_data(tenant, progress=progress)
     counts = store.delete_org(name, progress=progress)
     # Its change events too: a retry must not hand hooks events of an organization that is gone.
-    events = OutboxStore(store.engine).delete_org(tenant.id)
+    events = OutboxStore(store.engine, tables=store.tables).delete_org(tenant.id)
     return {"tokens": counts["tokens"], **removed, "log_entries": counts["log_entries"], "events": events}
 
 

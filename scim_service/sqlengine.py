@@ -46,6 +46,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
+from scim_service.config import ConfigError
 from scim_service.errors import Unavailable, store_failure
 
 log = logging.getLogger(__name__)
@@ -78,11 +79,26 @@ class TransientConflict(Unavailable):
     gets a 503 and may retry."""
 
 
+SCHEMA_NAME_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+def check_schema_name(name: str) -> str:
+    """``name`` if it is a valid ``SCIM_DB_SCHEMA``, else ``ValueError``."""
+    if not isinstance(name, str) or not SCHEMA_NAME_RE.match(name):
+        raise ValueError(
+            f"invalid schema name {name!r}: up to 63 lower-case letters, digits and '_', not starting with a digit"
+        )
+    return name
+
+
 def make_engine(url: str, config: Mapping[str, Any] | None = None) -> Engine:
     """Create an engine for ``url`` with the service's settings (``SCIM_DB_POOL_SIZE``,
-    ``SCIM_DB_POOL_TIMEOUT`` and, on PostgreSQL, the ``SCIM_DB_*_TIMEOUT`` settings)."""
+    ``SCIM_DB_POOL_TIMEOUT`` and, on PostgreSQL, the ``SCIM_DB_*_TIMEOUT`` settings and ``SCIM_DB_SCHEMA``)."""
     config = config or {}
     sa_url = sa.engine.make_url(url)
+    schema = config.get("SCIM_DB_SCHEMA")
+    if schema and sa_url.get_backend_name() != "postgresql":
+        raise ConfigError(f"SCIM_DB_SCHEMA is for PostgreSQL; {sa_url.get_backend_name()} has no schemas to choose")
     if sa_url.get_backend_name() == "sqlite":
         return _sqlite_engine(sa_url)
     pool_size = int(config.get("SCIM_DB_POOL_SIZE") or DEFAULT_POOL_SIZE)
@@ -98,7 +114,32 @@ def make_engine(url: str, config: Mapping[str, Any] | None = None) -> Engine:
         pool_recycle=POOL_RECYCLE_SECONDS,
         pool_pre_ping=True,  # a connection broken by a server restart is replaced, not handed out
         pool_use_lifo=True,  # reuse the warmest connections, let the rest age out
+        # SCIM_DB_SCHEMA: every table without an explicit schema (all of ours) is read and written there.
+        # Per engine, so two apps in one process can use two schemas; the migrations read it back with
+        # engine_schema.
+        execution_options={"schema_translate_map": {None: check_schema_name(schema)}} if schema else {},
     )
+
+
+def engine_schema(bind: Engine | Connection) -> str | None:
+    """The schema an engine (or connection) puts the service's tables in (``SCIM_DB_SCHEMA``), or None."""
+    translate = bind.get_execution_options().get("schema_translate_map") or {}
+    return translate.get(None)
+
+
+def use_schema(conn: Connection) -> str | None:
+    """Inside a migration's transaction: create the engine's ``SCIM_DB_SCHEMA`` if missing and put it first
+    on the search path until the transaction ends, so the migrations' plain SQL and reflection find the
+    tables where the engine's statements put them. Returns the schema (None: nothing to do)."""
+    schema = engine_schema(conn)
+    if schema is not None and conn.dialect.name == "postgresql":
+        # Looked up first: CREATE SCHEMA IF NOT EXISTS needs the CREATE privilege on the database even when
+        # the schema is there, which a role given a ready schema by its DBA does not have.
+        found = conn.execute(sa.text("SELECT 1 FROM pg_namespace WHERE nspname = :s"), {"s": schema}).first()
+        if found is None:
+            conn.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+        conn.exec_driver_sql(f'SET LOCAL search_path TO "{schema}", public')
+    return schema
 
 
 def postgres_connect_args(sa_url: sa.engine.URL, config: Mapping[str, Any]) -> dict[str, Any]:

@@ -92,7 +92,7 @@ class ScimState:
         from scim_service.servicedb.migrate import service_tables_exist
 
         try:
-            self._tables_seen = service_tables_exist(self.service_engine)
+            self._tables_seen = service_tables_exist(self.service_engine, self.store.tables.prefix)
         except (ScimError, sa.exc.SQLAlchemyError):
             return
         if self._tables_seen:
@@ -110,7 +110,7 @@ class ScimState:
         """Create or migrate the service tables, then the backend's store (``scim-service db upgrade``)."""
         from scim_service.servicedb.migrate import upgrade_service_db
 
-        upgrade_service_db(self.service_engine)
+        upgrade_service_db(self.service_engine, self.store.tables.prefix)
         self.backend.migrate()
 
     def close(self) -> None:

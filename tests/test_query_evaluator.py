@@ -365,3 +365,13 @@ def test_sorted_output_is_a_permutation_ordered_by_key(names: list[str | None], 
     assert sorted(d["id"] for d in page) == [d["id"] for d in docs]
     keys = [sort_key(USER_NAME, d) for d in page]
     assert keys == sorted(keys, reverse=descending)
+
+
+def test_names_sort_by_their_comparison_key() -> None:
+    """userName sorts by the key uniqueness compares (the column a store indexes): a ligature or a
+    fullwidth letter sorts where its plain spelling does, not after every ASCII letter."""
+    docs = [_user("1", "fz"), _user("2", "\ufb01x"), _user("3", "\uff21b")]  # "fz", "ﬁx", fullwidth "Ab"
+    assert [d["id"] for d in evaluate_list(docs, ListQuery(sort_by=USER_NAME))[0]] == ["3", "2", "1"]
+    display = AttrPath("displayName", schema=USER_SCHEMA)  # a user's displayName is no name: str.lower order
+    docs = [{"id": "1", "displayName": "fz"}, {"id": "2", "displayName": "\ufb01x"}]
+    assert [d["id"] for d in evaluate_list(docs, ListQuery(sort_by=display))[0]] == ["1", "2"]

@@ -42,23 +42,25 @@ from scim_service.model import (
     UserRecord,
 )
 from scim_service.query.ast import ListQuery
+from scim_service.servicedb.hostdb import TABLE_PREFIX
 from scim_service.sqlengine import (
     lift_timeouts,
     make_engine,
     read_transaction,
     retry_transient,
     translate_errors,
+    use_schema,
     write_transaction,
 )
 from scim_sql.cursor import after_key, decode_cursor, encode_cursor, query_fingerprint
 from scim_sql.dialects import install_sqlite_functions
 from scim_sql.filters import FilterCompiler
-from scim_sql.tables import email_rows, email_values, group_members, groups, tenant_state, user_emails, users
+from scim_sql.tables import SqlTables, email_rows, email_values, tables_for
 
 log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
-VERSION_TABLE = "scim_sql_alembic_version"
+VERSION_TABLE = tables_for().version_table  # of the default prefix
 MAX_TEXT = 512  # the width of the indexed text columns
 _CHUNK = 500  # ids per IN (...) list, well below every driver's parameter limit
 _MIGRATE_LOCK = 0x5C1A_5017  # pg_advisory_xact_lock key: one migrating process at a time
@@ -171,31 +173,6 @@ class _UserColumns:
         )
 
 
-# The reads every user request runs, built once (bind parameters), not per call: statement building
-# and its cache key were a visible share of a request (docs/performance.md).
-_LOAD_USER = sa.select(users).where(users.c.id == sa.bindparam("id"), users.c.tenant_id == sa.bindparam("tenant_id"))
-_LOAD_USER_LOCKED = _LOAD_USER.with_for_update()
-_USER_GROUPS = (
-    sa.select(group_members.c.member_id, groups.c.id, groups.c.display_name)
-    .join(groups, groups.c.id == group_members.c.group_id)
-    .where(
-        group_members.c.tenant_id == sa.bindparam("tenant_id"),
-        group_members.c.member_id.in_(sa.bindparam("ids", expanding=True)),
-    )
-    .order_by(group_members.c.member_id, groups.c.id)
-)
-
-# The user writes, built once too: the columns come from the parameters at execution (the SET and
-# VALUES clauses follow the keys given), so a call builds no statement and computes no cache key.
-_INSERT_USER = users.insert()
-_UPDATE_USER = users.update().where(users.c.id == sa.bindparam("user_id_"))
-# PostgreSQL's per-tenant write lock (every write of a tenant takes it first).
-_ENSURE_TENANT_ROW = postgresql.insert(tenant_state).on_conflict_do_nothing()
-_LOCK_TENANT_ROW = (
-    sa.select(tenant_state.c.tenant_id).where(tenant_state.c.tenant_id == sa.bindparam("tenant_id")).with_for_update()
-)
-
-
 class SqlBackend(Backend):
     """Users and groups of every tenant in SQL tables (SQLite or PostgreSQL).
 
@@ -210,8 +187,44 @@ class SqlBackend(Backend):
         filter=True, sort=True, etag=True, cursor=True, nested_groups=False, max_results=1000, custom_schemas=True
     )
 
-    def __init__(self, engine: Engine, *, max_results: int | None = None, owns_engine: bool = False) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        max_results: int | None = None,
+        owns_engine: bool = False,
+        table_prefix: str = TABLE_PREFIX,
+    ) -> None:
         self.engine = engine
+        self.tables: SqlTables = tables_for(table_prefix)  # SCIM_TABLE_PREFIX
+        users, groups, group_members = self.tables.users, self.tables.groups, self.tables.group_members
+        # The reads every user request runs, built once (bind parameters), not per call: statement building
+        # and its cache key were a visible share of a request (docs/performance.md).
+        self._load_user_stmt = sa.select(users).where(
+            users.c.id == sa.bindparam("id"), users.c.tenant_id == sa.bindparam("tenant_id")
+        )
+        self._load_user_locked = self._load_user_stmt.with_for_update()
+        self._user_groups_stmt = (
+            sa.select(group_members.c.member_id, groups.c.id, groups.c.display_name)
+            .join(groups, groups.c.id == group_members.c.group_id)
+            .where(
+                group_members.c.tenant_id == sa.bindparam("tenant_id"),
+                group_members.c.member_id.in_(sa.bindparam("ids", expanding=True)),
+            )
+            .order_by(group_members.c.member_id, groups.c.id)
+        )
+        # The user writes, built once too: the columns come from the parameters at execution (the SET
+        # and VALUES clauses follow the keys given), so a call builds no statement and no cache key.
+        self._insert_user_stmt = users.insert()
+        self._update_user_stmt = users.update().where(users.c.id == sa.bindparam("user_id_"))
+        # PostgreSQL's per-tenant write lock (every write of a tenant takes it first).
+        tenant_state = self.tables.tenant_state
+        self._ensure_tenant_row = postgresql.insert(tenant_state).on_conflict_do_nothing()
+        self._lock_tenant_row = (
+            sa.select(tenant_state.c.tenant_id)
+            .where(tenant_state.c.tenant_id == sa.bindparam("tenant_id"))
+            .with_for_update()
+        )
         self._owns_engine = owns_engine
         if max_results is not None:
             self.capabilities = replace(type(self).capabilities, max_results=max_results)
@@ -223,12 +236,14 @@ class SqlBackend(Backend):
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> SqlBackend:
-        """Open ``SCIM_DATABASE_URL`` with the service's engine settings; page size from ``SCIM_MAX_PAGE_SIZE``."""
+        """Open ``SCIM_DATABASE_URL`` with the service's engine settings (``SCIM_DB_SCHEMA`` among them); page
+        size from ``SCIM_MAX_PAGE_SIZE``, table names from ``SCIM_TABLE_PREFIX``."""
         url = config.get("SCIM_DATABASE_URL")
         if not url:
             raise ValueError("SCIM_DATABASE_URL is not set: the sql backend needs a SQLAlchemy database URL")
         max_results = int(config.get("SCIM_MAX_PAGE_SIZE") or 1000)
-        return cls(make_engine(str(url), config), max_results=max_results, owns_engine=True)
+        prefix = str(config.get("SCIM_TABLE_PREFIX") or TABLE_PREFIX)
+        return cls(make_engine(str(url), config), max_results=max_results, owns_engine=True, table_prefix=prefix)
 
     @_guard
     def migrate(self, revision: str = "head") -> None:
@@ -238,11 +253,13 @@ class SqlBackend(Backend):
 
         cfg = Config()
         cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
-        cfg.set_main_option("version_table", VERSION_TABLE)
+        cfg.set_main_option("version_table", self.tables.version_table)
+        cfg.attributes["table_prefix"] = self.tables.prefix  # the revisions name the tables with it
         with write_transaction(self.engine) as conn:
             lift_timeouts(conn)  # it may wait for another process's migration and rewrite large tables
             if self._postgres:  # two processes migrating at once must not both create the tables
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATE_LOCK})
+            use_schema(conn)  # SCIM_DB_SCHEMA: created if missing, first on the search path
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, revision)
 
@@ -260,6 +277,7 @@ class SqlBackend(Backend):
                 resource,  # type: ignore[arg-type]
                 self.engine.dialect.name,
                 lower_collation=self._lower_collation(),
+                tables=self.tables,
             )
         return compiler
 
@@ -276,22 +294,22 @@ class SqlBackend(Backend):
         # SQLite: BEGIN IMMEDIATE already serialises every writer. PostgreSQL: lock the tenant's row.
         if not self._postgres:
             return
-        conn.execute(_ENSURE_TENANT_ROW, {"tenant_id": tenant.id})
-        conn.execute(_LOCK_TENANT_ROW, {"tenant_id": tenant.id})
+        conn.execute(self._ensure_tenant_row, {"tenant_id": tenant.id})
+        conn.execute(self._lock_tenant_row, {"tenant_id": tenant.id})
 
     def _find_conflict(
         self, conn: Connection, tenant: Tenant, keys: rules.UserKeys, exclude_id: str | None
     ) -> UniquenessConflict | None:
         """The other records holding ``keys`` (the userName holder first), judged by the rules."""
-        name_match = users.c.user_name_lower == keys.user_name_lower
+        name_match = self.tables.users.c.user_name_lower == keys.user_name_lower
         match = [name_match]
         if keys.email is not None:
-            match.append(users.c.primary_email_lower == keys.email)
-        stmt = sa.select(users.c.id, users.c.user_name_lower, users.c.primary_email_lower).where(
-            users.c.tenant_id == tenant.id, sa.or_(*match)
-        )
+            match.append(self.tables.users.c.primary_email_lower == keys.email)
+        stmt = sa.select(
+            self.tables.users.c.id, self.tables.users.c.user_name_lower, self.tables.users.c.primary_email_lower
+        ).where(self.tables.users.c.tenant_id == tenant.id, sa.or_(*match))
         if exclude_id is not None:
-            stmt = stmt.where(users.c.id != exclude_id)
+            stmt = stmt.where(self.tables.users.c.id != exclude_id)
         # At most one record holds the userName (unique index); with it, one email holder is enough.
         rows = conn.execute(stmt.order_by(sa.case((name_match, 0), else_=1)).limit(2)).all()
         holders = [rules.Holder(r.id, r.user_name_lower, r.primary_email_lower) for r in rows]
@@ -299,15 +317,17 @@ class SqlBackend(Backend):
 
     def _seats_used(self, conn: Connection, tenant: Tenant) -> int:
         """The count of :func:`~scim_service.model.holds_seat` records, in SQL."""
-        stmt = sa.select(sa.func.count()).select_from(users).where(users.c.tenant_id == tenant.id)
+        stmt = (
+            sa.select(sa.func.count()).select_from(self.tables.users).where(self.tables.users.c.tenant_id == tenant.id)
+        )
         if tenant.seat_policy is SeatPolicy.ACTIVE:
-            stmt = stmt.where(users.c.active.is_(sa.true()), users.c.deleted.is_(sa.false()))
+            stmt = stmt.where(self.tables.users.c.active.is_(sa.true()), self.tables.users.c.deleted.is_(sa.false()))
         return int(conn.execute(stmt).scalar_one())
 
     def _user_groups(self, conn: Connection, tenant: Tenant, user_ids: Sequence[str]) -> dict[str, list[Member]]:
         out: dict[str, list[Member]] = {uid: [] for uid in user_ids}
         for chunk in _chunks(list(user_ids)):
-            rows = conn.execute(_USER_GROUPS, {"tenant_id": tenant.id, "ids": chunk}).all()
+            rows = conn.execute(self._user_groups_stmt, {"tenant_id": tenant.id, "ids": chunk}).all()
             for row in rows:
                 out[row.member_id].append(Member(value=row.id, type="Group", display=row.display_name))
         return out
@@ -325,29 +345,30 @@ class SqlBackend(Backend):
         )
 
     def _load_user(self, conn: Connection, tenant: Tenant, user_id: str, *, lock: bool = False) -> Row[Any] | None:
-        return conn.execute(_LOAD_USER_LOCKED if lock else _LOAD_USER, {"id": user_id, "tenant_id": tenant.id}).first()
+        return conn.execute(
+            self._load_user_locked if lock else self._load_user_stmt, {"id": user_id, "tenant_id": tenant.id}
+        ).first()
 
     def _bump_groups_of(self, conn: Connection, tenant: Tenant, member_ids: Any, now: datetime) -> None:
         """New version and lastModified for every group that has one of ``member_ids`` (a list or a subquery)."""
-        affected = sa.select(group_members.c.group_id).where(
-            group_members.c.tenant_id == tenant.id, group_members.c.member_id.in_(member_ids)
+        affected = sa.select(self.tables.group_members.c.group_id).where(
+            self.tables.group_members.c.tenant_id == tenant.id, self.tables.group_members.c.member_id.in_(member_ids)
         )
         conn.execute(
-            groups.update()
-            .where(groups.c.tenant_id == tenant.id, groups.c.id.in_(affected))
-            .values(version=groups.c.version + 1, last_modified=now)
+            self.tables.groups.update()
+            .where(self.tables.groups.c.tenant_id == tenant.id, self.tables.groups.c.id.in_(affected))
+            .values(version=self.tables.groups.c.version + 1, last_modified=now)
         )
 
-    @staticmethod
     def _write_emails(
-        conn: Connection, tenant: Tenant, user_id: str, data: Mapping[str, Any], *, replace: bool = False
+        self, conn: Connection, tenant: Tenant, user_id: str, data: Mapping[str, Any], *, replace: bool = False
     ) -> None:
         """Bring the user's ``scim_user_emails`` rows in step with its document (the emails.value index)."""
         if replace:
-            conn.execute(user_emails.delete().where(user_emails.c.user_id == user_id))
+            conn.execute(self.tables.user_emails.delete().where(self.tables.user_emails.c.user_id == user_id))
         rows = email_rows(tenant.id, user_id, data)
         if rows:
-            conn.execute(user_emails.insert(), rows)
+            conn.execute(self.tables.user_emails.insert(), rows)
 
     # -- users ---------------------------------------------------------------------------------
 
@@ -368,7 +389,7 @@ class SqlBackend(Backend):
                 if rules.needs_seat_check(tenant, active=cols.active):
                     rules.admit_seat(tenant, self._seats_used(conn, tenant))
                 conn.execute(
-                    _INSERT_USER,
+                    self._insert_user_stmt,
                     {
                         "id": user_id,
                         "tenant_id": tenant.id,
@@ -453,7 +474,7 @@ class SqlBackend(Backend):
                     deactivated_at = row.deactivated_at or now
                 version = row.version + 1
                 conn.execute(
-                    _UPDATE_USER,
+                    self._update_user_stmt,
                     {
                         "user_id_": user_id,
                         "user_name": cols.user_name,
@@ -476,11 +497,14 @@ class SqlBackend(Backend):
                 if display != old_display:
                     # Only the computed displays follow the user; a display the client gave is kept.
                     conn.execute(
-                        group_members.update()
+                        self.tables.group_members.update()
                         .where(
-                            group_members.c.tenant_id == tenant.id,
-                            group_members.c.member_id == user_id,
-                            sa.or_(group_members.c.display == old_display, group_members.c.display.is_(None)),
+                            self.tables.group_members.c.tenant_id == tenant.id,
+                            self.tables.group_members.c.member_id == user_id,
+                            sa.or_(
+                                self.tables.group_members.c.display == old_display,
+                                self.tables.group_members.c.display.is_(None),
+                            ),
                         )
                         .values(display=display)
                     )
@@ -509,15 +533,15 @@ class SqlBackend(Backend):
             rules.check_version(expected_version, row.version, "user")
             # Change the user row first: on PostgreSQL that waits for a group write that validated it.
             if hard:
-                conn.execute(users.delete().where(users.c.id == user_id))
+                conn.execute(self.tables.users.delete().where(self.tables.users.c.id == user_id))
                 # Explicit, so it also holds on a host engine without SQLite's foreign_keys pragma.
-                conn.execute(user_emails.delete().where(user_emails.c.user_id == user_id))
+                conn.execute(self.tables.user_emails.delete().where(self.tables.user_emails.c.user_id == user_id))
             else:
                 data = dict(row.data)
                 data["active"] = False
                 conn.execute(
-                    users.update()
-                    .where(users.c.id == user_id)
+                    self.tables.users.update()
+                    .where(self.tables.users.c.id == user_id)
                     .values(
                         active=False,
                         deleted=True,
@@ -529,8 +553,8 @@ class SqlBackend(Backend):
                 )
             self._bump_groups_of(conn, tenant, [user_id], now)
             conn.execute(
-                group_members.delete().where(
-                    group_members.c.tenant_id == tenant.id, group_members.c.member_id == user_id
+                self.tables.group_members.delete().where(
+                    self.tables.group_members.c.tenant_id == tenant.id, self.tables.group_members.c.member_id == user_id
                 )
             )
 
@@ -538,7 +562,7 @@ class SqlBackend(Backend):
     def list_users(self, tenant: Tenant, query: ListQuery) -> Page[UserRecord]:
         """Filter, sort, page and count in SQL, in one read transaction (index or keyset cursor paging)."""
         # "= false", not "IS false": PostgreSQL uses an index only for the former (deleted is NOT NULL).
-        condition = sa.and_(users.c.tenant_id == tenant.id, users.c.deleted == sa.false())
+        condition = sa.and_(self.tables.users.c.tenant_id == tenant.id, self.tables.users.c.deleted == sa.false())
         with read_transaction(self.engine) as conn:
             rows, total, next_cursor = self._select_page(conn, "User", tenant, condition, query)
             by_user = self._user_groups(conn, tenant, [r.id for r in rows]) if query.include_groups and rows else {}
@@ -559,7 +583,7 @@ class SqlBackend(Backend):
         whether a next page exists.
         """
         compiler = self._compiler(resource)
-        table = users if resource == "User" else groups
+        table = self.tables.users if resource == "User" else self.tables.groups
         if query.filter is not None:
             condition = sa.and_(condition, compiler.where(query.filter, tenant_id=tenant.id))
         keys = compiler.sort_keys(query.sort_by, query.descending)
@@ -608,13 +632,13 @@ class SqlBackend(Backend):
         with read_transaction(self.engine) as conn:
             return self._seats_used(conn, tenant)
 
-    @staticmethod
-    def _inactive_condition(tenant: Tenant, inactive_since: datetime | None) -> Any:
+    def _inactive_condition(self, tenant: Tenant, inactive_since: datetime | None) -> Any:
         condition = sa.and_(
-            users.c.tenant_id == tenant.id, sa.or_(users.c.active.is_(sa.false()), users.c.deleted.is_(sa.true()))
+            self.tables.users.c.tenant_id == tenant.id,
+            sa.or_(self.tables.users.c.active.is_(sa.false()), self.tables.users.c.deleted.is_(sa.true())),
         )
         if inactive_since is not None:
-            condition = sa.and_(condition, users.c.last_modified < inactive_since)
+            condition = sa.and_(condition, self.tables.users.c.last_modified < inactive_since)
         return condition
 
     @_guard
@@ -622,7 +646,7 @@ class SqlBackend(Backend):
         """The inactive and soft-deleted users :meth:`remove_inactive_users` would remove, by id."""
         condition = self._inactive_condition(tenant, inactive_since)
         with read_transaction(self.engine) as conn:
-            rows = conn.execute(sa.select(users).where(condition).order_by(users.c.id)).all()
+            rows = conn.execute(sa.select(self.tables.users).where(condition).order_by(self.tables.users.c.id)).all()
         return [self._user_record(r) for r in rows]
 
     @_guard
@@ -632,11 +656,15 @@ class SqlBackend(Backend):
         """Every group, membership and user of the tenant, one DELETE per table in one transaction."""
         with write_transaction(self.engine) as conn:
             self._lock_tenant(conn, tenant)
-            conn.execute(group_members.delete().where(group_members.c.tenant_id == tenant.id))
-            removed_groups = conn.execute(groups.delete().where(groups.c.tenant_id == tenant.id)).rowcount
-            conn.execute(user_emails.delete().where(user_emails.c.tenant_id == tenant.id))
-            removed_users = conn.execute(users.delete().where(users.c.tenant_id == tenant.id)).rowcount
-            conn.execute(tenant_state.delete().where(tenant_state.c.tenant_id == tenant.id))
+            conn.execute(self.tables.group_members.delete().where(self.tables.group_members.c.tenant_id == tenant.id))
+            removed_groups = conn.execute(
+                self.tables.groups.delete().where(self.tables.groups.c.tenant_id == tenant.id)
+            ).rowcount
+            conn.execute(self.tables.user_emails.delete().where(self.tables.user_emails.c.tenant_id == tenant.id))
+            removed_users = conn.execute(
+                self.tables.users.delete().where(self.tables.users.c.tenant_id == tenant.id)
+            ).rowcount
+            conn.execute(self.tables.tenant_state.delete().where(self.tables.tenant_state.c.tenant_id == tenant.id))
         counts = {"groups": int(removed_groups or 0), "users": int(removed_users or 0)}
         if progress is not None:
             progress("groups removed", counts["groups"])
@@ -650,14 +678,19 @@ class SqlBackend(Backend):
         condition = self._inactive_condition(tenant, inactive_since)
         with write_transaction(self.engine) as conn:
             self._lock_tenant(conn, tenant)
-            ids = list(conn.execute(sa.select(users.c.id).where(condition).order_by(users.c.id)).scalars())
+            ids = list(
+                conn.execute(
+                    sa.select(self.tables.users.c.id).where(condition).order_by(self.tables.users.c.id)
+                ).scalars()
+            )
             for chunk in _chunks(ids):
-                conn.execute(users.delete().where(users.c.id.in_(chunk)))
-                conn.execute(user_emails.delete().where(user_emails.c.user_id.in_(chunk)))
+                conn.execute(self.tables.users.delete().where(self.tables.users.c.id.in_(chunk)))
+                conn.execute(self.tables.user_emails.delete().where(self.tables.user_emails.c.user_id.in_(chunk)))
                 self._bump_groups_of(conn, tenant, list(chunk), now)
                 conn.execute(
-                    group_members.delete().where(
-                        group_members.c.tenant_id == tenant.id, group_members.c.member_id.in_(chunk)
+                    self.tables.group_members.delete().where(
+                        self.tables.group_members.c.tenant_id == tenant.id,
+                        self.tables.group_members.c.member_id.in_(chunk),
                     )
                 )
         return ids
@@ -675,8 +708,12 @@ class SqlBackend(Backend):
         given = {member.value: member.display for member in checked}
         found: dict[str, Row[Any]] = {}
         for chunk in _chunks(ids):
-            stmt = sa.select(users.c.id, users.c.user_name, users.c.display_name).where(
-                users.c.tenant_id == tenant.id, users.c.deleted.is_(sa.false()), users.c.id.in_(chunk)
+            stmt = sa.select(
+                self.tables.users.c.id, self.tables.users.c.user_name, self.tables.users.c.display_name
+            ).where(
+                self.tables.users.c.tenant_id == tenant.id,
+                self.tables.users.c.deleted.is_(sa.false()),
+                self.tables.users.c.id.in_(chunk),
             )
             if self._postgres:  # a concurrent delete of one of these users waits for this transaction
                 stmt = stmt.with_for_update(read=True)
@@ -709,9 +746,9 @@ class SqlBackend(Backend):
         out: dict[str, list[Member]] = {gid: [] for gid in group_ids}
         for chunk in _chunks(list(group_ids)):
             rows = conn.execute(
-                sa.select(group_members)
-                .where(group_members.c.group_id.in_(chunk))
-                .order_by(group_members.c.group_id, group_members.c.member_id)
+                sa.select(self.tables.group_members)
+                .where(self.tables.group_members.c.group_id.in_(chunk))
+                .order_by(self.tables.group_members.c.group_id, self.tables.group_members.c.member_id)
             ).all()
             for row in rows:
                 out[row.group_id].append(Member(value=row.member_id, type=row.member_type, display=row.display))
@@ -729,7 +766,9 @@ class SqlBackend(Backend):
         )
 
     def _load_group(self, conn: Connection, tenant: Tenant, group_id: str, *, lock: bool = False) -> Row[Any]:
-        stmt = sa.select(groups).where(groups.c.id == group_id, groups.c.tenant_id == tenant.id)
+        stmt = sa.select(self.tables.groups).where(
+            self.tables.groups.c.id == group_id, self.tables.groups.c.tenant_id == tenant.id
+        )
         if lock:
             stmt = stmt.with_for_update()
         row = conn.execute(stmt).first()
@@ -746,12 +785,12 @@ class SqlBackend(Backend):
         with _unique_group_name(values), write_transaction(self.engine) as conn:
             rows = self._member_rows(conn, tenant, group_id, members)
             conn.execute(
-                groups.insert().values(
+                self.tables.groups.insert().values(
                     id=group_id, tenant_id=tenant.id, created=now, last_modified=now, version=1, **values
                 )
             )
             if rows:
-                conn.execute(group_members.insert(), rows)
+                conn.execute(self.tables.group_members.insert(), rows)
         return GroupRecord(
             id=group_id,
             data=values["data"],
@@ -787,13 +826,13 @@ class SqlBackend(Backend):
             rules.check_version(expected_version, row.version, "group")
             rows = self._member_rows(conn, tenant, group_id, members)
             conn.execute(
-                groups.update()
-                .where(groups.c.id == group_id)
+                self.tables.groups.update()
+                .where(self.tables.groups.c.id == group_id)
                 .values(last_modified=now, version=row.version + 1, **values)
             )
-            conn.execute(group_members.delete().where(group_members.c.group_id == group_id))
+            conn.execute(self.tables.group_members.delete().where(self.tables.group_members.c.group_id == group_id))
             if rows:
-                conn.execute(group_members.insert(), rows)
+                conn.execute(self.tables.group_members.insert(), rows)
             row = self._load_group(conn, tenant, group_id)
             current = self._group_members(conn, [group_id])[group_id]
         return self._group_record(row, current)
@@ -815,14 +854,15 @@ class SqlBackend(Backend):
             row = self._load_group(conn, tenant, group_id, lock=True)
             rules.check_version(expected_version, row.version, "group")
             values.update(last_modified=now, version=row.version + 1)
-            conn.execute(groups.update().where(groups.c.id == group_id).values(**values))
+            conn.execute(self.tables.groups.update().where(self.tables.groups.c.id == group_id).values(**values))
             if changes.clear_members:
-                conn.execute(group_members.delete().where(group_members.c.group_id == group_id))
+                conn.execute(self.tables.group_members.delete().where(self.tables.group_members.c.group_id == group_id))
             removals = list(dict.fromkeys(changes.remove))
             for chunk in _chunks(removals):
                 conn.execute(
-                    group_members.delete().where(
-                        group_members.c.group_id == group_id, group_members.c.member_id.in_(chunk)
+                    self.tables.group_members.delete().where(
+                        self.tables.group_members.c.group_id == group_id,
+                        self.tables.group_members.c.member_id.in_(chunk),
                     )
                 )
             if changes.add:
@@ -831,14 +871,15 @@ class SqlBackend(Backend):
                 for chunk in _chunks([r["member_id"] for r in rows]):
                     present.update(
                         conn.execute(
-                            sa.select(group_members.c.member_id).where(
-                                group_members.c.group_id == group_id, group_members.c.member_id.in_(chunk)
+                            sa.select(self.tables.group_members.c.member_id).where(
+                                self.tables.group_members.c.group_id == group_id,
+                                self.tables.group_members.c.member_id.in_(chunk),
                             )
                         ).scalars()
                     )
                 new_rows = [r for r in rows if r["member_id"] not in present]
                 if new_rows:
-                    conn.execute(group_members.insert(), new_rows)
+                    conn.execute(self.tables.group_members.insert(), new_rows)
             current = self._group_members(conn, [group_id])[group_id] if include_members else None
         # The row as just written, without reading it again.
         return GroupRecord(
@@ -857,14 +898,16 @@ class SqlBackend(Backend):
             row = self._load_group(conn, tenant, group_id, lock=True)
             rules.check_version(expected_version, row.version, "group")
             # Explicit, so it also holds on a host engine without SQLite's foreign_keys pragma.
-            conn.execute(group_members.delete().where(group_members.c.group_id == group_id))
-            conn.execute(groups.delete().where(groups.c.id == group_id))
+            conn.execute(self.tables.group_members.delete().where(self.tables.group_members.c.group_id == group_id))
+            conn.execute(self.tables.groups.delete().where(self.tables.groups.c.id == group_id))
 
     @_guard
     def list_groups(self, tenant: Tenant, query: ListQuery) -> Page[GroupRecord]:
         """As :meth:`list_users`, for groups; members are read only when ``query.include_members``."""
         with read_transaction(self.engine) as conn:
-            rows, total, next_cursor = self._select_page(conn, "Group", tenant, groups.c.tenant_id == tenant.id, query)
+            rows, total, next_cursor = self._select_page(
+                conn, "Group", tenant, self.tables.groups.c.tenant_id == tenant.id, query
+            )
             by_group = self._group_members(conn, [r.id for r in rows]) if query.include_members and rows else {}
         return Page(
             resources=[self._group_record(r, by_group.get(r.id, []) if query.include_members else None) for r in rows],

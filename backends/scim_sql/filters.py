@@ -32,10 +32,10 @@ import sqlalchemy as sa
 from scim_service.errors import InvalidFilter, InvalidValue
 from scim_service.model import GROUP_SCHEMA, USER_SCHEMA
 from scim_service.query.ast import And, AttrPath, Compare, Filter, Not, Or, Present, Value, ValuePath
-from scim_service.query.evaluator import compares_by_key, parse_datetime
+from scim_service.query.evaluator import compares_by_key, parse_datetime, sorts_by_key
 from scim_service.rules import comparison_key
 from scim_sql.dialects import Expr, JsonOps, Pred, json_ops
-from scim_sql.tables import EMAIL_MAX, group_members, groups, user_emails, users
+from scim_sql.tables import EMAIL_MAX, SqlTables, tables_for
 
 __all__ = ["FilterCompiler", "prefix_end"]
 
@@ -175,7 +175,8 @@ class ColumnLeaf(Leaf):
         if self.kind == "string" and path.type not in ("dateTime", "boolean", *_NUMBER_TYPES):
             if path.case_exact:
                 return self.ops.ordering(self.expr)
-            # Sorting stays case-insensitive (str.lower), not by the comparison key (see the evaluator).
+            if self.key is not None and sorts_by_key(path):
+                return self.ops.ordering(self.key)  # the indexed key column (the evaluator sorts by the key too)
             return self.ops.ordering(self.ops.lower(self.expr))
         if self.kind == "boolean" and path.type == "boolean":
             return sa.case((self.expr.is_(sa.true()), 1), else_=0)
@@ -411,7 +412,8 @@ class FilterCompiler:
     ``resource`` is "User" or "Group"; ``dialect_name`` the engine's dialect (sqlite or postgresql).
     The expressions do not include the tenant or soft-delete conditions: the backend adds those.
     ``email_index`` False compiles every ``emails.value`` test but ``eq`` through the JSON document, as before the
-    email side table existed (the query plan test compares the two).
+    email side table existed (the query plan test compares the two). ``tables``: the backend's tables
+    (named with its ``SCIM_TABLE_PREFIX``; the default prefix's when not given).
     """
 
     def __init__(
@@ -421,10 +423,12 @@ class FilterCompiler:
         *,
         lower_collation: str | None = None,
         email_index: bool = True,
+        tables: SqlTables | None = None,
     ) -> None:
         self.resource = resource
         self.ops: JsonOps = json_ops(dialect_name, lower_collation)
-        self.table = users if resource == "User" else groups
+        self.tables = tables or tables_for()
+        self.table = self.tables.users if resource == "User" else self.tables.groups
         self.email_index = email_index and resource == "User"
         # ``eq`` on an email compares comparison keys, which only the side table holds (SQL cannot
         # compute NFKC + casefold), so it uses the table even without ``email_index``.
@@ -540,7 +544,7 @@ class FilterCompiler:
         if attr == "externalId":
             return ColumnSource(ColumnLeaf(ops, t.c.external_id, "string"))
         if attr == "displayName":
-            key = groups.c.display_name_key if self.resource == "Group" else None
+            key = self.tables.groups.c.display_name_key if self.resource == "Group" else None
             return ColumnSource(ColumnLeaf(ops, t.c.display_name, "string", key))
         if attr == "meta":
             if sub == "created":
@@ -552,15 +556,19 @@ class FilterCompiler:
             raise InvalidFilter(f"the sql backend cannot filter or sort on meta.{sub}")
         if self.resource == "User":
             if attr == "userName":
-                return ColumnSource(ColumnLeaf(ops, users.c.user_name, "string", users.c.user_name_lower))
+                return ColumnSource(
+                    ColumnLeaf(ops, self.tables.users.c.user_name, "string", self.tables.users.c.user_name_lower)
+                )
             # ``active`` is read from the document, not the ``active`` column: a PATCH may remove it, and
             # an unassigned ``active`` has no value for filters and sorting (the column, used by the seat
             # and matching rules, still counts it as active).
             if attr == "groups":
-                gm, g = group_members.alias("gm"), groups.alias("g")
+                gm, g = self.tables.group_members.alias("gm"), self.tables.groups.alias("g")
                 return MembershipSource(
                     from_=gm.join(g, g.c.id == gm.c.group_id),
-                    where=sa.and_(gm.c.member_id == users.c.id, gm.c.tenant_id == users.c.tenant_id),
+                    where=sa.and_(
+                        gm.c.member_id == self.tables.users.c.id, gm.c.tenant_id == self.tables.users.c.tenant_id
+                    ),
                     columns={
                         "value": ColumnLeaf(ops, gm.c.group_id, "string"),
                         "display": ColumnLeaf(ops, g.c.display_name, "string"),
@@ -568,10 +576,10 @@ class FilterCompiler:
                     },
                 )
         elif attr == "members":
-            gm = group_members.alias("gm")
+            gm = self.tables.group_members.alias("gm")
             return MembershipSource(
                 from_=gm,
-                where=gm.c.group_id == groups.c.id,
+                where=gm.c.group_id == self.tables.groups.c.id,
                 columns={
                     "value": ColumnLeaf(ops, gm.c.member_id, "string"),
                     "display": ColumnLeaf(ops, gm.c.display, "string"),
@@ -612,7 +620,7 @@ class FilterCompiler:
         if not isinstance(value, str) or isinstance(value, bool):
             return None
         key, lowered = comparison_key(value), value.lower()
-        e = user_emails.alias("ue")
+        e = self.tables.user_emails.alias("ue")
         if op == "eq" and len(key) < EMAIL_MAX:
             match = e.c.value_key == key
         elif op == "sw" and len(lowered) <= EMAIL_MAX:
@@ -625,9 +633,13 @@ class FilterCompiler:
         else:
             return None
         if tenant_id is None:
-            return sa.exists(sa.select(1).where(e.c.user_id == users.c.id, e.c.tenant_id == users.c.tenant_id, match))
+            return sa.exists(
+                sa.select(1).where(
+                    e.c.user_id == self.tables.users.c.id, e.c.tenant_id == self.tables.users.c.tenant_id, match
+                )
+            )
         # Uncorrelated: the store reads the index range once and looks the users up by primary key.
-        return users.c.id.in_(sa.select(e.c.user_id).where(e.c.tenant_id == tenant_id, match))
+        return self.tables.users.c.id.in_(sa.select(e.c.user_id).where(e.c.tenant_id == tenant_id, match))
 
     def _email_element_eq(self, value: Value, ordinal: Expr) -> Pred | None:
         """``value eq "x"`` inside ``emails[...]`` for the element at ``ordinal``: its side-table row holds
@@ -638,12 +650,12 @@ class FilterCompiler:
         key = comparison_key(value)
         if len(key) >= EMAIL_MAX:
             return None
-        e = user_emails.alias("uo")
+        e = self.tables.user_emails.alias("uo")
         return sa.exists(
             sa.select(1)
             .where(
-                e.c.user_id == users.c.id,
-                e.c.tenant_id == users.c.tenant_id,
+                e.c.user_id == self.tables.users.c.id,
+                e.c.tenant_id == self.tables.users.c.tenant_id,
                 e.c.ordinal == ordinal,
                 e.c.value_key == key,
             )

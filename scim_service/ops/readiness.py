@@ -22,7 +22,7 @@ from sqlalchemy.engine import Engine
 
 from scim_service.backend import Backend
 from scim_service.errors import ScimError
-from scim_service.servicedb.tables import organizations
+from scim_service.servicedb.tables import ServiceTables, tables_for
 from scim_service.sqlengine import read_transaction
 
 log = logging.getLogger(__name__)
@@ -102,8 +102,9 @@ class Readiness:
         return [check.result(thread, self.timeout) for check, thread in started]
 
 
-def service_database_check(engine: Engine) -> Callable[[], None]:
+def service_database_check(engine: Engine, tables: ServiceTables | None = None) -> Callable[[], None]:
     """A check that the service database answers and holds the service tables (migrated)."""
+    organizations = (tables or tables_for()).organizations
 
     def check() -> None:
         with read_transaction(engine) as conn:
@@ -117,6 +118,9 @@ def backend_check(backend: Backend) -> Callable[[], None]:
     return backend.ping
 
 
-def service_readiness(engine: Engine, backend: Backend, timeout: float) -> Readiness:
+def service_readiness(
+    engine: Engine, backend: Backend, timeout: float, tables: ServiceTables | None = None
+) -> Readiness:
     """The service's readiness: its database (``database``) and its backend (``backend``)."""
-    return Readiness({"database": service_database_check(engine), "backend": backend_check(backend)}, timeout)
+    database = service_database_check(engine, tables)
+    return Readiness({"database": database, "backend": backend_check(backend)}, timeout)

@@ -128,7 +128,10 @@ def register(app: Flask, metrics: Metrics | None) -> None:
         prefix = str(config.get("SCIM_HEALTH_PREFIX") or "")
         _refuse_collisions(app, [f"{prefix}/healthz", f"{prefix}/readyz"], "SCIM_HEALTH_ENDPOINTS")
         ops["readiness"] = service_readiness(
-            state.service_engine, uninstrumented(state.backend), float(config["SCIM_READY_TIMEOUT"])
+            state.service_engine,
+            uninstrumented(state.backend),
+            float(config["SCIM_READY_TIMEOUT"]),
+            state.store.tables,
         )
         app.register_blueprint(create_health_blueprint(), url_prefix=prefix or None)
     if metrics is not None:

@@ -41,7 +41,9 @@ Semantics (paths are expected to be resolved, see :mod:`scim_service.query.resol
 
 Sorting (:func:`sort_key`, :func:`evaluate_list`): a multi-valued attribute sorts by the value of its
 primary element, or else its first element (RFC 7644 §3.4.2.3). Strings sort case-insensitively
-(``str.lower()``) unless caseExact, dateTimes as instants, numbers numerically, booleans false first.
+(``str.lower()``) unless caseExact, a user's ``userName`` and a group's ``displayName`` by their
+comparison key (:func:`sorts_by_key`, so a store sorts on the key column it already indexes), dateTimes
+as instants, numbers numerically, booleans false first.
 Documents without a value sort last ascending and first descending; ties keep ``id`` ascending.
 """
 
@@ -76,6 +78,7 @@ __all__ = [
     "matches_element",
     "parse_datetime",
     "sort_key",
+    "sorts_by_key",
 ]
 
 _STRING_TYPES = frozenset({"string", "reference", "binary"})
@@ -190,6 +193,12 @@ def compares_by_key(path: AttrPath) -> bool:
             path.attr == "emails" and path.sub_attr == "value"
         )
     return path.schema == GROUP_SCHEMA and path.attr == "displayName" and path.sub_attr is None
+
+
+def sorts_by_key(path: AttrPath) -> bool:
+    """Whether sortBy ``path`` orders by comparison key: the single-valued names of :func:`compares_by_key`
+    (``userName``, a group's ``displayName``), which a store keeps as an indexed key column."""
+    return compares_by_key(path) and path.sub_attr is None
 
 
 def _compare_one(actual: Any, op: str, expected: Value, path: AttrPath) -> bool:
@@ -323,6 +332,8 @@ def sort_key(path: AttrPath, doc: Mapping[str, Any]) -> tuple[Any, ...]:
     if path.type == "complex":
         return (1,)
     text = value if isinstance(value, str) else str(value)
+    if sorts_by_key(path):
+        return (0, comparison_key(text))
     return (0, text if path.case_exact else text.lower())
 
 

@@ -1,7 +1,16 @@
 """The service's own data: organizations, bearer tokens and the provisioning log, in SQL."""
 
-from scim_service.servicedb.hostdb import include_object
+from scim_service.servicedb.hostdb import TABLE_PREFIX, include_object, include_object_for
 from scim_service.servicedb.migrate import upgrade_service_db
 from scim_service.servicedb.store import AdminError, LogEntry, ServiceStore, TokenInfo
 
-__all__ = ["AdminError", "LogEntry", "ServiceStore", "TokenInfo", "include_object", "upgrade_service_db"]
+__all__ = [
+    "TABLE_PREFIX",
+    "AdminError",
+    "LogEntry",
+    "ServiceStore",
+    "TokenInfo",
+    "include_object",
+    "include_object_for",
+    "upgrade_service_db",
+]

@@ -18,7 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from scim_service.servicedb.tables import EVENT_ERROR_MAX, events
+from scim_service.servicedb.tables import EVENT_ERROR_MAX, ServiceTables, tables_for
 from scim_service.sqlengine import read_transaction, run_write
 
 # How long a claim holds: a deliverer that died mid-delivery leaves its events to others after this.
@@ -92,17 +92,21 @@ def _row(row: Any) -> StoredEvent:
     )
 
 
-def _same_resource(org_id: str, resource_type: str, resource_id: str) -> Any:
+def _same_resource(events: sa.Table, org_id: str, resource_type: str, resource_id: str) -> Any:
     return sa.and_(
         events.c.org_id == org_id, events.c.resource_type == resource_type, events.c.resource_id == resource_id
     )
 
 
 class OutboxStore:
-    """The ``scim_events`` table of the service database. ``clock`` returns the current UTC time."""
+    """The ``scim_events`` table of the service database. ``clock`` returns the current UTC time; ``tables``
+    are the service's tables under the app's ``SCIM_TABLE_PREFIX`` (the default prefix's when not given)."""
 
-    def __init__(self, engine: Engine, *, clock: Callable[[], datetime] | None = None) -> None:
+    def __init__(
+        self, engine: Engine, *, clock: Callable[[], datetime] | None = None, tables: ServiceTables | None = None
+    ) -> None:
         self.engine = engine
+        self.events = (tables or tables_for()).events
         self.clock: Callable[[], datetime] = clock or (lambda: datetime.now(UTC))
 
     def now(self) -> datetime:
@@ -135,12 +139,15 @@ class OutboxStore:
                 key = zlib.crc32(f"{org_id}/{resource_type}/{resource_id}".encode()) - 2**31
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
             earlier = conn.execute(
-                sa.select(events)
-                .where(_same_resource(org_id, resource_type, resource_id), events.c.delivered_at.is_(None))
-                .order_by(events.c.id)
+                sa.select(self.events)
+                .where(
+                    _same_resource(self.events, org_id, resource_type, resource_id),
+                    self.events.c.delivered_at.is_(None),
+                )
+                .order_by(self.events.c.id)
             ).all()
             values = {**common, "locked_until": now + LEASE}
-            new_id = int(conn.execute(events.insert().values(values)).inserted_primary_key[0])  # type: ignore[index]
+            new_id = int(conn.execute(self.events.insert().values(values)).inserted_primary_key[0])  # type: ignore[index]
             return _row(_Values(id=new_id, **values)), [_row(r) for r in earlier]
 
         return run_write(self.engine, work)
@@ -150,16 +157,19 @@ class OutboxStore:
         retry is due); return it as it is now, held by this caller for :data:`LEASE`, or None."""
         now = self.now()
         condition = sa.and_(
-            events.c.id == event_id, sa.or_(events.c.locked_until.is_(None), events.c.locked_until <= now)
+            self.events.c.id == event_id,
+            sa.or_(self.events.c.locked_until.is_(None), self.events.c.locked_until <= now),
         )
         if respect_backoff:
-            condition = sa.and_(condition, sa.or_(events.c.next_attempt_at.is_(None), events.c.next_attempt_at <= now))
+            condition = sa.and_(
+                condition, sa.or_(self.events.c.next_attempt_at.is_(None), self.events.c.next_attempt_at <= now)
+            )
 
         def work(conn: Connection) -> StoredEvent | None:
-            result = conn.execute(events.update().where(condition).values(locked_until=now + LEASE))
+            result = conn.execute(self.events.update().where(condition).values(locked_until=now + LEASE))
             if not result.rowcount:
                 return None
-            return _row(conn.execute(sa.select(events).where(events.c.id == event_id)).one())
+            return _row(conn.execute(sa.select(self.events).where(self.events.c.id == event_id)).one())
 
         return run_write(self.engine, work)
 
@@ -167,7 +177,9 @@ class OutboxStore:
         """Give up a claim without delivering."""
         run_write(
             self.engine,
-            lambda conn: conn.execute(events.update().where(events.c.id == event_id).values(locked_until=None)),
+            lambda conn: conn.execute(
+                self.events.update().where(self.events.c.id == event_id).values(locked_until=None)
+            ),
         )
 
     def finish(
@@ -189,9 +201,9 @@ class OutboxStore:
             "locked_until": None,
         }
         if attempted:
-            values["attempts"] = events.c.attempts + 1
+            values["attempts"] = self.events.c.attempts + 1
         if complete:
-            values["delivered_at"] = sa.func.coalesce(events.c.delivered_at, now)
+            values["delivered_at"] = sa.func.coalesce(self.events.c.delivered_at, now)
             values["next_attempt_at"] = None
         if error is not None:
             values["last_error"] = _clip(error)
@@ -199,14 +211,14 @@ class OutboxStore:
                 values["next_attempt_at"] = now + backoff
 
         def work(conn: Connection) -> None:
-            conn.execute(events.update().where(events.c.id == event_id).values(values))
+            conn.execute(self.events.update().where(self.events.c.id == event_id).values(values))
 
         run_write(self.engine, work)
 
     def get(self, event_id: int) -> StoredEvent | None:
         """One event by id."""
         with read_transaction(self.engine) as conn:
-            row = conn.execute(sa.select(events).where(events.c.id == event_id)).first()
+            row = conn.execute(sa.select(self.events).where(self.events.c.id == event_id)).first()
         return None if row is None else _row(row)
 
     def query(
@@ -222,17 +234,17 @@ class OutboxStore:
     ) -> list[StoredEvent]:
         """Events oldest first (by id, the order they were written), narrowed by each argument given;
         ``newest`` with ``limit``: the last ``limit`` of them (still oldest first)."""
-        query = sa.select(events).order_by(events.c.id.desc() if newest else events.c.id)
+        query = sa.select(self.events).order_by(self.events.c.id.desc() if newest else self.events.c.id)
         if org_id is not None:
-            query = query.where(events.c.org_id == org_id)
+            query = query.where(self.events.c.org_id == org_id)
         if undelivered:
-            query = query.where(events.c.delivered_at.is_(None))
+            query = query.where(self.events.c.delivered_at.is_(None))
         if after_id is not None:
-            query = query.where(events.c.id > after_id)
+            query = query.where(self.events.c.id > after_id)
         if since is not None:
-            query = query.where(events.c.created >= _utc(since))
+            query = query.where(self.events.c.created >= _utc(since))
         if resource is not None:
-            query = query.where(_same_resource(*resource))
+            query = query.where(_same_resource(self.events, *resource))
         if limit is not None:
             query = query.limit(limit)
         with read_transaction(self.engine) as conn:
@@ -241,27 +253,27 @@ class OutboxStore:
 
     def count_undelivered(self, org_id: str | None = None) -> int:
         """How many events still wait for a plugin."""
-        query = sa.select(sa.func.count()).select_from(events).where(events.c.delivered_at.is_(None))
+        query = sa.select(sa.func.count()).select_from(self.events).where(self.events.c.delivered_at.is_(None))
         if org_id is not None:
-            query = query.where(events.c.org_id == org_id)
+            query = query.where(self.events.c.org_id == org_id)
         with read_transaction(self.engine) as conn:
             return int(conn.execute(query).scalar() or 0)
 
     def prune(self, before: datetime) -> int:
         """Delete delivered events delivered before ``before``, in batches; undelivered ones stay."""
-        return self._delete(sa.and_(events.c.delivered_at.is_not(None), events.c.delivered_at < _utc(before)))
+        return self._delete(sa.and_(self.events.c.delivered_at.is_not(None), self.events.c.delivered_at < _utc(before)))
 
     def delete_org(self, org_id: str) -> int:
         """Delete every event of an organization (when the organization is removed)."""
-        return self._delete(events.c.org_id == org_id)
+        return self._delete(self.events.c.org_id == org_id)
 
     def _delete(self, condition: Any) -> int:
         removed = 0
         while True:
 
             def work(conn: Connection) -> int:
-                batch = sa.select(events.c.id).where(condition).limit(DELETE_BATCH).scalar_subquery()
-                return int(conn.execute(events.delete().where(events.c.id.in_(batch))).rowcount or 0)
+                batch = sa.select(self.events.c.id).where(condition).limit(DELETE_BATCH).scalar_subquery()
+                return int(conn.execute(self.events.delete().where(self.events.c.id.in_(batch))).rowcount or 0)
 
             count = run_write(self.engine, work)
             removed += count

@@ -30,13 +30,7 @@ from scim_service.errors import Unauthorized, Unavailable
 from scim_service.model import MatchPolicy, SeatPolicy, Tenant
 from scim_service.profiles import AUTO, PROFILE_CHOICES
 from scim_service.servicedb import tables
-from scim_service.servicedb.tables import (
-    ORG_NAME_RE,
-    auth_failures,
-    organizations,
-    provisioning_log,
-    tokens,
-)
+from scim_service.servicedb.tables import ORG_NAME_RE, ServiceTables, tables_for
 from scim_service.sqlengine import read_transaction, retry_transient, write_transaction
 
 log = logging.getLogger(__name__)
@@ -282,24 +276,6 @@ def _clip(value: str | None, limit: int) -> str | None:
     return value[: limit - 1] + "…"
 
 
-# The statements every request runs, built once: building one per call (and its cache key) was a
-# visible part of a request's SQLAlchemy time (docs/performance.md).
-_TOKEN_LOOKUP = (
-    sa.select(
-        tokens.c.id.label("token_id"),
-        tokens.c.token_hash,
-        tokens.c.last_used,
-        tokens.c.revoked_at,
-        tokens.c.expires_at,
-        tokens.c.replaced_by,
-        organizations,
-    )
-    .join(organizations, organizations.c.id == tokens.c.org_id)
-    .where(tokens.c.token_hash == sa.bindparam("digest"))
-)
-_LOG_INSERT = provisioning_log.insert()
-
-
 class ServiceStore:
     """Organizations, tokens and the provisioning log in the service database.
 
@@ -321,8 +297,27 @@ class ServiceStore:
         prune_every: int = 1000,
         prune_in_background: bool = True,
         expiry_warning: timedelta = timedelta(days=7),
+        tables: ServiceTables | None = None,
     ) -> None:
         self.engine = engine
+        self.tables = tables or tables_for()  # named with the app's SCIM_TABLE_PREFIX
+        t = self.tables
+        # The statements every request runs, built once: building one per call (and its cache key) was a
+        # visible part of a request's SQLAlchemy time (docs/performance.md).
+        self._token_lookup = (
+            sa.select(
+                t.tokens.c.id.label("token_id"),
+                t.tokens.c.token_hash,
+                t.tokens.c.last_used,
+                t.tokens.c.revoked_at,
+                t.tokens.c.expires_at,
+                t.tokens.c.replaced_by,
+                t.organizations,
+            )
+            .join(t.organizations, t.organizations.c.id == t.tokens.c.org_id)
+            .where(t.tokens.c.token_hash == sa.bindparam("digest"))
+        )
+        self._log_insert = t.provisioning_log.insert()
         self.touch_seconds = touch_seconds
         self.clock: Callable[[], datetime] = clock or (lambda: datetime.now(UTC))
         self.retention = retention or Retention()
@@ -366,7 +361,7 @@ class ServiceStore:
             with write_transaction(self.engine) as conn:
                 if self._org_row(conn, name) is not None:
                     raise AdminError(f"organization {name!r} already exists")
-                conn.execute(organizations.insert().values(**row))
+                conn.execute(self.tables.organizations.insert().values(**row))
         except sa.exc.IntegrityError:
             # Another process created it between our check and our insert.
             raise AdminError(f"organization {name!r} already exists") from None
@@ -380,7 +375,11 @@ class ServiceStore:
     def get_org_by_id(self, org_id: str) -> Tenant:
         """The organization with this id. ``AdminError`` if there is none."""
         with read_transaction(self.engine) as conn:
-            row = conn.execute(sa.select(organizations).where(organizations.c.id == org_id)).mappings().first()
+            row = (
+                conn.execute(sa.select(self.tables.organizations).where(self.tables.organizations.c.id == org_id))
+                .mappings()
+                .first()
+            )
         if row is None:
             raise AdminError(f"no organization has the id {org_id!r}")
         return _tenant(row)
@@ -388,7 +387,11 @@ class ServiceStore:
     def list_orgs(self) -> list[Tenant]:
         """Every organization, by name."""
         with read_transaction(self.engine) as conn:
-            rows = conn.execute(sa.select(organizations).order_by(organizations.c.name)).mappings().all()
+            rows = (
+                conn.execute(sa.select(self.tables.organizations).order_by(self.tables.organizations.c.name))
+                .mappings()
+                .all()
+            )
         return [_tenant(r) for r in rows]
 
     def set_seats(self, name: str, max_seats: int | None) -> Tenant:
@@ -424,26 +427,35 @@ class ServiceStore:
         """The IdP profile setting of the organization with this id; ``auto`` when there is none (an
         organization a host app's own authentication knows but this store does not)."""
         with read_transaction(self.engine) as conn:
-            found = conn.execute(sa.select(organizations.c.profile).where(organizations.c.id == org_id)).scalar()
+            found = conn.execute(
+                sa.select(self.tables.organizations.c.profile).where(self.tables.organizations.c.id == org_id)
+            ).scalar()
         return str(found) if found else AUTO
 
     def profiles(self) -> dict[str, str]:
         """Every organization's profile setting, by organization name."""
         with read_transaction(self.engine) as conn:
-            rows = conn.execute(sa.select(organizations.c.name, organizations.c.profile)).all()
+            rows = conn.execute(sa.select(self.tables.organizations.c.name, self.tables.organizations.c.profile)).all()
         return {row.name: row.profile for row in rows}
 
     def _update_org(self, name: str, values: dict[str, Any]) -> Tenant:
         with write_transaction(self.engine) as conn:
             row = dict(self._require_org(conn, name))
             if values:
-                conn.execute(organizations.update().where(organizations.c.id == row["id"]).values(**values))
+                conn.execute(
+                    self.tables.organizations.update()
+                    .where(self.tables.organizations.c.id == row["id"])
+                    .values(**values)
+                )
                 row.update(values)
         return _tenant(row)
 
-    @staticmethod
-    def _org_row(conn: Connection, name: str) -> Mapping[str, Any] | None:
-        return conn.execute(sa.select(organizations).where(organizations.c.name == name)).mappings().first()
+    def _org_row(self, conn: Connection, name: str) -> Mapping[str, Any] | None:
+        return (
+            conn.execute(sa.select(self.tables.organizations).where(self.tables.organizations.c.name == name))
+            .mappings()
+            .first()
+        )
 
     def _require_org(self, conn: Connection, name: str) -> Mapping[str, Any]:
         row = self._org_row(conn, name)
@@ -477,13 +489,16 @@ class ServiceStore:
         for _attempt in range(5):
             token_id = secrets.token_hex(6)
             # A 48-bit id clashing is unlikely, but cheap to rule out inside the write lock.
-            if conn.execute(sa.select(tokens.c.id).where(tokens.c.id == token_id)).first() is None:
+            if (
+                conn.execute(sa.select(self.tables.tokens.c.id).where(self.tables.tokens.c.id == token_id)).first()
+                is None
+            ):
                 break
         else:  # pragma: no cover - would take astronomically bad luck
             raise RuntimeError("could not pick an unused token id")
         now = self._now()
         conn.execute(
-            tokens.insert().values(
+            self.tables.tokens.insert().values(
                 id=token_id,
                 org_id=org_id,
                 token_hash=hash_token(token),
@@ -501,7 +516,9 @@ class ServiceStore:
             org = self._require_org(conn, org_name)
             rows = (
                 conn.execute(
-                    sa.select(tokens).where(tokens.c.org_id == org["id"]).order_by(tokens.c.created, tokens.c.id)
+                    sa.select(self.tables.tokens)
+                    .where(self.tables.tokens.c.org_id == org["id"])
+                    .order_by(self.tables.tokens.c.created, self.tables.tokens.c.id)
                 )
                 .mappings()
                 .all()
@@ -524,7 +541,9 @@ class ServiceStore:
             revoked_at = _utc(row["revoked_at"])
             if revoked_at is None or revoked_at > now:
                 row["revoked_at"] = now
-                conn.execute(tokens.update().where(tokens.c.id == row["id"]).values(revoked_at=now))
+                conn.execute(
+                    self.tables.tokens.update().where(self.tables.tokens.c.id == row["id"]).values(revoked_at=now)
+                )
         return self._token_info(row, row["org_name"])
 
     def rotate_token(
@@ -556,7 +575,9 @@ class ServiceStore:
             row["revoked_at"] = min(current, ends) if current is not None else ends
             row["replaced_by"] = new_id
             conn.execute(
-                tokens.update().where(tokens.c.id == row["id"]).values(revoked_at=row["revoked_at"], replaced_by=new_id)
+                self.tables.tokens.update()
+                .where(self.tables.tokens.c.id == row["id"])
+                .values(revoked_at=row["revoked_at"], replaced_by=new_id)
             )
         return self._token_info(row, row["org_name"]), new_id, new_token
 
@@ -566,23 +587,26 @@ class ServiceStore:
             org = self._require_org(conn, org_name)
             now = self._now()
             result = conn.execute(
-                tokens.update()
-                .where(tokens.c.org_id == org["id"])
-                .where(sa.or_(tokens.c.revoked_at.is_(None), tokens.c.revoked_at > now))
+                self.tables.tokens.update()
+                .where(self.tables.tokens.c.org_id == org["id"])
+                .where(sa.or_(self.tables.tokens.c.revoked_at.is_(None), self.tables.tokens.c.revoked_at > now))
                 .values(revoked_at=now)
             )
         return int(result.rowcount or 0)
 
-    @staticmethod
-    def _token_row(conn: Connection, token_ref: str) -> Mapping[str, Any]:
-        query = sa.select(tokens, organizations.c.name.label("org_name")).join(
-            organizations, organizations.c.id == tokens.c.org_id
+    def _token_row(self, conn: Connection, token_ref: str) -> Mapping[str, Any]:
+        query = sa.select(self.tables.tokens, self.tables.organizations.c.name.label("org_name")).join(
+            self.tables.organizations, self.tables.organizations.c.id == self.tables.tokens.c.org_id
         )
         ref = (token_ref or "").strip()
-        row = conn.execute(query.where(tokens.c.id == ref)).mappings().first()
+        row = conn.execute(query.where(self.tables.tokens.c.id == ref)).mappings().first()
         if row is None and ref.startswith(TOKEN_PREFIX):
             # A prefix names a token only while no other token shares it.
-            found = conn.execute(query.where(tokens.c.prefix == ref[:VISIBLE_PREFIX_LENGTH]).limit(2)).mappings().all()
+            found = (
+                conn.execute(query.where(self.tables.tokens.c.prefix == ref[:VISIBLE_PREFIX_LENGTH]).limit(2))
+                .mappings()
+                .all()
+            )
             if len(found) > 1:
                 raise AdminError(f"the prefix {ref!r} names more than one token: use the token id")
             row = found[0] if found else None
@@ -628,7 +652,7 @@ class ServiceStore:
             return None
         digest = hash_token(token)
         with read_transaction(self.engine) as conn:
-            row = conn.execute(_TOKEN_LOOKUP, {"digest": digest}).mappings().first()
+            row = conn.execute(self._token_lookup, {"digest": digest}).mappings().first()
         # The lookup is by hash; the constant-time compare guards against a lax collation or index.
         if row is None or not hmac.compare_digest(row["token_hash"], digest):
             return None
@@ -689,9 +713,9 @@ class ServiceStore:
         cutoff = now - timedelta(seconds=self.touch_seconds)
         # The condition keeps concurrent workers from writing the same minute twice.
         return (
-            tokens.update()
-            .where(tokens.c.id == token_id)
-            .where(sa.or_(tokens.c.last_used.is_(None), tokens.c.last_used <= cutoff))
+            self.tables.tokens.update()
+            .where(self.tables.tokens.c.id == token_id)
+            .where(sa.or_(self.tables.tokens.c.last_used.is_(None), self.tables.tokens.c.last_used <= cutoff))
             .values(last_used=now)
         )
 
@@ -739,7 +763,7 @@ class ServiceStore:
             self._deferred_touches.discard(entry.token_id)
         try:
             with write_transaction(self.engine) as conn:
-                result = conn.execute(_LOG_INSERT, self._log_values(entry))
+                result = conn.execute(self._log_insert, self._log_values(entry))
                 new_id = int(result.inserted_primary_key[0])  # type: ignore[index]
                 if touch:  # the token's last-used write of authenticate_with_profile(defer_touch=True)
                     conn.execute(self._touch_statement(entry.token_id))
@@ -770,9 +794,11 @@ class ServiceStore:
             insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
             # Make sure the row exists, then lock it (SQLite's write lock already serialises writers).
             conn.execute(
-                insert(auth_failures).values(client=client, window_start=now, failures=0).on_conflict_do_nothing()
+                insert(self.tables.auth_failures)
+                .values(client=client, window_start=now, failures=0)
+                .on_conflict_do_nothing()
             )
-            select = sa.select(auth_failures).where(auth_failures.c.client == client)
+            select = sa.select(self.tables.auth_failures).where(self.tables.auth_failures.c.client == client)
             if conn.dialect.name == "postgresql":
                 select = select.with_for_update()
             row = dict(conn.execute(select).mappings().one())
@@ -804,8 +830,8 @@ class ServiceStore:
                 else:
                     row["log_id"], row["log_key"] = self._insert_log(conn, entry, now), key
             conn.execute(
-                auth_failures.update()
-                .where(auth_failures.c.client == client)
+                self.tables.auth_failures.update()
+                .where(self.tables.auth_failures.c.client == client)
                 .values(**{k: v for k, v in row.items() if k != "client"})
             )
         if log_entry:
@@ -815,17 +841,18 @@ class ServiceStore:
     def _insert_log(self, conn: Connection, entry: LogEntry, now: datetime) -> int:
         values = self._log_values(entry)
         values.update(at=now, repeat_count=1, last_at=None)
-        result = conn.execute(provisioning_log.insert().values(**values))
+        result = conn.execute(self.tables.provisioning_log.insert().values(**values))
         return int(result.inserted_primary_key[0])  # type: ignore[index]
 
-    @staticmethod
-    def _add_repeat(conn: Connection, log_id: int | None, repeats: int | None, now: datetime) -> bool:
+    def _add_repeat(self, conn: Connection, log_id: int | None, repeats: int | None, now: datetime) -> bool:
         """Count one more failure on an existing entry; False when there is none (pruned, say)."""
         if log_id is None:
             return False
-        count = provisioning_log.c.repeat_count + 1 if repeats is None else repeats
+        count = self.tables.provisioning_log.c.repeat_count + 1 if repeats is None else repeats
         result = conn.execute(
-            provisioning_log.update().where(provisioning_log.c.id == log_id).values(repeat_count=count, last_at=now)
+            self.tables.provisioning_log.update()
+            .where(self.tables.provisioning_log.c.id == log_id)
+            .values(repeat_count=count, last_at=now)
         )
         return bool(result.rowcount)
 
@@ -835,9 +862,9 @@ class ServiceStore:
         log`` and the admin page. ``AdminError`` for an unknown organization or a bad value."""
         if query.limit < 1:
             raise AdminError(f"the limit must be at least 1, not {query.limit}")
-        log_table = provisioning_log
-        select = sa.select(log_table, organizations.c.name.label("org_name")).outerjoin(
-            organizations, organizations.c.id == log_table.c.org_id
+        log_table = self.tables.provisioning_log
+        select = sa.select(log_table, self.tables.organizations.c.name.label("org_name")).outerjoin(
+            self.tables.organizations, self.tables.organizations.c.id == log_table.c.org_id
         )
         conditions: list[Any] = []
         statuses = query.status_range()
@@ -920,7 +947,7 @@ class ServiceStore:
 
     def prune_log(self, before: datetime, progress: Progress | None = None) -> int:
         """Delete log entries older than ``before`` in batches; return how many were deleted."""
-        condition = provisioning_log.c.at < _utc(before)
+        condition = self.tables.provisioning_log.c.at < _utc(before)
         return self._delete_log_batches(condition, progress)
 
     def prune_log_rows(self, keep: int, progress: Progress | None = None, done: int = 0) -> int:
@@ -930,18 +957,25 @@ class ServiceStore:
             raise AdminError("keep at least one log entry")
         with read_transaction(self.engine) as conn:
             cutoff = conn.execute(
-                sa.select(provisioning_log.c.id).order_by(provisioning_log.c.id.desc()).offset(keep).limit(1)
+                sa.select(self.tables.provisioning_log.c.id)
+                .order_by(self.tables.provisioning_log.c.id.desc())
+                .offset(keep)
+                .limit(1)
             ).scalar()
         if cutoff is None:
             return 0
-        return self._delete_log_batches(provisioning_log.c.id <= cutoff, progress, done)
+        return self._delete_log_batches(self.tables.provisioning_log.c.id <= cutoff, progress, done)
 
     def _delete_log_batches(self, condition: Any, progress: Progress | None, done: int = 0) -> int:
         removed = 0
         while True:
             with write_transaction(self.engine) as conn:
-                batch = sa.select(provisioning_log.c.id).where(condition).limit(DELETE_BATCH).scalar_subquery()
-                result = conn.execute(provisioning_log.delete().where(provisioning_log.c.id.in_(batch)))
+                batch = (
+                    sa.select(self.tables.provisioning_log.c.id).where(condition).limit(DELETE_BATCH).scalar_subquery()
+                )
+                result = conn.execute(
+                    self.tables.provisioning_log.delete().where(self.tables.provisioning_log.c.id.in_(batch))
+                )
             count = int(result.rowcount or 0)
             removed += count
             if count and progress is not None:
@@ -952,7 +986,11 @@ class ServiceStore:
     def _forget_old_failures(self) -> None:
         # A window older than a day is over for any sane window length; its row only takes space.
         with write_transaction(self.engine) as conn:
-            conn.execute(auth_failures.delete().where(auth_failures.c.window_start < self._now() - timedelta(days=1)))
+            conn.execute(
+                self.tables.auth_failures.delete().where(
+                    self.tables.auth_failures.c.window_start < self._now() - timedelta(days=1)
+                )
+            )
 
     # -- removing and renaming organizations ------------------------------------------------------
 
@@ -966,7 +1004,11 @@ class ServiceStore:
                 row = dict(self._require_org(conn, old))
                 if new != old and self._org_row(conn, new) is not None:
                     raise AdminError(f"organization {new!r} already exists")
-                conn.execute(organizations.update().where(organizations.c.id == row["id"]).values(name=new))
+                conn.execute(
+                    self.tables.organizations.update()
+                    .where(self.tables.organizations.c.id == row["id"])
+                    .values(name=new)
+                )
                 row["name"] = new
         except sa.exc.IntegrityError:
             raise AdminError(f"organization {new!r} already exists") from None
@@ -978,8 +1020,8 @@ class ServiceStore:
         (:func:`scim_service.operations.delete_org` does both in the right order)."""
         with read_transaction(self.engine) as conn:
             org_id = self._require_org(conn, name)["id"]
-        log_rows = self._delete_log_batches(provisioning_log.c.org_id == org_id, progress)
+        log_rows = self._delete_log_batches(self.tables.provisioning_log.c.org_id == org_id, progress)
         with write_transaction(self.engine) as conn:
-            token_rows = conn.execute(tokens.delete().where(tokens.c.org_id == org_id)).rowcount
-            conn.execute(organizations.delete().where(organizations.c.id == org_id))
+            token_rows = conn.execute(self.tables.tokens.delete().where(self.tables.tokens.c.org_id == org_id)).rowcount
+            conn.execute(self.tables.organizations.delete().where(self.tables.organizations.c.id == org_id))
         return {"tokens": int(token_rows or 0), "log_entries": log_rows}

@@ -348,3 +348,16 @@ def test_group_filters(backend: SqlBackend, tenant: Tenant) -> None:
 
 def test_like_escape() -> None:
     assert like_escape("50%_a\\b") == "50\\%\\_a\\\\b"
+
+
+def test_user_names_sort_by_the_key_column(backend: SqlBackend, tenant: Tenant) -> None:
+    """sortBy userName orders by the stored comparison key (the indexed column), as the evaluator does:
+    a ligature or fullwidth spelling sorts with its plain one, on SQLite and PostgreSQL alike."""
+    names = ["fz", "\ufb01x", "\uff21b", "bob"]  # "ﬁx" sorts as "fix", fullwidth "Ab" as "ab"
+    ids = {backend.create_user(tenant, {"userName": n}).id: n for n in names}
+    path = resolve_path(parse_attr_path("userName"), USER_RESOURCE)
+    for descending in (False, True):
+        page = backend.list_users(tenant, ListQuery(sort_by=path, descending=descending, count=10))
+        got = [ids[r.id] for r in page.resources]
+        expected = ["\uff21b", "bob", "\ufb01x", "fz"]
+        assert got == (expected[::-1] if descending else expected)

@@ -1,6 +1,7 @@
-"""Prefix the service's tables with ``scim_``: scim_organizations, scim_tokens, scim_provisioning_log,
-scim_auth_failures, so they can live in a host application's own database beside its tables (a host
-often has an ``organizations`` or ``tokens`` table of its own).
+"""Prefix the service's tables with ``scim_`` (or the ``SCIM_TABLE_PREFIX`` chosen): scim_organizations,
+scim_tokens, scim_provisioning_log, scim_auth_failures, so they can live in a host application's own
+database beside its tables (a host often has an ``organizations`` or ``tokens`` table of its own).
+The prefix comes from env.py in ``context.config.attributes["table_prefix"]``.
 
 The tables are created under their new names, the rows copied, and the old tables dropped, in one
 transaction on PostgreSQL (SQLite's ALTER TABLE RENAME would keep the old names inside the indexes and
@@ -14,7 +15,7 @@ Create Date: 2026-12-04
 from __future__ import annotations
 
 import sqlalchemy as sa
-from alembic import op
+from alembic import context, op
 
 revision: str = "0004"
 down_revision: str | None = "0003"
@@ -26,7 +27,7 @@ TABLES = ("organizations", "tokens", "provisioning_log", "auth_failures")
 
 
 def _create(p: str) -> None:
-    """Create the four tables as revision 0003 left them, named with prefix ``p`` ("" or "scim_")."""
+    """Create the four tables as revision 0003 left them, named with prefix ``p`` ("" or the table prefix)."""
     org, tok, log, fail = (p + name for name in TABLES)
     op.create_table(
         org,
@@ -117,13 +118,17 @@ def _move(src: str, dst: str) -> None:
         op.drop_table(src + name)  # their indexes go with them
 
 
+def _prefix() -> str:
+    return str(context.config.attributes.get("table_prefix") or "scim_")
+
+
 def upgrade() -> None:
-    """Create the ``scim_`` tables, copy the rows, drop the unprefixed tables."""
-    _create("scim_")
-    _move("", "scim_")
+    """Create the prefixed tables, copy the rows, drop the unprefixed tables."""
+    _create(_prefix())
+    _move("", _prefix())
 
 
 def downgrade() -> None:
     """Back to the unprefixed names of revision 0003."""
     _create("")
-    _move("scim_", "")
+    _move(_prefix(), "")

@@ -21,13 +21,19 @@ from collections.abc import Mapping
 from typing import Any
 
 import sqlalchemy as sa
-from alembic import op
+from alembic import context, op
 from sqlalchemy.dialects import postgresql
 
 revision = "0002"
 down_revision = "0001"
 branch_labels = None
 depends_on = None
+
+
+def _prefix() -> str:
+    """The table prefix (``SCIM_TABLE_PREFIX``) env.py hands the revisions; ``scim_`` by default."""
+    return str(context.config.attributes.get("table_prefix") or "scim_")
+
 
 EMAIL_MAX = 512
 BATCH = 2000  # users read per batch: bounded memory, few round trips
@@ -70,13 +76,13 @@ def _email_values(data: Any) -> list[tuple[int, str]]:
 
 def _backfill(conn: sa.Connection) -> None:
     users = sa.table(
-        "scim_users",
+        f"{_prefix()}users",
         sa.column("id", sa.String(36)),
         sa.column("tenant_id", sa.String(64)),
         sa.column("data", _json()),
     )
     emails = sa.table(
-        "scim_user_emails",
+        f"{_prefix()}user_emails",
         sa.column("user_id", sa.String(36)),
         sa.column("ordinal", sa.Integer()),
         sa.column("tenant_id", sa.String(64)),
@@ -103,11 +109,11 @@ def _backfill(conn: sa.Connection) -> None:
 def upgrade() -> None:
     """Create ``scim_user_emails`` and its index, then fill it from every stored user."""
     op.create_table(
-        "scim_user_emails",
+        f"{_prefix()}user_emails",
         sa.Column(
             "user_id",
             sa.String(36),
-            sa.ForeignKey("scim_users.id", ondelete="CASCADE", name="fk_scim_user_emails_user"),
+            sa.ForeignKey(f"{_prefix()}users.id", ondelete="CASCADE", name=f"fk_{_prefix()}user_emails_user"),
             primary_key=True,
         ),
         sa.Column("ordinal", sa.Integer(), primary_key=True, autoincrement=False),
@@ -116,10 +122,12 @@ def upgrade() -> None:
     )
     _backfill(op.get_bind())
     # After the rows: one index build is faster than maintaining the index row by row.
-    op.create_index("ix_scim_user_emails_tenant_value", "scim_user_emails", ["tenant_id", "value_lower", "user_id"])
+    op.create_index(
+        f"ix_{_prefix()}user_emails_tenant_value", f"{_prefix()}user_emails", ["tenant_id", "value_lower", "user_id"]
+    )
 
 
 def downgrade() -> None:
     """Drop the side table (the documents still hold every email)."""
-    op.drop_index("ix_scim_user_emails_tenant_value", table_name="scim_user_emails")
-    op.drop_table("scim_user_emails")
+    op.drop_index(f"ix_{_prefix()}user_emails_tenant_value", table_name=f"{_prefix()}user_emails")
+    op.drop_table(f"{_prefix()}user_emails")

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 import sqlalchemy as sa
-from alembic import op
+from alembic import context, op
 from alembic.util import CommandError
 
 revision = "0003"
@@ -25,13 +25,19 @@ down_revision = "0002"
 branch_labels = None
 depends_on = None
 
+
+def _prefix() -> str:
+    """The table prefix (``SCIM_TABLE_PREFIX``) env.py hands the revisions; ``scim_`` by default."""
+    return str(context.config.attributes.get("table_prefix") or "scim_")
+
+
 BATCH = 2000
 NAME_MAX = 512
 
 
 def _backfill(conn: sa.Connection) -> None:
     groups = sa.table(
-        "scim_groups",
+        f"{_prefix()}groups",
         sa.column("id", sa.String(36)),
         sa.column("tenant_id", sa.String(64)),
         sa.column("display_name", sa.String(NAME_MAX)),
@@ -77,16 +83,19 @@ def _backfill(conn: sa.Connection) -> None:
 
 def upgrade() -> None:
     """Add ``display_name_key``, fill it, and index it uniquely per tenant."""
-    op.add_column("scim_groups", sa.Column("display_name_key", sa.String(NAME_MAX), nullable=True))
+    op.add_column(f"{_prefix()}groups", sa.Column("display_name_key", sa.String(NAME_MAX), nullable=True))
     _backfill(op.get_bind())
     op.create_index(
-        "uq_scim_groups_tenant_display_name_key", "scim_groups", ["tenant_id", "display_name_key"], unique=True
+        f"uq_{_prefix()}groups_tenant_display_name_key",
+        f"{_prefix()}groups",
+        ["tenant_id", "display_name_key"],
+        unique=True,
     )
 
 
 def downgrade() -> None:
     """Drop the index and the column (groups may share names again)."""
-    op.drop_index("uq_scim_groups_tenant_display_name_key", table_name="scim_groups")
+    op.drop_index(f"uq_{_prefix()}groups_tenant_display_name_key", table_name=f"{_prefix()}groups")
     # A plain DROP COLUMN (SQLite 3.35+ and PostgreSQL): a batch copy of scim_groups would drop the table,
     # and with SQLite's foreign keys on that cascades into scim_group_members.
-    op.execute("ALTER TABLE scim_groups DROP COLUMN display_name_key")
+    op.execute(f'ALTER TABLE "{_prefix()}groups" DROP COLUMN display_name_key')

@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import sqlalchemy as sa
-from alembic import op
+from alembic import context, op
 from alembic.util import CommandError
 from sqlalchemy.dialects import postgresql
 
@@ -40,6 +40,12 @@ revision = "0004"
 down_revision = "0003"
 branch_labels = None
 depends_on = None
+
+
+def _prefix() -> str:
+    """The table prefix (``SCIM_TABLE_PREFIX``) env.py hands the revisions; ``scim_`` by default."""
+    return str(context.config.attributes.get("table_prefix") or "scim_")
+
 
 BATCH = 2000
 TEXT_MAX = 512
@@ -103,28 +109,35 @@ def _json() -> sa.types.TypeEngine[Any]:
     return sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 
 
-_users = sa.table(
-    "scim_users",
-    sa.column("id", sa.String(36)),
-    sa.column("tenant_id", sa.String(64)),
-    sa.column("user_name", sa.String(TEXT_MAX)),
-    sa.column("user_name_lower", sa.String(TEXT_MAX)),
-    sa.column("primary_email_lower", sa.String(TEXT_MAX)),
-    sa.column("data", _json()),
-)
-_groups = sa.table(
-    "scim_groups",
-    sa.column("id", sa.String(36)),
-    sa.column("tenant_id", sa.String(64)),
-    sa.column("display_name", sa.String(TEXT_MAX)),
-    sa.column("display_name_key", sa.String(TEXT_MAX)),
-)
-_emails = sa.table(
-    "scim_user_emails",
-    sa.column("user_id", sa.String(36)),
-    sa.column("ordinal", sa.Integer()),
-    sa.column("value_key", sa.String(EMAIL_MAX)),
-)
+def _users() -> sa.TableClause:
+    return sa.table(
+        f"{_prefix()}users",
+        sa.column("id", sa.String(36)),
+        sa.column("tenant_id", sa.String(64)),
+        sa.column("user_name", sa.String(TEXT_MAX)),
+        sa.column("user_name_lower", sa.String(TEXT_MAX)),
+        sa.column("primary_email_lower", sa.String(TEXT_MAX)),
+        sa.column("data", _json()),
+    )
+
+
+def _groups() -> sa.TableClause:
+    return sa.table(
+        f"{_prefix()}groups",
+        sa.column("id", sa.String(36)),
+        sa.column("tenant_id", sa.String(64)),
+        sa.column("display_name", sa.String(TEXT_MAX)),
+        sa.column("display_name_key", sa.String(TEXT_MAX)),
+    )
+
+
+def _emails() -> sa.TableClause:
+    return sa.table(
+        f"{_prefix()}user_emails",
+        sa.column("user_id", sa.String(36)),
+        sa.column("ordinal", sa.Integer()),
+        sa.column("value_key", sa.String(EMAIL_MAX)),
+    )
 
 
 def _batches(conn: sa.Connection, table: Any, *columns: Any) -> Iterator[list[Any]]:
@@ -144,7 +157,8 @@ def _batches(conn: sa.Connection, table: Any, *columns: Any) -> Iterator[list[An
 def _collisions(conn: sa.Connection, key: Callable[[str], str]) -> list[str]:
     """The userNames and group displayNames that share a key within a tenant, described for the error."""
     found: list[str] = []
-    for what, table, name in (("users", _users, _users.c.user_name), ("groups", _groups, _groups.c.display_name)):
+    users, groups = _users(), _groups()
+    for what, table, name in (("users", users, users.c.user_name), ("groups", groups, groups.c.display_name)):
         seen: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
         for batch in _batches(conn, table, table.c.tenant_id, name):
             for row in batch:
@@ -159,7 +173,8 @@ def _collisions(conn: sa.Connection, key: Callable[[str], str]) -> list[str]:
 
 def _rewrite(conn: sa.Connection, key: Callable[[str], str], with_email_keys: bool) -> None:
     """Recompute every key column with ``key`` (and the side table's value_key when asked)."""
-    for batch in _batches(conn, _users, _users.c.user_name, _users.c.data):
+    users, groups, emails = _users(), _groups(), _emails()
+    for batch in _batches(conn, users, users.c.user_name, users.c.data):
         rows = []
         email_rows = []
         for user in batch:
@@ -168,36 +183,41 @@ def _rewrite(conn: sa.Connection, key: Callable[[str], str], with_email_keys: bo
             if with_email_keys:
                 email_rows += [{"uid": user.id, "pos": pos, "k": k} for pos, k in _email_keys(user.data)]
         conn.execute(
-            _users.update()
-            .where(_users.c.id == sa.bindparam("uid"))
+            users.update()
+            .where(users.c.id == sa.bindparam("uid"))
             .values(user_name_lower=sa.bindparam("k"), primary_email_lower=sa.bindparam("e")),
             rows,
         )
         if email_rows:
             conn.execute(
-                _emails.update()
-                .where(_emails.c.user_id == sa.bindparam("uid"), _emails.c.ordinal == sa.bindparam("pos"))
+                emails.update()
+                .where(emails.c.user_id == sa.bindparam("uid"), emails.c.ordinal == sa.bindparam("pos"))
                 .values(value_key=sa.bindparam("k")),
                 email_rows,
             )
-    for batch in _batches(conn, _groups, _groups.c.display_name):
+    for batch in _batches(conn, groups, groups.c.display_name):
         rows = [{"gid": g.id, "k": key(g.display_name)} for g in batch if g.display_name is not None]
         if rows:
             conn.execute(
-                _groups.update().where(_groups.c.id == sa.bindparam("gid")).values(display_name_key=sa.bindparam("k")),
+                groups.update().where(groups.c.id == sa.bindparam("gid")).values(display_name_key=sa.bindparam("k")),
                 rows,
             )
 
 
 def _drop_unique_indexes() -> None:
-    op.drop_index("ux_scim_users_tenant_user_name", table_name="scim_users")
-    op.drop_index("uq_scim_groups_tenant_display_name_key", table_name="scim_groups")
+    op.drop_index(f"ux_{_prefix()}users_tenant_user_name", table_name=f"{_prefix()}users")
+    op.drop_index(f"uq_{_prefix()}groups_tenant_display_name_key", table_name=f"{_prefix()}groups")
 
 
 def _create_unique_indexes() -> None:
-    op.create_index("ux_scim_users_tenant_user_name", "scim_users", ["tenant_id", "user_name_lower"], unique=True)
     op.create_index(
-        "uq_scim_groups_tenant_display_name_key", "scim_groups", ["tenant_id", "display_name_key"], unique=True
+        f"ux_{_prefix()}users_tenant_user_name", f"{_prefix()}users", ["tenant_id", "user_name_lower"], unique=True
+    )
+    op.create_index(
+        f"uq_{_prefix()}groups_tenant_display_name_key",
+        f"{_prefix()}groups",
+        ["tenant_id", "display_name_key"],
+        unique=True,
     )
 
 
@@ -215,19 +235,21 @@ def upgrade() -> None:
             + more
             + ". Rename or delete all but one of each, then run `scim-service db upgrade` again; nothing was changed."
         )
-    op.add_column("scim_user_emails", sa.Column("value_key", sa.String(EMAIL_MAX), nullable=True))
+    op.add_column(f"{_prefix()}user_emails", sa.Column("value_key", sa.String(EMAIL_MAX), nullable=True))
     _drop_unique_indexes()
     _rewrite(conn, _key, with_email_keys=True)
     _create_unique_indexes()
     # After the rows: one index build is faster than maintaining the index row by row.
-    op.create_index("ix_scim_user_emails_tenant_key", "scim_user_emails", ["tenant_id", "value_key", "user_id"])
+    op.create_index(
+        f"ix_{_prefix()}user_emails_tenant_key", f"{_prefix()}user_emails", ["tenant_id", "value_key", "user_id"]
+    )
 
 
 def downgrade() -> None:
     """Recompute every key with ``str.lower()`` and drop ``value_key``."""
-    op.drop_index("ix_scim_user_emails_tenant_key", table_name="scim_user_emails")
+    op.drop_index(f"ix_{_prefix()}user_emails_tenant_key", table_name=f"{_prefix()}user_emails")
     # A plain DROP COLUMN (SQLite 3.35+ and PostgreSQL), as in 0003: no batch copy of the table.
-    op.execute("ALTER TABLE scim_user_emails DROP COLUMN value_key")
+    op.execute(f'ALTER TABLE "{_prefix()}user_emails" DROP COLUMN value_key')
     _drop_unique_indexes()
     _rewrite(op.get_bind(), _lower, with_email_keys=False)
     _create_unique_indexes()
