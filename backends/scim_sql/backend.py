@@ -147,6 +147,10 @@ def _primary_email_column(data: Mapping[str, Any]) -> str | None:
     return value
 
 
+MAX_OFFSET = 2**63 - 1
+"""The largest OFFSET a page query binds (a signed 64-bit integer on SQLite and PostgreSQL)."""
+
+
 @dataclass(frozen=True)
 class _UserColumns:
     """The indexed columns derived from a user document."""
@@ -598,7 +602,9 @@ class SqlBackend(Backend):
         # IdP's `userName eq` lookup before every create is such a short page.
         if query.cursor is None:
             start = max(query.start_index, 1)
-            if query.count <= 0:
+            if query.count <= 0 or start - 1 > MAX_OFFSET:
+                # No page to read: count only (an offset past a signed 64-bit integer is past every row,
+                # and neither SQLite nor PostgreSQL can bind it).
                 return [], count(), None
             stmt = sa.select(table).where(condition).order_by(*order).limit(query.count).offset(start - 1)
             rows = list(conn.execute(stmt).all())
