@@ -330,17 +330,13 @@ class Outbox:
         ``respect_backoff`` (the background retry) leaves events whose next retry is not due; the
         command line retries them all now. Events another deliverer holds are left to it.
         """
-        report = DeliveryReport()
-        blocked: dict[tuple[str, str, str], set[str]] = {}
-        after: int | None = None
-        with self.context():
-            while batch := self.store.query(org_id=org_id, undelivered=True, after_id=after, limit=BATCH):
-                for event in batch:
-                    after = event.id
-                    self._count(report, event, blocked, respect_backoff=respect_backoff, replay=False)
-                if progress is not None:
-                    progress(report)
-        return report
+        return self._walk(
+            {"org_id": org_id, "undelivered": True},
+            None,
+            respect_backoff=respect_backoff,
+            replay=False,
+            progress=progress,
+        )
 
     def replay(
         self,
@@ -353,14 +349,29 @@ class Outbox:
         """Deliver again every event from ``since_id`` (inclusive) or written at or after ``since``, to
         every implementation, delivered or not, oldest first; a failure holds back that plugin's later
         events of the resource as usual."""
+        after = since_id - 1 if since_id is not None else None
+        return self._walk(
+            {"org_id": org_id, "since": since}, after, respect_backoff=False, replay=True, progress=progress
+        )
+
+    def _walk(
+        self,
+        where: dict[str, Any],
+        after: int | None,
+        *,
+        respect_backoff: bool,
+        replay: bool,
+        progress: Progress | None,
+    ) -> DeliveryReport:
+        """Deliver the events ``where`` selects after id ``after``, oldest first, in batches; the one loop
+        of :meth:`deliver_pending` and :meth:`replay`."""
         report = DeliveryReport()
         blocked: dict[tuple[str, str, str], set[str]] = {}
-        after = since_id - 1 if since_id is not None else None
         with self.context():
-            while batch := self.store.query(org_id=org_id, after_id=after, since=since, limit=BATCH):
+            while batch := self.store.query(**where, after_id=after, limit=BATCH):
                 for event in batch:
                     after = event.id
-                    self._count(report, event, blocked, respect_backoff=False, replay=True)
+                    self._count(report, event, blocked, respect_backoff=respect_backoff, replay=replay)
                 if progress is not None:
                     progress(report)
         return report
