@@ -34,6 +34,7 @@ import math
 import os
 import random
 import re
+import sqlite3
 import threading
 import time
 import weakref
@@ -194,8 +195,8 @@ def _sqlite_engine(sa_url: sa.engine.URL) -> Engine:
         # Let SQLAlchemy, not the sqlite3 module, say when transactions begin (see below).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        _set_wal(cursor)
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
@@ -209,6 +210,23 @@ def _sqlite_engine(sa_url: sa.engine.URL) -> Engine:
     if path is not None:
         _write_locks[engine] = _lock_beside(path)
     return engine
+
+
+def _set_wal(cursor: Any) -> None:
+    """Switch the file to WAL. Two first connections to a new file that switch it at once can get
+    "database is locked" at once (SQLite does not wait in its busy handler for this lock), which
+    a readiness probe on a fresh file met; so the switch is retried for up to about a second."""
+    for attempt in range(WAL_ATTEMPTS):
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or attempt == WAL_ATTEMPTS - 1:
+                raise
+            time.sleep(0.02)
+
+
+WAL_ATTEMPTS = 50
 
 
 def _sqlite_file(sa_url: sa.engine.URL) -> Path | None:
